@@ -1,0 +1,4 @@
+"""Monitoring: Prometheus metrics (and, later, dashboards, alert rules and desk views).
+
+It only observes: nothing here changes what is decided.
+"""

@@ -1,0 +1,22 @@
+"""Prometheus metrics of a worker, on the default registry served at ``/metrics``.
+
+Labels are bounded (topic, outcome, dead-letter code): never a customer or order id.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+#: Bucket edges in seconds; 0.05 is the decision latency objective.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+EVENTS_CONSUMED = Counter("salesguard_events_consumed_total", "Input messages consumed, by topic.", ["topic"])
+DUPLICATE_EVENTS = Counter(
+    "salesguard_duplicate_events_total", "Input events that changed nothing (redelivered or duplicated).")
+DEAD_LETTERS = Counter("salesguard_dead_letters_total", "Messages sent to the dead-letter topic, by code.", ["code"])
+DECISIONS = Counter("salesguard_decisions_total", "Decisions published, by outcome.", ["outcome"])
+DECISION_LATENCY = Histogram(
+    "salesguard_decision_latency_seconds", "From an order's produce time to its decision.", buckets=LATENCY_BUCKETS)
+BATCH_SECONDS = Histogram(
+    "salesguard_batch_seconds", "Time to process one batch, publishing included.", buckets=LATENCY_BUCKETS)
+REDIS_ERRORS = Counter("salesguard_redis_errors_total", "Failed writes to the Redis mirror (retried later).")

@@ -1,0 +1,42 @@
+"""Outcomes of a decision, ordered by strength, and the hit a rule reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Outcome(str, Enum):
+    """What happens to an order. The strongest outcome of all matching rules wins.
+
+    >>> max([Outcome.REVIEW, Outcome.HOLD, Outcome.APPROVE], key=Outcome.strength).value
+    'hold'
+    """
+
+    APPROVE = "approve"
+    REVIEW = "review"
+    HOLD = "hold"
+    REJECT = "reject"
+
+    def strength(self) -> int:
+        """0 for approve up to 3 for reject."""
+        return _STRENGTH[self]
+
+    @property
+    def stops_order(self) -> bool:
+        """True when the ERP must not ship the order (hold or reject)."""
+        return self in (Outcome.HOLD, Outcome.REJECT)
+
+
+_STRENGTH = {Outcome.APPROVE: 0, Outcome.REVIEW: 1, Outcome.HOLD: 2, Outcome.REJECT: 3}
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    """One rule that matched: a machine-readable code, the action it asks for, a sentence for
+    people, and the values that triggered it."""
+
+    code: str
+    action: Outcome
+    message: str
+    values: dict[str, float | str | None] = field(default_factory=dict)

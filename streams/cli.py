@@ -1,0 +1,106 @@
+"""The ``salesguard`` command: ``worker``, ``demo``, ``schemas``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from streams.settings import ConfigError, Settings
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help="salesguard: real-time credit and order risk decisions on sales event streams.")
+err = Console(stderr=True)
+
+#: Faust spells the warning level "warn" (``-l warning`` exits silently).
+FAUST_LOG_LEVELS = {"warning": "warn"}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (plus overrides); exit 2 with the bad variables named."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@cli.command()
+def worker(web_port: Optional[int] = typer.Option(None, help="Web port (default SALESGUARD_WEB_PORT or 6066).")) -> None:
+    """Run one stream-processing worker (join the consumer group, decide orders)."""
+    settings = load_settings(web_port=web_port)
+    if not settings.kafka_bootstrap:
+        err.print("[red]SALESGUARD_KAFKA_BOOTSTRAP is not set: a worker needs a Kafka broker "
+                  "(`salesguard demo` starts an embedded one).[/red]")
+        raise typer.Exit(2)
+    import faust
+
+    from streams.app import build_app
+    from streams.topics import ensure_topics
+
+    asyncio.run(ensure_topics(settings))
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    sg = build_app(settings)
+    faust.Worker(sg.app, loglevel=FAUST_LOG_LEVELS.get(settings.log_level, settings.log_level)).execute_from_commandline()
+
+
+@cli.command()
+def demo(
+    events: Optional[int] = typer.Option(None, min=1, help="Produce this many events, wait for every decision, exit."),
+    rate: Optional[float] = typer.Option(None, min=1, help="Events per second (default: 300 live; as fast as possible with --events)."),
+    seed: int = typer.Option(7, help="Seed of the traffic generator."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line instead of live progress."),
+    timeout: float = typer.Option(600, help="Give up after this many seconds (with --events)."),
+) -> None:
+    """Start the embedded broker and Redis (unless SALESGUARD_KAFKA_BOOTSTRAP / SALESGUARD_REDIS_URL
+    are set), a worker and the traffic generator, and show decisions live."""
+    from streams.demo import DemoTimeout, run_demo, services
+    from streams.embedded import ServiceStartError
+
+    settings = load_settings()
+    console = Console(stderr=as_json)
+    run_dir = Path(tempfile.mkdtemp(prefix="salesguard-demo-"))
+    if events is None and rate is None:
+        rate = 300.0
+    try:
+        with services(settings, run_dir) as live_settings:
+            if not as_json:
+                console.print(f"broker {live_settings.kafka_bootstrap} · redis {live_settings.redis_url} · logs {run_dir}")
+            summary = asyncio.run(run_demo(live_settings, run_dir, events, rate, seed, as_json, timeout, console))
+    except KeyboardInterrupt:
+        console.print("stopped.")
+        return
+    except (DemoTimeout, ServiceStartError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(summary), flush=True)
+    else:
+        console.print(summary)
+
+
+@cli.command()
+def schemas(topic: Optional[str] = typer.Argument(None, help="Only this topic's contract.")) -> None:
+    """Print the JSON Schema of every event contract, by topic."""
+    from streams.contracts import json_schemas
+
+    all_schemas = json_schemas()
+    if topic is not None and topic not in all_schemas:
+        err.print(f"[red]unknown topic {topic!r}; known: {', '.join(all_schemas)}[/red]")
+        raise typer.Exit(2)
+    print(json.dumps(all_schemas[topic] if topic else all_schemas, indent=2))
+
+
+def main() -> None:
+    """Entry point of the ``salesguard`` console script."""
+    cli()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

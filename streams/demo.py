@@ -1,0 +1,211 @@
+"""``salesguard demo``: the embedded stack, a worker, generated traffic, live progress.
+
+The demo watches the output topics like any downstream consumer would: it counts distinct
+decision ids (so a redelivered decision is not counted twice), holds and dead letters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from streams.embedded import ChildService, EmbeddedStack, free_port
+from streams.generator import GeneratedMessage, SalesSimulator
+from streams.kafka_clients import producer, reader
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+#: Consumer-group timings for the embedded broker: the first join waits for the rebalance
+#: timeout, so keep it short where there is one broker on this machine.
+EMBEDDED_GROUP_TIMINGS = {"rebalance_timeout_s": 5.0, "session_timeout_s": 10.0, "heartbeat_interval_s": 1.0}
+
+
+class DemoTimeout(RuntimeError):
+    """The worker did not decide every order in time."""
+
+
+@dataclass
+class Tally:
+    """What the demo produced and what came out of the pipeline."""
+
+    produced: Counter[str] = field(default_factory=Counter)
+    decision_ids: set[str] = field(default_factory=set)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    hold_ids: set[str] = field(default_factory=set)
+    dead_letters: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def orders(self) -> int:
+        """Valid order requests produced (placed + amended): each needs one decision."""
+        return self.produced["order.placed"] + self.produced["order.amended"]
+
+    @property
+    def bad(self) -> int:
+        """Broken messages produced: each must be dead-lettered."""
+        return sum(count for kind, count in self.produced.items() if kind.startswith("bad:"))
+
+    def count_output(self, topic: str, value: bytes) -> None:
+        """Count one message from an output topic."""
+        record = orjson.loads(value)
+        if topic.endswith("decisions") and record["decision_id"] not in self.decision_ids:
+            self.decision_ids.add(record["decision_id"])
+            self.outcomes[record["outcome"]] += 1
+        elif topic.endswith("order-holds"):
+            self.hold_ids.add(record["hold_id"])
+        elif topic.endswith("dead-letters"):
+            self.dead_letters += 1
+
+    def complete(self) -> bool:
+        """Every order decided and every broken message dead-lettered."""
+        return len(self.decision_ids) >= self.orders and self.dead_letters >= self.bad
+
+    def summary(self) -> dict[str, Any]:
+        """The one-line JSON summary of ``demo --json``."""
+        elapsed = time.monotonic() - self.started
+        return {
+            "events": sum(self.produced.values()),
+            "orders": self.orders,
+            "decisions": len(self.decision_ids),
+            **{outcome: self.outcomes[outcome] for outcome in ("approve", "review", "hold", "reject")},
+            "holds_published": len(self.hold_ids),
+            "dead_letters": self.dead_letters,
+            "bad_messages_sent": self.bad,
+            "elapsed_s": round(elapsed, 2),
+        }
+
+    def table(self) -> Table:
+        """Live progress for people."""
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        grid = Table(title="salesguard demo (Ctrl-C to stop)", show_header=False, min_width=48)
+        grid.add_row("events produced", f"{sum(self.produced.values()):,}  ({sum(self.produced.values()) / elapsed:,.0f}/s)")
+        grid.add_row("orders", f"{self.orders:,}")
+        grid.add_row("decisions", f"{len(self.decision_ids):,}  ({len(self.decision_ids) / elapsed:,.0f}/s)")
+        for outcome, style in (("approve", "green"), ("review", "yellow"), ("hold", "red"), ("reject", "bold red")):
+            grid.add_row(f"  [{style}]{outcome}[/]", f"{self.outcomes[outcome]:,}")
+        grid.add_row("holds sent to ERP", f"{len(self.hold_ids):,}")
+        grid.add_row("dead letters", f"{self.dead_letters:,}")
+        return grid
+
+
+@contextlib.contextmanager
+def services(settings: Settings, run_dir: Path) -> Iterator[Settings]:
+    """Yield settings pointing at configured servers, or at an embedded stack started here."""
+    if settings.kafka_bootstrap and settings.redis_url:
+        yield settings
+        return
+    with EmbeddedStack(run_dir) as stack:
+        update: dict[str, Any] = {"kafka_bootstrap": settings.kafka_bootstrap, "redis_url": settings.redis_url}
+        if not settings.kafka_bootstrap:
+            update.update(kafka_bootstrap=stack.kafka_bootstrap, **EMBEDDED_GROUP_TIMINGS)
+        if not settings.redis_url:
+            update["redis_url"] = stack.redis_url
+        yield settings.model_copy(update=update)
+
+
+@contextlib.asynccontextmanager
+async def worker_process(settings: Settings, run_dir: Path) -> AsyncIterator[ChildService]:
+    """A ``salesguard worker`` child process with its own web port; stopped on exit."""
+    port = free_port()
+    env = {**os.environ, **settings.as_environment(), "SALESGUARD_WEB_PORT": str(port),
+           "SALESGUARD_DATA_DIR": str(run_dir / "worker-data")}
+    worker = ChildService("worker", [sys.executable, "-m", "streams.cli", "worker"], port,
+                          run_dir / f"worker-{port}.log", env=env)
+    await asyncio.to_thread(worker.start, 60.0)
+    try:
+        yield worker
+    finally:
+        await asyncio.to_thread(worker.stop, 15.0)
+
+
+#: The demo keeps at most this many orders undecided, so the worker sees traffic the way a
+#: live system does rather than as one backlog (in a backlog, Kafka's per-partition order lets
+#: one topic run ahead of another, e.g. orders ahead of the payments that preceded them).
+MAX_UNDECIDED_ORDERS = 200
+
+
+async def produce(settings: Settings, messages: Iterator[GeneratedMessage], tally: Tally, rate: float | None) -> None:
+    """Send generated messages, at ``rate`` events/s when given (else as fast as the worker
+    decides, with at most :data:`MAX_UNDECIDED_ORDERS` orders undecided)."""
+    kafka = producer(settings.kafka_bootstrap or "")
+    await kafka.start()
+    try:
+        started = time.monotonic()
+        for sent, message in enumerate(messages, start=1):
+            while message.needs_decision and tally.orders - len(tally.decision_ids) >= MAX_UNDECIDED_ORDERS:
+                await kafka.flush()
+                await asyncio.sleep(0.01)
+            await kafka.send(settings.topic(message.topic), key=message.key, value=message.value)
+            tally.produced[message.kind] += 1
+            if rate:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await kafka.flush()
+                    await asyncio.sleep(ahead)
+        await kafka.flush()
+    finally:
+        await kafka.stop()
+
+
+async def watch(settings: Settings, tally: Tally) -> None:
+    """Count what arrives on the output topics, forever (cancel to stop)."""
+    topics = [settings.topic(name) for name in ("decisions", "order-holds", "dead-letters")]
+    consumer = reader(settings.kafka_bootstrap or "", *topics)
+    await consumer.start()
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for partition, records in batches.items():
+                for record in records:
+                    tally.count_output(partition.topic, record.value)
+    finally:
+        await consumer.stop()
+
+
+async def run_demo(settings: Settings, run_dir: Path, events: int | None, rate: float | None, seed: int,
+                   as_json: bool, timeout_s: float, console: Console) -> dict[str, Any]:
+    """Run the demo until ``events`` are decided (or forever when None); return the summary."""
+    await ensure_topics(settings)
+    tally = Tally()
+    run_id = f"r{int(time.time())}"
+    simulator = SalesSimulator(seed=seed, total_events=events, run_id=run_id)
+    async with worker_process(settings, run_dir):
+        watcher = asyncio.create_task(watch(settings, tally))
+        producer_task = asyncio.create_task(produce(settings, iter(simulator), tally, rate))
+        live = None if as_json else Live(tally.table(), console=console, refresh_per_second=4)
+        try:
+            if live is not None:
+                live.start()
+            deadline = time.monotonic() + timeout_s
+            while not (producer_task.done() and tally.complete()):
+                if producer_task.done() and producer_task.exception():
+                    raise producer_task.exception()  # type: ignore[misc]
+                if events is not None and time.monotonic() > deadline:
+                    raise DemoTimeout(
+                        f"after {timeout_s:.0f}s: {len(tally.decision_ids)} of {tally.orders} orders decided, "
+                        f"{tally.dead_letters} of {tally.bad} bad messages dead-lettered; see logs in {run_dir}")
+                if live is not None:
+                    live.update(tally.table())
+                await asyncio.sleep(0.25)
+            if live is not None:
+                live.update(tally.table())
+        finally:
+            if live is not None:
+                live.stop()
+            producer_task.cancel()
+            watcher.cancel()
+            await asyncio.gather(producer_task, watcher, return_exceptions=True)
+    return tally.summary()

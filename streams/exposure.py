@@ -1,0 +1,308 @@
+"""One customer's live credit state, and how each input event changes it — idempotently.
+
+Exposure = open orders (accepted, not yet invoiced) + open receivables. Every change is keyed
+by the natural id it concerns (order, invoice, payment, credit note) and by ``event_id``, so a
+redelivered or duplicated event changes nothing the second time:
+
+>>> state = CustomerState("C1")
+>>> state.place_order("SO-1", "e1", amount=1000, accepted=True, at=0.0)
+True
+>>> state.place_order("SO-1", "e1", amount=1000, accepted=True, at=0.0)   # redelivered
+False
+>>> state.issue_invoice("INV-1", "e2", order_id="SO-1", amount=600, due=86400.0, at=0.0)
+True
+>>> state.apply_payment("P-1", invoice_id="INV-1", amount=100, at=3600.0)
+True
+>>> state.open_orders(), state.receivables(), state.exposure()
+(400, 500, 900)
+
+Amounts are integer cents of the base currency; times are POSIX seconds of *event* time, so
+overdue status follows the business clock of the events, not the worker's wall clock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+DAY = 86_400.0
+
+OrderStatus = Literal["open", "held", "rejected", "cancelled"]
+CreditKind = Literal["payment", "credit_note"]
+
+
+@dataclass
+class Profile:
+    """Credit master data of a customer, as last set by the CRM/ERP (or the desk)."""
+
+    name: str
+    credit_limit: int
+    risk_class: str
+    country: str
+    industry: str
+    payment_terms_days: int
+    on_stop: bool
+    updated_at: float
+
+
+@dataclass
+class OrderRecord:
+    """An order as far as credit is concerned. Only ``open`` orders count in exposure, and
+    only for the part not yet invoiced."""
+
+    amount: int
+    uninvoiced: int
+    status: OrderStatus
+    placed_at: float
+    event_ids: list[str] = field(default_factory=list)
+    decision: dict[str, Any] | None = None
+    decision_event_id: str | None = None
+    closed_at: float | None = None
+
+
+@dataclass
+class InvoiceRecord:
+    """A receivable: what was invoiced, what is still owed, when it is due."""
+
+    amount: int
+    outstanding: int
+    due: float
+    issued_at: float
+    order_id: str | None = None
+    applied_ids: list[str] = field(default_factory=list)
+    written_off: int = 0
+    closed_at: float | None = None
+
+
+@dataclass
+class PendingCredit:
+    """A payment or credit note that arrived before its invoice; applied when it comes."""
+
+    invoice_id: str
+    amount: int
+    kind: CreditKind
+    at: float
+
+
+@dataclass
+class CustomerState:
+    """Everything salesguard knows about one customer's credit."""
+
+    customer_id: str
+    profile: Profile | None = None
+    orders: dict[str, OrderRecord] = field(default_factory=dict)
+    invoices: dict[str, InvoiceRecord] = field(default_factory=dict)
+    pending_credits: dict[str, PendingCredit] = field(default_factory=dict)
+    profile_event_ids: list[str] = field(default_factory=list)
+    paid_on_time: int = 0
+    paid_late: int = 0
+    days_late_total: float = 0.0
+    written_off_count: int = 0
+    unapplied_cash: int = 0
+    order_count: int = 0
+    order_value_total: int = 0
+    first_order_at: float | None = None
+    last_order_at: float | None = None
+    last_event_time: float = 0.0
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def open_orders(self) -> int:
+        """Value of accepted orders not yet invoiced."""
+        return sum(o.uninvoiced for o in self.orders.values() if o.status == "open")
+
+    def receivables(self) -> int:
+        """What is invoiced and still owed."""
+        return sum(i.outstanding for i in self.invoices.values())
+
+    def exposure(self) -> int:
+        """Open orders + open receivables."""
+        return self.open_orders() + self.receivables()
+
+    def overdue(self, as_of: float) -> tuple[int, int]:
+        """``(overdue amount, days past due of the oldest overdue invoice)`` at ``as_of``."""
+        amount, oldest_due = 0, math.inf
+        for invoice in self.invoices.values():
+            if invoice.outstanding > 0 and invoice.due < as_of:
+                amount += invoice.outstanding
+                oldest_due = min(oldest_due, invoice.due)
+        days = int((as_of - oldest_due) // DAY) if amount else 0
+        return amount, days
+
+    def held_orders(self) -> dict[str, OrderRecord]:
+        """Orders waiting on the desk."""
+        return {oid: o for oid, o in self.orders.items() if o.status == "held"}
+
+    # --- master data -----------------------------------------------------------------------
+
+    def set_profile(self, event_id: str, profile: Profile) -> bool:
+        """Take the newer master record; an older or repeated one is ignored."""
+        if event_id in self.profile_event_ids:
+            return False
+        self.profile_event_ids = (self.profile_event_ids + [event_id])[-20:]
+        if self.profile is not None and profile.updated_at < self.profile.updated_at:
+            return False
+        self.profile = profile
+        return True
+
+    # --- orders ----------------------------------------------------------------------------
+
+    def place_order(self, order_id: str, event_id: str, amount: int, accepted: bool, at: float,
+                    outcome: OrderStatus | None = None, decision: dict[str, Any] | None = None) -> bool:
+        """Record a decided new order. ``accepted`` orders become open exposure; others are held
+        or rejected (``outcome``). Returns False when the order is already known."""
+        existing = self.orders.get(order_id)
+        if existing is not None:
+            if event_id in existing.event_ids or existing.status != "cancelled" or existing.amount:
+                return False
+            # Cancelled before it was placed: remember the order, keep it out of exposure.
+            existing.amount, existing.placed_at = amount, at
+            existing.event_ids.append(event_id)
+            existing.decision, existing.decision_event_id = decision, event_id
+            return True
+        status: OrderStatus = "open" if accepted else (outcome or "held")
+        self.orders[order_id] = OrderRecord(
+            amount=amount, uninvoiced=amount, status=status, placed_at=at, event_ids=[event_id],
+            decision=decision, decision_event_id=event_id, closed_at=at if status == "rejected" else None,
+        )
+        self.order_count += 1
+        self.order_value_total += amount
+        self.first_order_at = at if self.first_order_at is None else min(self.first_order_at, at)
+        self.last_order_at = at if self.last_order_at is None else max(self.last_order_at, at)
+        return True
+
+    def amend_order(self, order_id: str, event_id: str, amount: int, accepted: bool, at: float,
+                    outcome: OrderStatus | None = None, decision: dict[str, Any] | None = None) -> bool:
+        """Replace an order's amount with its amended version, as decided again."""
+        order = self.orders[order_id]
+        if event_id in order.event_ids:
+            return False
+        invoiced = order.amount - order.uninvoiced
+        self.order_value_total += amount - order.amount
+        order.amount, order.uninvoiced = amount, max(0, amount - invoiced)
+        order.status = "open" if accepted else (outcome or "held")
+        order.closed_at = at if order.status == "rejected" else None
+        order.event_ids.append(event_id)
+        order.decision, order.decision_event_id = decision, event_id
+        return True
+
+    def cancel_order(self, order_id: str, event_id: str, at: float) -> bool:
+        """The order will not ship: it leaves exposure (and the holds queue). A cancel for an
+        order not seen yet leaves a tombstone so the late ``placed`` adds no exposure."""
+        order = self.orders.get(order_id)
+        if order is None:
+            self.orders[order_id] = OrderRecord(0, 0, "cancelled", at, [event_id], closed_at=at)
+            return True
+        if event_id in order.event_ids or order.status == "cancelled":
+            return False
+        order.status, order.closed_at, order.decision = "cancelled", at, None
+        order.event_ids.append(event_id)
+        return True
+
+    def stored_decision(self, order_id: str, event_id: str) -> dict[str, Any] | None:
+        """The decision already made for this order event, if it is the order's latest."""
+        order = self.orders.get(order_id)
+        if order is None or order.decision_event_id != event_id:
+            return None
+        return order.decision
+
+    # --- receivables -----------------------------------------------------------------------
+
+    def issue_invoice(self, invoice_id: str, event_id: str, order_id: str | None, amount: int,
+                      due: float, at: float) -> bool:
+        """A new receivable; the invoiced part of its order stops counting as open order."""
+        if invoice_id in self.invoices:
+            return False
+        invoice = InvoiceRecord(amount=amount, outstanding=amount, due=due, issued_at=at,
+                                order_id=order_id, applied_ids=[event_id])
+        self.invoices[invoice_id] = invoice
+        order = self.orders.get(order_id) if order_id else None
+        if order is not None:
+            order.uninvoiced = max(0, order.uninvoiced - amount)
+            if order.uninvoiced == 0 and order.status == "open":
+                order.closed_at, order.decision = at, None
+        for credit_id, credit in sorted(self.pending_credits.items(), key=lambda kv: kv[1].at):
+            if credit.invoice_id == invoice_id:
+                del self.pending_credits[credit_id]
+                self._apply_credit(invoice_id, credit_id, credit.amount, credit.kind, credit.at)
+        return True
+
+    def apply_payment(self, payment_id: str, invoice_id: str, amount: int, at: float) -> bool:
+        """Cash against an invoice. Before its invoice arrives it waits as a pending credit."""
+        return self._credit(invoice_id, payment_id, amount, "payment", at)
+
+    def apply_credit_note(self, credit_note_id: str, invoice_id: str, amount: int, at: float) -> bool:
+        """A credit note reduces what is owed; it is not a payment (no payment-history effect)."""
+        return self._credit(invoice_id, credit_note_id, amount, "credit_note", at)
+
+    def write_off(self, invoice_id: str, event_id: str, at: float) -> bool:
+        """What is still owed on the invoice is a loss: out of receivables, into history."""
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None or event_id in invoice.applied_ids or invoice.outstanding == 0:
+            return False
+        invoice.applied_ids.append(event_id)
+        invoice.written_off += invoice.outstanding
+        invoice.outstanding, invoice.closed_at = 0, at
+        self.written_off_count += 1
+        return True
+
+    def _credit(self, invoice_id: str, credit_id: str, amount: int, kind: CreditKind, at: float) -> bool:
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None:
+            if credit_id in self.pending_credits:
+                return False
+            self.pending_credits[credit_id] = PendingCredit(invoice_id, amount, kind, at)
+            return True
+        if credit_id in invoice.applied_ids:
+            return False
+        self._apply_credit(invoice_id, credit_id, amount, kind, at)
+        return True
+
+    def _apply_credit(self, invoice_id: str, credit_id: str, amount: int, kind: CreditKind, at: float) -> None:
+        invoice = self.invoices[invoice_id]
+        invoice.applied_ids.append(credit_id)
+        applied = min(amount, invoice.outstanding)
+        self.unapplied_cash += amount - applied
+        was_open = invoice.outstanding > 0
+        invoice.outstanding -= applied
+        if was_open and invoice.outstanding == 0:
+            invoice.closed_at = at
+            if kind == "payment":
+                days_late = (at - invoice.due) / DAY
+                if days_late > 0:
+                    self.paid_late += 1
+                    self.days_late_total += days_late
+                else:
+                    self.paid_on_time += 1
+
+    # --- housekeeping ----------------------------------------------------------------------
+
+    def forget_closed(self, before: float) -> int:
+        """Drop orders and invoices closed before ``before``; returns how many. A duplicate of
+        an event older than the retention can then no longer be recognised (documented limit)."""
+        stale_orders = [k for k, o in self.orders.items() if o.closed_at is not None and o.closed_at < before]
+        stale_invoices = [k for k, i in self.invoices.items() if i.closed_at is not None and i.closed_at < before]
+        for key in stale_orders:
+            del self.orders[key]
+        for key in stale_invoices:
+            del self.invoices[key]
+        return len(stale_orders) + len(stale_invoices)
+
+    # --- serialization (Faust changelog) ---------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CustomerState":
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        profile = data.pop("profile")
+        state = cls(**{k: v for k, v in data.items() if k not in ("orders", "invoices", "pending_credits")})
+        state.profile = Profile(**profile) if profile else None
+        state.orders = {k: OrderRecord(**v) for k, v in data["orders"].items()}
+        state.invoices = {k: InvoiceRecord(**v) for k, v in data["invoices"].items()}
+        state.pending_credits = {k: PendingCredit(**v) for k, v in data["pending_credits"].items()}
+        return state

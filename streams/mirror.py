@@ -1,0 +1,86 @@
+"""The Redis mirror: what people and other services read. Written once per batch, in one
+round trip; if Redis is down the writes wait in memory and go out with the next batch.
+
+Keys (``prefix`` defaults to ``sg:``):
+
+- ``sg:customer:<customer_id>`` — the customer's risk snapshot (JSON)
+- ``sg:holds`` — sorted set of held order ids, scored by hold time
+- ``sg:hold:<order_id>`` — the hold (JSON :class:`~streams.contracts.OrderHold`)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from monitoring.metrics import REDIS_ERRORS
+from streams.contracts import OrderHold, dumps
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MirrorUpdate:
+    """Writes waiting to reach Redis; later writes for the same key replace earlier ones."""
+
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    holds_opened: dict[str, OrderHold] = field(default_factory=dict)
+    holds_closed: set[str] = field(default_factory=set)
+
+    def merge(self, other: "MirrorUpdate") -> None:
+        """Fold ``other`` (newer) into this update."""
+        self.snapshots.update(other.snapshots)
+        for order_id in other.holds_closed:
+            self.holds_opened.pop(order_id, None)
+            self.holds_closed.add(order_id)
+        for order_id, hold in other.holds_opened.items():
+            self.holds_closed.discard(order_id)
+            self.holds_opened[order_id] = hold
+
+    def __bool__(self) -> bool:
+        return bool(self.snapshots or self.holds_opened or self.holds_closed)
+
+
+class RedisMirror:
+    """Writes :class:`MirrorUpdate` batches to Redis, keeping them until a write succeeds."""
+
+    def __init__(self, url: str, prefix: str = "sg:") -> None:
+        self.client = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.prefix = prefix
+        self.pending = MirrorUpdate()
+
+    async def write(self, update: MirrorUpdate) -> bool:
+        """Write ``update`` (and anything still pending). False when Redis failed; the writes
+        are kept and retried with the next call."""
+        self.pending.merge(update)
+        if not self.pending:
+            return True
+        pipe = self.client.pipeline(transaction=False)
+        p = self.prefix
+        for customer_id, snapshot in self.pending.snapshots.items():
+            pipe.set(f"{p}customer:{customer_id}", orjson.dumps(snapshot))
+        for order_id, hold in self.pending.holds_opened.items():
+            pipe.set(f"{p}hold:{order_id}", dumps(hold))
+            pipe.zadd(f"{p}holds", {order_id: hold.held_at.timestamp()})
+        if self.pending.holds_closed:
+            closed = list(self.pending.holds_closed)
+            pipe.delete(*(f"{p}hold:{order_id}" for order_id in closed))
+            pipe.zrem(f"{p}holds", *closed)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            REDIS_ERRORS.inc()
+            log.warning("Redis mirror write failed (%s); %d snapshots kept for retry",
+                        type(exc).__name__, len(self.pending.snapshots))
+            return False
+        self.pending = MirrorUpdate()
+        return True
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.client.aclose()

@@ -1,0 +1,298 @@
+"""The risk pipeline for one batch of raw messages: validate, update state, decide.
+
+Pure with respect to infrastructure: it reads and returns :class:`CustomerState` objects and
+returns what to publish; the Faust agent (:mod:`streams.app`) moves bytes in and out. A batch
+gives the same results as the same events one by one, because each customer's events are
+applied in their partition order and every customer's state is independent.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from pydantic import ValidationError
+
+from rules import DecisionContext, Outcome, evaluate
+from rules.evaluate import Rule
+from streams.contracts import (
+    CreditNoteIssued,
+    CustomerCreated,
+    CustomerUpdated,
+    DeadLetter,
+    Decision,
+    InputEvent,
+    InvoiceIssued,
+    InvoiceWrittenOff,
+    OrderAmended,
+    OrderCancelled,
+    OrderHold,
+    OrderPlaced,
+    PaymentReceived,
+    Reason,
+    decision_id_for,
+    parse_input,
+)
+from streams.contracts.dead_letters import DeadLetterCode
+from streams.exposure import DAY, CustomerState, Profile
+from streams.money import Converter, units
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """One consumed message: where it came from and its bytes. ``topic`` is the logical
+    (unprefixed) input topic; ``timestamp`` is the produce time in POSIX seconds."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp: float
+
+
+@dataclass
+class BatchResult:
+    """What one batch produced. ``changed`` holds every customer whose state changed, with the
+    partition it belongs to, to be written once per key."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    holds: list[OrderHold] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    holds_closed: list[tuple[str, str]] = field(default_factory=list)
+    changed: dict[str, tuple[int, CustomerState]] = field(default_factory=dict)
+    duplicates: int = 0
+    consumed: dict[str, int] = field(default_factory=dict)
+
+
+class InvalidMessage(Exception):
+    """A message that cannot be processed; it goes to the dead-letter topic with ``code``."""
+
+    def __init__(self, code: DeadLetterCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipeline needs to know beyond the events themselves."""
+
+    rules: tuple[Rule, ...]
+    rulebook_version: str
+    converter: Converter
+    base_currency: str = "EUR"
+    max_event_bytes: int = 65_536
+    retention_days: int = 400
+    model_version: str | None = None
+
+
+class Pipeline:
+    """Processes batches of raw messages against customer states.
+
+    ``clock`` gives the wall-clock time used for ``decided_at`` and latency.
+    """
+
+    def __init__(self, config: PipelineConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+
+    def process(self, messages: Sequence[RawMessage],
+                load: Callable[[str], CustomerState | None]) -> BatchResult:
+        """Process ``messages`` in order; ``load(customer_id)`` returns the current state."""
+        result = BatchResult()
+        states: dict[str, CustomerState] = {}
+        for message in messages:
+            result.consumed[message.topic] = result.consumed.get(message.topic, 0) + 1
+            try:
+                event = self._validate(message)
+                state = states.get(event.customer_id)
+                if state is None:
+                    state = load(event.customer_id) or CustomerState(event.customer_id)
+                    states[event.customer_id] = state
+                changed = self._apply(event, message, state, result)
+            except InvalidMessage as invalid:
+                result.dead_letters.append(self._dead_letter(message, invalid))
+                continue
+            if changed:
+                state.last_event_time = max(state.last_event_time, event.event_timestamp)
+                result.changed[event.customer_id] = (message.partition, state)
+            else:
+                result.duplicates += 1
+        horizon = self.config.retention_days * DAY
+        for _, state in result.changed.values():
+            state.forget_closed(state.last_event_time - horizon)
+        return result
+
+    # --- validation ------------------------------------------------------------------------
+
+    def _validate(self, message: RawMessage) -> InputEvent:
+        if len(message.value) > self.config.max_event_bytes:
+            raise InvalidMessage("oversized", f"{len(message.value)} bytes > limit {self.config.max_event_bytes}")
+        try:
+            event = parse_input(message.topic, message.value)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            if errors and errors[0]["type"] == "json_invalid":
+                raise InvalidMessage("not_json", f"not valid JSON: {errors[0]['msg']}") from None
+            raise InvalidMessage("invalid_event", describe_validation(exc)) from None
+        key = message.key.decode("utf-8", "replace") if message.key is not None else None
+        if key != event.customer_id:
+            raise InvalidMessage(
+                "key_mismatch", f"message key {key!r} is not the customer_id {event.customer_id!r}")
+        currency = getattr(event, "currency", None)
+        if currency is not None and not self.config.converter.knows(currency):
+            raise InvalidMessage("unknown_currency", f"unknown currency {currency!r}")
+        return event
+
+    def _dead_letter(self, message: RawMessage, invalid: InvalidMessage) -> DeadLetter:
+        return DeadLetter(
+            code=invalid.code,
+            reason=str(invalid),
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key_b64=base64.b64encode(message.key).decode() if message.key is not None else None,
+            raw_b64=base64.b64encode(message.value).decode(),
+            received_at=datetime.fromtimestamp(self.clock(), tz=timezone.utc),
+        )
+
+    # --- state changes ---------------------------------------------------------------------
+
+    def _apply(self, event: InputEvent, message: RawMessage, state: CustomerState, result: BatchResult) -> bool:
+        cents = self.config.converter.cents
+        at = event.event_timestamp
+        if isinstance(event, (OrderPlaced, OrderAmended)):
+            return self._decide(event, message, state, result)
+        if isinstance(event, OrderCancelled):
+            was_held = event.order_id in state.held_orders()
+            changed = state.cancel_order(event.order_id, event.event_id, at)
+            if changed and was_held:
+                result.holds_closed.append((event.customer_id, event.order_id))
+            return changed
+        if isinstance(event, InvoiceIssued):
+            due = datetime.combine(event.due_date, datetime.min.time(), timezone.utc).timestamp() + DAY
+            return state.issue_invoice(event.invoice_id, event.event_id, event.order_id,
+                                       cents(event.amount, event.currency), due=due, at=at)
+        if isinstance(event, PaymentReceived):
+            return state.apply_payment(event.payment_id, event.invoice_id, cents(event.amount, event.currency), at)
+        if isinstance(event, CreditNoteIssued):
+            return state.apply_credit_note(event.credit_note_id, event.invoice_id,
+                                           cents(event.amount, event.currency), at)
+        if isinstance(event, InvoiceWrittenOff):
+            if event.invoice_id not in state.invoices:
+                raise InvalidMessage("unknown_reference", f"write-off for unknown invoice {event.invoice_id!r}")
+            return state.write_off(event.invoice_id, event.event_id, at)
+        if isinstance(event, (CustomerCreated, CustomerUpdated)):
+            profile = Profile(
+                name=event.name, credit_limit=cents(event.credit_limit, event.currency),
+                risk_class=event.risk_class, country=event.country, industry=event.industry,
+                payment_terms_days=event.payment_terms_days, on_stop=event.on_stop, updated_at=at,
+            )
+            return state.set_profile(event.event_id, profile)
+        raise AssertionError(f"no handler for {type(event).__name__}")  # pragma: no cover
+
+    def _decide(self, event: OrderPlaced | OrderAmended, message: RawMessage, state: CustomerState,
+                result: BatchResult) -> bool:
+        stored = state.stored_decision(event.order_id, event.event_id)
+        if stored is not None:  # redelivered: publish the same decision again, change nothing
+            decision = Decision.model_validate(stored)
+            result.decisions.append(decision)
+            if decision.outcome.stops_order:
+                result.holds.append(OrderHold.from_decision(decision))
+            return False
+        order = state.orders.get(event.order_id)
+        amending = isinstance(event, OrderAmended)
+        if order is not None and event.event_id in order.event_ids:
+            return False  # an older event of this order, already superseded
+        if amending and (order is None or order.status == "cancelled"):
+            raise InvalidMessage("unknown_reference", f"amendment of unknown or cancelled order {event.order_id!r}")
+        if not amending and order is not None and order.status != "cancelled":
+            return False  # the order id is already taken by a decided order: a duplicate
+        amount = self.config.converter.cents(event.total, event.currency)
+        exposure = state.exposure()
+        if amending and order is not None and order.status == "open":
+            exposure -= order.uninvoiced
+        decision = self._decision(event, message, state, amount, exposure)
+        accepted = not decision.outcome.stops_order
+        status = "rejected" if decision.outcome is Outcome.REJECT else "held"
+        was_held = order is not None and order.status == "held"
+        stored_form = decision.model_dump(mode="json")
+        if amending:
+            state.amend_order(event.order_id, event.event_id, amount, accepted, event.event_timestamp,
+                              status, stored_form)
+        else:
+            state.place_order(event.order_id, event.event_id, amount, accepted, event.event_timestamp,
+                              status, stored_form)
+        result.decisions.append(decision)
+        if decision.outcome.stops_order:
+            result.holds.append(OrderHold.from_decision(decision))
+        elif was_held:
+            result.holds_closed.append((event.customer_id, event.order_id))
+        return True
+
+    def _decision(self, event: OrderPlaced | OrderAmended, message: RawMessage, state: CustomerState,
+                  amount: int, exposure: int) -> Decision:
+        profile = state.profile
+        overdue_amount, days_past_due = state.overdue(event.event_timestamp)
+        context = DecisionContext(
+            order_amount=units(amount),
+            exposure=units(exposure),
+            credit_limit=units(profile.credit_limit) if profile else None,
+            customer_known=profile is not None,
+            on_stop=profile.on_stop if profile else False,
+            risk_class=profile.risk_class if profile else None,
+            overdue_amount=units(overdue_amount),
+            days_past_due=days_past_due,
+        )
+        verdict = evaluate(context, self.config.rules)
+        now = self.clock()
+        limit = context.credit_limit
+        return Decision(
+            decision_id=decision_id_for(event.event_id),
+            source_event_id=event.event_id,
+            trigger=event.type,
+            order_id=event.order_id,
+            customer_id=event.customer_id,
+            salesperson_id=event.salesperson_id,
+            channel=event.channel,
+            outcome=verdict.outcome,
+            reasons=[Reason(code=h.code, action=h.action, message=h.message, values=h.values) for h in verdict.hits],
+            summary=summarize(verdict.outcome, [h.message for h in verdict.hits]),
+            order_amount=context.order_amount,
+            base_currency=self.config.base_currency,
+            exposure_before=context.exposure,
+            exposure_after=round(context.exposure_after, 2),
+            credit_limit=limit,
+            utilization_after=round(context.exposure_after / limit, 4) if limit else None,
+            rulebook_version=self.config.rulebook_version,
+            model_version=self.config.model_version,
+            event_time=event.event_time,
+            decided_at=datetime.fromtimestamp(now, tz=timezone.utc),
+            latency_ms=round(max(0.0, now - message.timestamp) * 1000.0, 3),
+        )
+
+
+def summarize(outcome: Outcome, messages: Sequence[str]) -> str:
+    """One sentence for people: the outcome and the reasons behind it.
+
+    >>> summarize(Outcome.APPROVE, [])
+    'Approved: within limits.'
+    >>> summarize(Outcome.HOLD, ["Customer is on stop."])
+    'Hold: Customer is on stop.'
+    """
+    if not messages:
+        return "Approved: within limits." if outcome is Outcome.APPROVE else f"{outcome.value.title()}."
+    return f"{outcome.value.title()}: {' '.join(messages)}"
+
+
+def describe_validation(exc: ValidationError, limit: int = 3) -> str:
+    """The first few validation errors as ``field: message`` (values truncated, never dumped)."""
+    parts = []
+    for error in exc.errors(include_url=False)[:limit]:
+        location = ".".join(str(p) for p in error["loc"]) or "event"
+        parts.append(f"{location}: {error['msg'][:200]}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

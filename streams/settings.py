@@ -1,0 +1,135 @@
+"""Configuration: one settings object, read once from ``SALESGUARD_*`` environment variables.
+
+Every field can be set as ``SALESGUARD_<FIELD>`` (case-insensitive). Invalid values fail at
+start with the variable that is wrong:
+
+>>> Settings(partitions=4).partitions
+4
+>>> try:
+...     Settings(partitions=0)
+... except ConfigError as exc:
+...     print(exc)
+invalid configuration:
+  SALESGUARD_PARTITIONS: Input should be greater than or equal to 1 (got 0)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "SALESGUARD_"
+
+#: Exchange rates to the base currency (EUR) used when none are configured. A risk desk sets
+#: its treasury's rates with ``SALESGUARD_FX_RATES='{"EUR": 1, "USD": 0.92, ...}'``.
+DEFAULT_FX_RATES: dict[str, float] = {
+    "EUR": 1.0,
+    "USD": 0.92,
+    "GBP": 1.17,
+    "CHF": 1.05,
+    "SEK": 0.088,
+    "PLN": 0.23,
+    "JPY": 0.0062,
+}
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; the message names every bad variable."""
+
+
+class Settings(BaseSettings):
+    """All salesguard configuration. Field ``x`` is read from ``SALESGUARD_X``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # --- where the services are -------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        None, description="Kafka bootstrap servers, host:port[,host:port]. Unset: the demo starts an embedded broker."
+    )
+    redis_url: str | None = Field(
+        None, description="Redis URL, e.g. redis://127.0.0.1:6379/0. Unset: the demo starts an embedded server."
+    )
+
+    # --- stream layout ----------------------------------------------------------------------
+    app_id: str = Field("salesguard", min_length=1, description="Faust app id = Kafka consumer group.")
+    topic_prefix: str = Field("", description="Prefix for every topic name, e.g. 'prod.'.")
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions of every input topic and table.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+
+    # --- worker -----------------------------------------------------------------------------
+    web_host: str = Field("127.0.0.1", description="Address the worker's web server binds.")
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's web server; one per worker.")
+    data_dir: str = Field(".salesguard", description="Directory for worker data (Faust's datadir).")
+    batch_size: int = Field(500, ge=1, le=100_000, description="Events processed together at most.")
+    batch_window_s: float = Field(0.05, gt=0, le=10, description="Longest wait to fill a batch.")
+    rebalance_timeout_s: float = Field(30.0, gt=0, description="Kafka consumer-group rebalance timeout.")
+    session_timeout_s: float = Field(30.0, gt=0, description="Kafka consumer-group session timeout.")
+    heartbeat_interval_s: float = Field(3.0, gt=0, description="Kafka consumer-group heartbeat interval.")
+    overdue_refresh_s: float = Field(60.0, gt=0, description="How often overdue status is refreshed without events.")
+    log_level: str = Field("info", pattern="^(debug|info|warning|error|critical)$", description="Worker log level.")
+
+    # --- money ------------------------------------------------------------------------------
+    fx_rates: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_FX_RATES),
+        description="Rate to the base currency per ISO 4217 code; a currency not listed is dead-lettered.",
+    )
+    base_currency: str = Field("EUR", pattern="^[A-Z]{3}$", description="Currency of every exposure and limit.")
+
+    # --- input hygiene and state retention --------------------------------------------------
+    max_event_bytes: int = Field(65_536, ge=1024, description="Larger messages are dead-lettered.")
+    retention_days: int = Field(400, ge=1, description="Closed orders/invoices are forgotten this long after closing.")
+
+    # --- first rule set (the rulebook issue replaces these) -------------------------------
+    limit_tolerance: float = Field(0.10, ge=0, le=1, description="Over the limit by at most this share: review, not hold.")
+    reject_over_limit: float = Field(1.5, gt=1, description="Exposure after the order above limit x this: reject.")
+    overdue_review_days: int = Field(1, ge=0, description="Days past due above which an order is reviewed.")
+    overdue_hold_days: int = Field(30, ge=1, description="Days past due above which an order is held.")
+
+    @field_validator("fx_rates")
+    @classmethod
+    def _rates_are_positive(cls, rates: dict[str, float]) -> dict[str, float]:
+        for code, rate in rates.items():
+            if len(code) != 3 or not code.isalpha() or not code.isupper():
+                raise ValueError(f"currency code {code!r} is not an ISO 4217 code like 'EUR'")
+            if not rate > 0:
+                raise ValueError(f"rate for {code} must be > 0, got {rate}")
+        return rates
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(describe_errors(exc)) from None
+
+    @field_validator("base_currency")
+    @classmethod
+    def _base_currency_has_rate(cls, code: str, info: ValidationInfo) -> str:
+        if code not in info.data.get("fx_rates", {code: 1.0}):
+            raise ValueError(f"{code} has no rate in SALESGUARD_FX_RATES")
+        return code
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ``SALESGUARD_*`` variables, to hand to a child worker."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is not None:
+                env[ENV_PREFIX + name.upper()] = json.dumps(value) if isinstance(value, dict) else str(value)
+        return env
+
+    def topic(self, name: str) -> str:
+        """The full name of topic ``name`` (``topic_prefix`` + name)."""
+        return f"{self.topic_prefix}{name}"
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per bad field, named as the environment variable a user sets."""
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "?"
+        variable = ENV_PREFIX + field.split(".")[0].upper()
+        got = error.get("input")
+        lines.append(f"  {variable}: {error['msg']} (got {got!r})")
+    return "\n".join(lines)

@@ -1,0 +1,50 @@
+"""Topic names and their creation. All topics are keyed by ``customer_id``; input topics and
+the state table share one partition count so one worker owns all of a customer's events."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Input topics (logical names), in the order the agent subscribes to them.
+INPUT_TOPICS = ("customers", "orders", "ledger")
+#: Output topics (logical names).
+OUTPUT_TOPICS = ("decisions", "order-holds", "dead-letters")
+
+
+class TopicLayoutError(Exception):
+    """An existing topic does not have the partition count the configuration asks for."""
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create every input and output topic that does not exist yet; fail when an existing
+    input topic has a different partition count (customers would be split across workers)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000)
+    await admin.start()
+    try:
+        names = [settings.topic(name) for name in INPUT_TOPICS + OUTPUT_TOPICS]
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor)
+            for name in names if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another worker created them first
+            log.info("created topics %s", [t.name for t in missing])
+        for description in await admin.describe_topics([settings.topic(n) for n in INPUT_TOPICS]):
+            count = len(description.get("partitions", []))
+            if count and count != settings.partitions:
+                raise TopicLayoutError(
+                    f"topic {description['topic']!r} has {count} partitions but SALESGUARD_PARTITIONS="
+                    f"{settings.partitions}; input topics must all have the same count")
+    finally:
+        await admin.close()
