@@ -1,17 +1,23 @@
 """The Faust app: input topics, the customer-state table, the risk agent and the web pages.
 
-One agent consumes ``customers``, ``orders`` and ``ledger`` together (co-partitioned by
-customer id), in micro-batches: per batch it runs :class:`~streams.pipeline.Pipeline`, writes
-each changed customer once, publishes decisions, holds and dead letters, and mirrors
-snapshots to Redis in one round trip. Offsets are committed after the batch (at-least-once);
-state changes are idempotent per event, so a redelivered batch changes nothing twice.
+One small agent per input topic (``customers``, ``orders``, ``ledger``); the topics and the
+table are co-partitioned by customer id, so one worker owns all of a customer's events and
+state. Each agent works in micro-batches: per batch it runs :class:`~streams.pipeline.Pipeline`
+(synchronously, so batches of different agents never interleave on one customer), writes each
+changed customer once, publishes decisions, holds and dead letters, and mirrors to Redis in
+one round trip. Offsets are committed after the batch (at-least-once); state changes are
+idempotent per event, so a redelivered batch changes nothing twice.
+
+Kafka orders events within a topic-partition only: a payment may be processed before the
+order it pays for was, when the ``ledger`` topic runs ahead of ``orders``. Decisions use the
+state known when the order is processed, as a live system must.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from monitoring import metrics
 from rules import BUILTIN_RULESET_VERSION, RulePolicy, builtin_rules
 from streams.contracts import dumps
+from streams.exposure import CustomerState
 from streams.mirror import MirrorUpdate, RedisMirror
 from streams.money import Converter
 from streams.pipeline import BatchResult, Pipeline, PipelineConfig, RawMessage
@@ -64,20 +71,20 @@ class SalesguardApp:
     mirror: RedisMirror | None
     watermark: float = 0.0
 
-    async def handle(self, events: Sequence[EventT]) -> BatchResult:
-        """Process one batch of consumed events and publish what it produced."""
+    async def handle(self, topic: str, events: Sequence[EventT]) -> BatchResult:
+        """Process one batch of events consumed from input topic ``topic`` (logical name) and
+        publish what it produced."""
         started = time.perf_counter()
-        logical = {self.settings.topic(name): name for name in INPUT_TOPICS}
         messages = [
             RawMessage(
-                topic=logical[e.message.topic], partition=e.message.partition, offset=e.message.offset,
+                topic=topic, partition=e.message.partition, offset=e.message.offset,
                 key=e.message.key, value=e.message.value, timestamp=e.message.timestamp,
             )
             for e in events
         ]
         result = self.pipeline.process(messages, self.states.get)
-        for customer_id, (partition, state) in result.changed.items():
-            self.states.put(partition, customer_id, state)
+        await self.states.write(result.changed, end_markers=self.settings.changelog_end_markers)
+        for _, state in result.changed.values():
             self.watermark = max(self.watermark, state.last_event_time)
         await self._publish(result)
         if self.mirror is not None:
@@ -96,10 +103,8 @@ class SalesguardApp:
             await topics["dead-letters"].send(key=letter.key, value=dumps(letter))
 
     def _mirror_update(self, result: BatchResult) -> MirrorUpdate:
-        base = self.settings.base_currency
         return MirrorUpdate(
-            snapshots={cid: risk_snapshot(state, state.last_event_time, base)
-                       for cid, (_, state) in result.changed.items()},
+            customers=set(result.changed),
             holds_opened={hold.order_id: hold for hold in result.holds if hold.outcome.value == "hold"},
             holds_closed={order_id for _, order_id in result.holds_closed},
         )
@@ -115,16 +120,35 @@ class SalesguardApp:
             metrics.DECISIONS.labels(decision.outcome.value).inc()
             metrics.DECISION_LATENCY.observe(decision.latency_ms / 1000.0)
 
+    def snapshot(self, customer_id: str) -> dict[str, Any]:
+        """The customer's risk snapshot as of the latest event time this worker has seen, so
+        days past due move on even for a customer that sends no events."""
+        state = self.states.get(customer_id) or CustomerState(customer_id)
+        return risk_snapshot(state, max(self.watermark, state.last_event_time), self.settings.base_currency)
+
     async def refresh_overdue(self) -> int:
-        """Re-mirror customers with open receivables as of the latest event time seen, so days
-        past due move with time even when a customer sends no events. Returns how many."""
+        """Re-mirror every customer with open receivables (timer). Returns how many."""
         if self.mirror is None or not self.watermark:
             return 0
-        base = self.settings.base_currency
-        snapshots = {cid: risk_snapshot(state, self.watermark, base)
-                     for cid, state in self.states.items() if state.receivables() > 0}
-        await self.mirror.write(MirrorUpdate(snapshots=snapshots))
-        return len(snapshots)
+        customers = {cid for cid, state in self.states.items() if state.receivables() > 0}
+        await self.mirror.write(MirrorUpdate(customers=customers))
+        return len(customers)
+
+
+def consumer_of(sg: SalesguardApp, topic: str) -> Callable[[faust.StreamT[Any]], Awaitable[None]]:
+    """The agent body for input topic ``topic``: micro-batches into :meth:`SalesguardApp.handle`."""
+    settings = sg.settings
+
+    async def consume(stream: faust.StreamT[Any]) -> None:
+        # Ack only after the batch is processed and published: if handle() fails, the offsets
+        # are not committed and the events come back (take_events would ack them anyway).
+        async for events in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
+            await sg.handle(topic, events)
+            for event in events:
+                await stream.ack(event)
+
+    consume.__name__ = consume.__qualname__ = f"consume_{topic}"
+    return consume
 
 
 def build_app(settings: Settings) -> SalesguardApp:
@@ -147,23 +171,26 @@ def build_app(settings: Settings) -> SalesguardApp:
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
     )
-    inputs = app.topic(*(settings.topic(n) for n in INPUT_TOPICS), key_type=bytes, value_type=bytes,
-                       key_serializer="raw", value_serializer="raw")
     outputs = {
         name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw",
                         partitions=settings.partitions)
         for name in ("decisions", "order-holds", "dead-letters")
     }
-    table = app.Table("customer-state", partitions=settings.partitions,
-                      schema=faust.Schema(key_type=str, key_serializer="json", value_serializer=CODEC_NAME))
-    mirror = RedisMirror(settings.redis_url) if settings.redis_url else None
+    # The changelog topic is declared here so that recovery decodes states with our codec
+    # (Faust derives a table's serializers from value_type, which would give plain dicts).
+    changelog = app.topic(f"{settings.app_id}-customer-state-changelog", key_serializer="json",
+                          value_serializer=CODEC_NAME, partitions=settings.partitions, compacting=True,
+                          deleting=False, acks=False, internal=True, maxsize=131_072, allow_empty=True)
+    table = app.Table("customer-state", partitions=settings.partitions, changelog_topic=changelog)
+    table.key_serializer, table.value_serializer = "json", CODEC_NAME
     sg = SalesguardApp(app=app, settings=settings, pipeline=Pipeline(pipeline_config(settings)),
-                       states=CustomerStates(table), outputs=outputs, mirror=mirror)
-
-    @app.agent(inputs, name="risk")
-    async def risk(stream: faust.StreamT[Any]) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
-            await sg.handle(events)
+                       states=CustomerStates(table), outputs=outputs, mirror=None)
+    if settings.redis_url:
+        sg.mirror = RedisMirror(settings.redis_url, sg.snapshot)
+    for name in INPUT_TOPICS:
+        source = app.topic(settings.topic(name), key_type=bytes, value_type=bytes,
+                           key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+        app.agent(source, name=name)(consumer_of(sg, name))
 
     @app.timer(settings.overdue_refresh_s, on_leader=False)
     async def overdue_refresh() -> None:

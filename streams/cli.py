@@ -86,6 +86,36 @@ def demo(
 
 
 @cli.command()
+def generate(
+    events: Optional[int] = typer.Option(None, min=1, help="Stop after this many events (default: run until Ctrl-C)."),
+    rate: float = typer.Option(200.0, min=1, help="Events per second."),
+    seed: int = typer.Option(7, help="Seed of the traffic generator."),
+    bad_rate: float = typer.Option(0.005, min=0, max=1, help="Share of deliberately broken messages."),
+) -> None:
+    """Produce synthetic sales traffic to SALESGUARD_KAFKA_BOOTSTRAP (no worker, no watching)."""
+    from streams.demo import Tally, produce
+    from streams.generator import SalesSimulator
+    from streams.topics import ensure_topics
+
+    settings = load_settings()
+    if not settings.kafka_bootstrap:
+        err.print("[red]SALESGUARD_KAFKA_BOOTSTRAP is not set: the generator needs a Kafka broker.[/red]")
+        raise typer.Exit(2)
+    simulator = SalesSimulator(seed=seed, total_events=events, bad_rate=bad_rate, run_id=f"g{seed}")
+    tally = Tally()
+
+    async def run() -> None:
+        await ensure_topics(settings)
+        await produce(settings, iter(simulator), tally, rate, pace_to_decisions=False)
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    err.print(f"produced {sum(tally.produced.values()):,} events ({tally.orders:,} orders, {tally.bad:,} broken)")
+
+
+@cli.command()
 def schemas(topic: Optional[str] = typer.Argument(None, help="Only this topic's contract.")) -> None:
     """Print the JSON Schema of every event contract, by topic."""
     from streams.contracts import json_schemas

@@ -28,9 +28,12 @@ from streams.kafka_clients import producer, reader
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
-#: Consumer-group timings for the embedded broker: the first join waits for the rebalance
-#: timeout, so keep it short where there is one broker on this machine.
-EMBEDDED_GROUP_TIMINGS = {"rebalance_timeout_s": 5.0, "session_timeout_s": 10.0, "heartbeat_interval_s": 1.0}
+#: Settings for the embedded broker: short consumer-group timings (the first join waits for the
+#: rebalance timeout) and end markers on the changelog (see ``CustomerStates.write``).
+EMBEDDED_BROKER_SETTINGS: dict[str, Any] = {
+    "rebalance_timeout_s": 5.0, "session_timeout_s": 10.0, "heartbeat_interval_s": 1.0,
+    "changelog_end_markers": True,
+}
 
 
 class DemoTimeout(RuntimeError):
@@ -110,7 +113,7 @@ def services(settings: Settings, run_dir: Path) -> Iterator[Settings]:
     with EmbeddedStack(run_dir) as stack:
         update: dict[str, Any] = {"kafka_bootstrap": settings.kafka_bootstrap, "redis_url": settings.redis_url}
         if not settings.kafka_bootstrap:
-            update.update(kafka_bootstrap=stack.kafka_bootstrap, **EMBEDDED_GROUP_TIMINGS)
+            update.update(kafka_bootstrap=stack.kafka_bootstrap, **EMBEDDED_BROKER_SETTINGS)
         if not settings.redis_url:
             update["redis_url"] = stack.redis_url
         yield settings.model_copy(update=update)
@@ -137,15 +140,17 @@ async def worker_process(settings: Settings, run_dir: Path) -> AsyncIterator[Chi
 MAX_UNDECIDED_ORDERS = 200
 
 
-async def produce(settings: Settings, messages: Iterator[GeneratedMessage], tally: Tally, rate: float | None) -> None:
-    """Send generated messages, at ``rate`` events/s when given (else as fast as the worker
-    decides, with at most :data:`MAX_UNDECIDED_ORDERS` orders undecided)."""
+async def produce(settings: Settings, messages: Iterator[GeneratedMessage], tally: Tally, rate: float | None,
+                  pace_to_decisions: bool = True) -> None:
+    """Send generated messages, at ``rate`` events/s when given, and (``pace_to_decisions``)
+    with at most :data:`MAX_UNDECIDED_ORDERS` orders undecided."""
     kafka = producer(settings.kafka_bootstrap or "")
     await kafka.start()
     try:
         started = time.monotonic()
         for sent, message in enumerate(messages, start=1):
-            while message.needs_decision and tally.orders - len(tally.decision_ids) >= MAX_UNDECIDED_ORDERS:
+            while (pace_to_decisions and message.needs_decision
+                   and tally.orders - len(tally.decision_ids) >= MAX_UNDECIDED_ORDERS):
                 await kafka.flush()
                 await asyncio.sleep(0.01)
             await kafka.send(settings.topic(message.topic), key=message.key, value=message.value)

@@ -105,6 +105,7 @@ class CustomerState:
     first_order_at: float | None = None
     last_order_at: float | None = None
     last_event_time: float = 0.0
+    events_applied: int = 0
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -130,6 +131,15 @@ class CustomerState:
         days = int((as_of - oldest_due) // DAY) if amount else 0
         return amount, days
 
+    def invoiced_for(self, order_id: str) -> tuple[int, int]:
+        """``(invoiced, still outstanding)`` on invoices that name ``order_id``."""
+        invoiced = outstanding = 0
+        for invoice in self.invoices.values():
+            if invoice.order_id == order_id:
+                invoiced += invoice.amount
+                outstanding += invoice.outstanding
+        return invoiced, outstanding
+
     def held_orders(self) -> dict[str, OrderRecord]:
         """Orders waiting on the desk."""
         return {oid: o for oid, o in self.orders.items() if o.status == "held"}
@@ -150,8 +160,9 @@ class CustomerState:
 
     def place_order(self, order_id: str, event_id: str, amount: int, accepted: bool, at: float,
                     outcome: OrderStatus | None = None, decision: dict[str, Any] | None = None) -> bool:
-        """Record a decided new order. ``accepted`` orders become open exposure; others are held
-        or rejected (``outcome``). Returns False when the order is already known."""
+        """Record a decided new order. ``accepted`` orders become open exposure (less what was
+        already invoiced for it, when its invoice came first); others are held or rejected
+        (``outcome``). Returns False when the order is already known."""
         existing = self.orders.get(order_id)
         if existing is not None:
             if event_id in existing.event_ids or existing.status != "cancelled" or existing.amount:
@@ -162,8 +173,9 @@ class CustomerState:
             existing.decision, existing.decision_event_id = decision, event_id
             return True
         status: OrderStatus = "open" if accepted else (outcome or "held")
+        invoiced, _ = self.invoiced_for(order_id)
         self.orders[order_id] = OrderRecord(
-            amount=amount, uninvoiced=amount, status=status, placed_at=at, event_ids=[event_id],
+            amount=amount, uninvoiced=max(0, amount - invoiced), status=status, placed_at=at, event_ids=[event_id],
             decision=decision, decision_event_id=event_id, closed_at=at if status == "rejected" else None,
         )
         self.order_count += 1

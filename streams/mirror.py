@@ -1,5 +1,7 @@
 """The Redis mirror: what people and other services read. Written once per batch, in one
 round trip; if Redis is down the writes wait in memory and go out with the next batch.
+Snapshots are taken when the write happens, from the current state, so a slow write can
+never put an older snapshot over a newer one.
 
 Keys (``prefix`` defaults to ``sg:``):
 
@@ -10,7 +12,9 @@ Keys (``prefix`` defaults to ``sg:``):
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,17 +28,21 @@ from streams.contracts import OrderHold, dumps
 log = logging.getLogger(__name__)
 
 
+#: Returns a customer's current risk snapshot.
+Snapshotter = Callable[[str], dict[str, Any]]
+
+
 @dataclass
 class MirrorUpdate:
-    """Writes waiting to reach Redis; later writes for the same key replace earlier ones."""
+    """Writes waiting to reach Redis: customers whose snapshot changed, holds opened and closed."""
 
-    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    customers: set[str] = field(default_factory=set)
     holds_opened: dict[str, OrderHold] = field(default_factory=dict)
     holds_closed: set[str] = field(default_factory=set)
 
     def merge(self, other: "MirrorUpdate") -> None:
         """Fold ``other`` (newer) into this update."""
-        self.snapshots.update(other.snapshots)
+        self.customers |= other.customers
         for order_id in other.holds_closed:
             self.holds_opened.pop(order_id, None)
             self.holds_closed.add(order_id)
@@ -43,43 +51,48 @@ class MirrorUpdate:
             self.holds_opened[order_id] = hold
 
     def __bool__(self) -> bool:
-        return bool(self.snapshots or self.holds_opened or self.holds_closed)
+        return bool(self.customers or self.holds_opened or self.holds_closed)
 
 
 class RedisMirror:
     """Writes :class:`MirrorUpdate` batches to Redis, keeping them until a write succeeds."""
 
-    def __init__(self, url: str, prefix: str = "sg:") -> None:
+    def __init__(self, url: str, snapshot: Snapshotter, prefix: str = "sg:") -> None:
         self.client = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.snapshot = snapshot
         self.prefix = prefix
         self.pending = MirrorUpdate()
+        self._lock = asyncio.Lock()
 
     async def write(self, update: MirrorUpdate) -> bool:
         """Write ``update`` (and anything still pending). False when Redis failed; the writes
         are kept and retried with the next call."""
         self.pending.merge(update)
-        if not self.pending:
+        async with self._lock:
+            batch, self.pending = self.pending, MirrorUpdate()
+            if not batch:
+                return True
+            pipe = self.client.pipeline(transaction=False)
+            p = self.prefix
+            for customer_id in batch.customers:
+                pipe.set(f"{p}customer:{customer_id}", orjson.dumps(self.snapshot(customer_id)))
+            for order_id, hold in batch.holds_opened.items():
+                pipe.set(f"{p}hold:{order_id}", dumps(hold))
+                pipe.zadd(f"{p}holds", {order_id: hold.held_at.timestamp()})
+            if batch.holds_closed:
+                closed = list(batch.holds_closed)
+                pipe.delete(*(f"{p}hold:{order_id}" for order_id in closed))
+                pipe.zrem(f"{p}holds", *closed)
+            try:
+                await pipe.execute()
+            except (RedisError, OSError) as exc:
+                REDIS_ERRORS.inc()
+                batch.merge(self.pending)
+                self.pending = batch
+                log.warning("Redis mirror write failed (%s); %d customers kept for retry",
+                            type(exc).__name__, len(batch.customers))
+                return False
             return True
-        pipe = self.client.pipeline(transaction=False)
-        p = self.prefix
-        for customer_id, snapshot in self.pending.snapshots.items():
-            pipe.set(f"{p}customer:{customer_id}", orjson.dumps(snapshot))
-        for order_id, hold in self.pending.holds_opened.items():
-            pipe.set(f"{p}hold:{order_id}", dumps(hold))
-            pipe.zadd(f"{p}holds", {order_id: hold.held_at.timestamp()})
-        if self.pending.holds_closed:
-            closed = list(self.pending.holds_closed)
-            pipe.delete(*(f"{p}hold:{order_id}" for order_id in closed))
-            pipe.zrem(f"{p}holds", *closed)
-        try:
-            await pipe.execute()
-        except (RedisError, OSError) as exc:
-            REDIS_ERRORS.inc()
-            log.warning("Redis mirror write failed (%s); %d snapshots kept for retry",
-                        type(exc).__name__, len(self.pending.snapshots))
-            return False
-        self.pending = MirrorUpdate()
-        return True
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -9,6 +9,7 @@ applied in their partition order and every customer's state is independent.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from streams.contracts import (
 from streams.contracts.dead_letters import DeadLetterCode
 from streams.exposure import DAY, CustomerState, Profile
 from streams.money import Converter, units
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,13 @@ class Pipeline:
             except InvalidMessage as invalid:
                 result.dead_letters.append(self._dead_letter(message, invalid))
                 continue
+            except Exception as exc:  # a bug must not stop the partition nor lose the message
+                log.exception("processing failed at %s[%d]@%d", message.topic, message.partition, message.offset)
+                failure = InvalidMessage("processing_error", f"{type(exc).__name__}: {exc}"[:500])
+                result.dead_letters.append(self._dead_letter(message, failure))
+                continue
             if changed:
+                state.events_applied += 1
                 state.last_event_time = max(state.last_event_time, event.event_timestamp)
                 result.changed[event.customer_id] = (message.partition, state)
             else:
@@ -212,9 +221,11 @@ class Pipeline:
         if not amending and order is not None and order.status != "cancelled":
             return False  # the order id is already taken by a decided order: a duplicate
         amount = self.config.converter.cents(event.total, event.currency)
-        exposure = state.exposure()
-        if amending and order is not None and order.status == "open":
-            exposure -= order.uninvoiced
+        # Exposure without this order: neither its open part nor receivables already invoiced
+        # for it (an invoice may be processed before its order: the topics are separate).
+        _, own_receivable = state.invoiced_for(event.order_id)
+        own_open = order.uninvoiced if order is not None and order.status == "open" else 0
+        exposure = state.exposure() - own_open - own_receivable
         decision = self._decision(event, message, state, amount, exposure)
         accepted = not decision.outcome.stops_order
         status = "rejected" if decision.outcome is Outcome.REJECT else "held"

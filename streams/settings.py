@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     rebalance_timeout_s: float = Field(30.0, gt=0, description="Kafka consumer-group rebalance timeout.")
     session_timeout_s: float = Field(30.0, gt=0, description="Kafka consumer-group session timeout.")
     heartbeat_interval_s: float = Field(3.0, gt=0, description="Kafka consumer-group heartbeat interval.")
+    changelog_end_markers: bool = Field(
+        False, description="Close every batch of state writes with a one-record marker batch. Needed where "
+        "the broker under-reports a partition's end offset (the embedded Tansu 0.6), so recovery reads it all.")
     overdue_refresh_s: float = Field(60.0, gt=0, description="How often overdue status is refreshed without events.")
     log_level: str = Field("info", pattern="^(debug|info|warning|error|critical)$", description="Worker log level.")
 

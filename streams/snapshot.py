@@ -42,5 +42,7 @@ def risk_snapshot(state: CustomerState, as_of: float, base_currency: str) -> dic
         "late_share": round(state.paid_late / paid, 4) if paid else None,
         "written_off": state.written_off_count,
         "orders": state.order_count,
+        "events_applied": state.events_applied,
+        "last_event_at": utc_from_timestamp(state.last_event_time).isoformat() if state.last_event_time else None,
         "as_of": utc_from_timestamp(as_of).isoformat(),
     }

@@ -7,7 +7,8 @@ worker that owns that partition).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -16,6 +17,8 @@ from faust.serializers import codecs
 from streams.exposure import CustomerState
 
 CODEC_NAME = "salesguard-customer-state"
+#: Key of the end marker: a tombstone, so recovery applies it as "delete nothing".
+END_MARKER_KEY = "__end-of-batch__"
 
 
 class CustomerStateCodec(codecs.Codec):
@@ -36,6 +39,7 @@ class CustomerStates:
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        self._lock = asyncio.Lock()
 
     def get(self, customer_id: str) -> CustomerState | None:
         """The customer's state, or None for a customer never seen."""
@@ -45,6 +49,25 @@ class CustomerStates:
         """Store ``state`` and send it to the changelog partition ``partition``."""
         self.table.data[customer_id] = state
         self.table.send_changelog(partition, customer_id, state)
+
+    async def write(self, changed: Mapping[str, tuple[int, CustomerState]], end_markers: bool) -> None:
+        """Store a batch's changed states (``customer_id -> (partition, state)``).
+
+        With ``end_markers``, the writes are flushed and followed by one end marker per
+        partition in a produce request of its own. Tansu 0.6 reports a partition's end offset
+        as the first offset of its last record batch + 1, so Faust's recovery would stop before
+        the newest states of a multi-record batch; a single-record batch at the end makes it
+        exact. The lock keeps the agents' writes from sharing a batch with a marker.
+        """
+        async with self._lock:
+            for customer_id, (partition, state) in changed.items():
+                self.put(partition, customer_id, state)
+            if end_markers and changed:
+                producer = self.table.app.producer
+                await producer.flush()
+                for partition in {partition for partition, _ in changed.values()}:
+                    self.table.send_changelog(partition, END_MARKER_KEY, None, value_serializer="raw")
+                await producer.flush()
 
     def items(self) -> Iterator[tuple[str, CustomerState]]:
         """Every customer state this worker holds."""

@@ -16,6 +16,7 @@ DeadLetterCode = Literal[
     "key_mismatch",
     "unknown_currency",
     "unknown_reference",
+    "processing_error",
 ]
 
 

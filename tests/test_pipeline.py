@@ -1,0 +1,169 @@
+import base64
+
+import orjson
+import pytest
+
+from streams.app import pipeline_config
+from streams.exposure import CustomerState
+from streams.generator import SalesSimulator
+from streams.pipeline import BatchResult, Pipeline, RawMessage
+from streams.settings import Settings
+from tests import events as ev
+
+
+class Harness:
+    """A pipeline over an in-memory state dict, fed one message list at a time."""
+
+    def __init__(self, **settings):
+        self.pipeline = Pipeline(pipeline_config(Settings(**settings)), clock=lambda: 1_800_000_000.0)
+        self.states: dict[str, CustomerState] = {}
+        self.offset = 0
+
+    def message(self, event, topic=None, key=None, value=None) -> RawMessage:
+        self.offset += 1
+        return RawMessage(topic or ev.topic_of(event), 0, self.offset,
+                          key if key is not None else event["customer_id"].encode(),
+                          value if value is not None else ev.encode(event), 1_800_000_000.0)
+
+    def run(self, *messages: RawMessage) -> BatchResult:
+        result = self.pipeline.process(list(messages), self.states.get)
+        for cid, (_, state) in result.changed.items():
+            self.states[cid] = state
+        return result
+
+    def feed(self, *events) -> BatchResult:
+        return self.run(*(self.message(e) for e in events))
+
+
+def test_decision_carries_exposure_limit_reasons_and_versions():
+    h = Harness()
+    h.feed(ev.customer("C1", limit=1000.0))
+    result = h.feed(ev.order("C1", "SO-1", 600.0), ev.order("C1", "SO-2", 600.0))
+    first, second = result.decisions
+    assert first.outcome.value == "approve" and first.exposure_after == 600.0
+    assert second.outcome.value == "hold" and second.exposure_before == 600.0
+    assert second.reasons[0].code == "CREDIT_LIMIT_EXCEEDED" and second.credit_limit == 1000.0
+    assert second.rulebook_version == "builtin-1" and "exceeds the credit limit" in second.summary
+    assert [h.order_id for h in result.holds] == ["SO-2"]
+    assert h.states["C1"].exposure() == 600_00
+
+
+def test_redelivered_order_republishes_the_same_decision_and_changes_nothing():
+    h = Harness()
+    h.feed(ev.customer("C1"))
+    placed = ev.order("C1", "SO-1", 100.0)
+    first = h.feed(placed)
+    again = h.feed(placed)
+    assert again.decisions[0] == first.decisions[0]
+    assert again.changed == {} and again.duplicates == 1
+    assert h.states["C1"].exposure() == 100_00
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "code"),
+    [
+        (b"{not json", None, "not_json"),
+        (b"\xff\xfe\x00garbage", None, "not_json"),
+        (ev.encode({**ev.order("C1", "SO-1", 10.0), "total": -5}), None, "invalid_event"),
+        (ev.encode({**ev.order("C1", "SO-1", 10.0), "total": 11.0}), None, "invalid_event"),
+        (ev.encode(ev.order("C1", "SO-1", 10.0, currency="XXX")), None, "unknown_currency"),
+        (ev.encode(ev.order("C1", "SO-1", 10.0)), b"C2", "key_mismatch"),
+        (b'{"type": "order.placed", "pad": "' + b"x" * 70_000 + b'"}', None, "oversized"),
+        (ev.encode(ev.payment("C1", "P-1", "I-1", 5.0)), None, "invalid_event"),  # ledger event on orders
+    ],
+)
+def test_bad_messages_are_dead_lettered_with_reason_and_the_next_good_one_is_decided(value, key, code):
+    h = Harness()
+    h.feed(ev.customer("C1"))
+    bad = RawMessage("orders", 3, 41, key or b"C1", value, 0.0)
+    result = h.run(bad, h.message(ev.order("C1", "SO-2", 10.0)))
+    [letter] = result.dead_letters
+    assert letter.code == code and letter.reason
+    assert (letter.source_topic, letter.partition, letter.offset) == ("orders", 3, 41)
+    assert base64.b64decode(letter.raw_b64) == value and letter.key == (key or b"C1")
+    assert [d.order_id for d in result.decisions] == ["SO-2"]
+
+
+def test_amendment_is_decided_again_against_exposure_without_its_old_amount():
+    h = Harness()
+    h.feed(ev.customer("C1", limit=1000.0))
+    h.feed(ev.order("C1", "SO-1", 800.0))
+    result = h.feed(ev.order("C1", "SO-1", 950.0, kind="order.amended"))
+    [decision] = result.decisions
+    assert decision.trigger == "order.amended" and decision.exposure_before == 0.0
+    assert decision.outcome.value == "approve" and h.states["C1"].exposure() == 950_00
+
+
+def test_amendment_of_an_unknown_order_is_dead_lettered():
+    h = Harness()
+    result = h.feed(ev.order("C1", "SO-404", 10.0, kind="order.amended"))
+    assert [d.code for d in result.dead_letters] == ["unknown_reference"]
+
+
+def test_cancelling_a_held_order_closes_its_hold():
+    h = Harness()
+    h.feed(ev.customer("C1", on_stop=True))
+    assert h.feed(ev.order("C1", "SO-1", 10.0)).holds[0].order_id == "SO-1"
+    result = h.feed(ev.cancel("C1", "SO-1"))
+    assert result.holds_closed == [("C1", "SO-1")]
+
+
+def test_foreign_currency_is_converted_to_base_cents():
+    h = Harness(fx_rates={"EUR": 1.0, "USD": 0.5})
+    h.feed(ev.customer("C1", limit=1000.0))
+    [decision] = h.feed(ev.order("C1", "SO-1", 100.0, currency="USD")).decisions
+    assert decision.order_amount == 50.0 and h.states["C1"].open_orders() == 50_00
+
+
+def test_generated_broken_messages_get_the_code_they_were_built_for():
+    h = Harness()
+    messages = list(SalesSimulator(seed=3, total_events=3000, bad_rate=0.05))
+    result = h.run(*(RawMessage(m.topic, 0, i, m.key, m.value, 0.0) for i, m in enumerate(messages)))
+    expected = sorted(m.kind.removeprefix("bad:") for m in messages if not m.is_valid)
+    # an amendment/write-off whose original was broken is legitimately unknown_reference
+    got = sorted(d.code for d in result.dead_letters if d.code != "unknown_reference")
+    assert got == expected and len(expected) > 50
+    orphan_amendments = sum(d.code == "unknown_reference" and d.source_topic == "orders" for d in result.dead_letters)
+    assert len(result.decisions) + orphan_amendments == sum(m.needs_decision for m in messages)
+
+
+def test_batches_decide_exactly_as_one_event_at_a_time():
+    messages = [RawMessage(m.topic, 0, i, m.key, m.value, 0.0)
+                for i, m in enumerate(SalesSimulator(seed=5, total_events=2000))]
+    batched, single = Harness(), Harness()
+    decisions_batched = [d for i in range(0, len(messages), 250) for d in batched.run(*messages[i:i + 250]).decisions]
+    decisions_single = [d for m in messages for d in single.run(m).decisions]
+    assert decisions_batched == decisions_single
+    assert {c: s.to_dict() for c, s in batched.states.items()} == {c: s.to_dict() for c, s in single.states.items()}
+
+
+def test_decision_id_is_derived_from_the_order_event():
+    h = Harness()
+    h.feed(ev.customer("C1"))
+    a = h.feed(ev.order("C1", "SO-1", 1.0, event_id="evt-A")).decisions[0]
+    b = Harness()
+    b.feed(ev.customer("C1"))
+    assert b.feed(ev.order("C1", "SO-1", 1.0, event_id="evt-A")).decisions[0].decision_id == a.decision_id
+    assert orjson.loads(a.model_dump_json())["decision_id"] == a.decision_id
+
+
+def test_order_processed_after_its_invoice_is_decided_on_exposure_without_it():
+    h = Harness()
+    h.feed(ev.customer("C1", limit=1000.0))
+    h.feed(ev.invoice("C1", "I-1", "SO-1", 900.0, days=1))
+    [decision] = h.feed(ev.order("C1", "SO-1", 900.0)).decisions
+    assert (decision.exposure_before, decision.exposure_after, decision.outcome.value) == (0.0, 900.0, "approve")
+    assert h.states["C1"].exposure() == 900_00
+
+
+def test_a_processing_bug_dead_letters_that_message_and_the_batch_goes_on(monkeypatch):
+    h = Harness()
+    h.feed(ev.customer("C1"))
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(CustomerState, "cancel_order", broken)
+    result = h.feed(ev.cancel("C1", "SO-1"), ev.order("C1", "SO-2", 5.0))
+    assert [(d.code, d.reason) for d in result.dead_letters] == [("processing_error", "ZeroDivisionError: boom")]
+    assert [d.order_id for d in result.decisions] == ["SO-2"]
