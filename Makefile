@@ -22,6 +22,8 @@ demo: $(STAMP)
 	$(BIN)/salesguard demo
 
 test: $(STAMP)
+	$(BIN)/ruff check streams rules detectors monitoring tests
+	$(BIN)/mypy streams rules detectors monitoring
 	$(BIN)/python -m pytest
 
 clean:

@@ -76,7 +76,8 @@ def credit_limit(policy: RulePolicy, ctx: DecisionContext) -> RuleHit | None:
     return RuleHit(
         "CREDIT_LIMIT_EXCEEDED",
         Outcome.HOLD,
-        f"Exposure after this order ({ctx.exposure_after:,.2f}) exceeds the credit limit ({limit:,.2f}) by {over:,.2f}.",
+        f"Exposure after this order ({ctx.exposure_after:,.2f}) exceeds the credit limit ({limit:,.2f}) "
+        f"by {over:,.2f}.",
         values,
     )
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """What happens to an order. The strongest outcome of all matching rules wins.
 
     >>> max([Outcome.REVIEW, Outcome.HOLD, Outcome.APPROVE], key=Outcome.strength).value

@@ -78,7 +78,7 @@ class SalesguardApp:
         messages = [
             RawMessage(
                 topic=topic, partition=e.message.partition, offset=e.message.offset,
-                key=e.message.key, value=e.message.value, timestamp=e.message.timestamp,
+                key=e.message.key, value=e.message.value or b"", timestamp=e.message.timestamp,
             )
             for e in events
         ]
@@ -135,11 +135,11 @@ class SalesguardApp:
         return len(customers)
 
 
-def consumer_of(sg: SalesguardApp, topic: str) -> Callable[[faust.StreamT[Any]], Awaitable[None]]:
+def consumer_of(sg: SalesguardApp, topic: str) -> Callable[[Any], Awaitable[None]]:
     """The agent body for input topic ``topic``: micro-batches into :meth:`SalesguardApp.handle`."""
     settings = sg.settings
 
-    async def consume(stream: faust.StreamT[Any]) -> None:
+    async def consume(stream: Any) -> None:
         # Ack only after the batch is processed and published: if handle() fails, the offsets
         # are not committed and the events come back (take_events would ack them anyway).
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
@@ -181,10 +181,10 @@ def build_app(settings: Settings) -> SalesguardApp:
     changelog = app.topic(f"{settings.app_id}-customer-state-changelog", key_serializer="json",
                           value_serializer=CODEC_NAME, partitions=settings.partitions, compacting=True,
                           deleting=False, acks=False, internal=True, maxsize=131_072, allow_empty=True)
-    table = app.Table("customer-state", partitions=settings.partitions, changelog_topic=changelog)
+    table: Any = app.Table("customer-state", partitions=settings.partitions, changelog_topic=changelog)
     table.key_serializer, table.value_serializer = "json", CODEC_NAME
     sg = SalesguardApp(app=app, settings=settings, pipeline=Pipeline(pipeline_config(settings)),
-                       states=CustomerStates(table), outputs=outputs, mirror=None)
+                       states=CustomerStates(table, changelog), outputs=outputs, mirror=None)
     if settings.redis_url:
         sg.mirror = RedisMirror(settings.redis_url, sg.snapshot)
     for name in INPUT_TOPICS:

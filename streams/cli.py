@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -32,7 +31,7 @@ def load_settings(**overrides: object) -> Settings:
 
 
 @cli.command()
-def worker(web_port: Optional[int] = typer.Option(None, help="Web port (default SALESGUARD_WEB_PORT or 6066).")) -> None:
+def worker(web_port: int | None = typer.Option(None, help="Web port (default SALESGUARD_WEB_PORT or 6066).")) -> None:
     """Run one stream-processing worker (join the consumer group, decide orders)."""
     settings = load_settings(web_port=web_port)
     if not settings.kafka_bootstrap:
@@ -47,13 +46,15 @@ def worker(web_port: Optional[int] = typer.Option(None, help="Web port (default 
     asyncio.run(ensure_topics(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     sg = build_app(settings)
-    faust.Worker(sg.app, loglevel=FAUST_LOG_LEVELS.get(settings.log_level, settings.log_level)).execute_from_commandline()
+    loglevel = FAUST_LOG_LEVELS.get(settings.log_level, settings.log_level)
+    faust.Worker(sg.app, loglevel=loglevel).execute_from_commandline()
 
 
 @cli.command()
 def demo(
-    events: Optional[int] = typer.Option(None, min=1, help="Produce this many events, wait for every decision, exit."),
-    rate: Optional[float] = typer.Option(None, min=1, help="Events per second (default: 300 live; as fast as possible with --events)."),
+    events: int | None = typer.Option(None, min=1, help="Produce this many events, wait for every decision, exit."),
+    rate: float | None = typer.Option(
+        None, min=1, help="Events per second (default: 300 live; paced to the worker with --events)."),
     seed: int = typer.Option(7, help="Seed of the traffic generator."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line instead of live progress."),
     timeout: float = typer.Option(600, help="Give up after this many seconds (with --events)."),
@@ -71,7 +72,8 @@ def demo(
     try:
         with services(settings, run_dir) as live_settings:
             if not as_json:
-                console.print(f"broker {live_settings.kafka_bootstrap} · redis {live_settings.redis_url} · logs {run_dir}")
+                console.print(f"broker {live_settings.kafka_bootstrap} · redis {live_settings.redis_url} "
+                              f"· logs {run_dir}")
             summary = asyncio.run(run_demo(live_settings, run_dir, events, rate, seed, as_json, timeout, console))
     except KeyboardInterrupt:
         console.print("stopped.")
@@ -87,7 +89,7 @@ def demo(
 
 @cli.command()
 def generate(
-    events: Optional[int] = typer.Option(None, min=1, help="Stop after this many events (default: run until Ctrl-C)."),
+    events: int | None = typer.Option(None, min=1, help="Stop after this many events (default: run until Ctrl-C)."),
     rate: float = typer.Option(200.0, min=1, help="Events per second."),
     seed: int = typer.Option(7, help="Seed of the traffic generator."),
     bad_rate: float = typer.Option(0.005, min=0, max=1, help="Share of deliberately broken messages."),
@@ -108,15 +110,13 @@ def generate(
         await ensure_topics(settings)
         await produce(settings, iter(simulator), tally, rate, pace_to_decisions=False)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
     err.print(f"produced {sum(tally.produced.values()):,} events ({tally.orders:,} orders, {tally.bad:,} broken)")
 
 
 @cli.command()
-def schemas(topic: Optional[str] = typer.Argument(None, help="Only this topic's contract.")) -> None:
+def schemas(topic: str | None = typer.Argument(None, help="Only this topic's contract.")) -> None:
     """Print the JSON Schema of every event contract, by topic."""
     from streams.contracts import json_schemas
 
@@ -133,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

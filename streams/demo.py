@@ -94,7 +94,8 @@ class Tally:
         """Live progress for people."""
         elapsed = max(time.monotonic() - self.started, 1e-6)
         grid = Table(title="salesguard demo (Ctrl-C to stop)", show_header=False, min_width=48)
-        grid.add_row("events produced", f"{sum(self.produced.values()):,}  ({sum(self.produced.values()) / elapsed:,.0f}/s)")
+        produced = sum(self.produced.values())
+        grid.add_row("events produced", f"{produced:,}  ({produced / elapsed:,.0f}/s)")
         grid.add_row("orders", f"{self.orders:,}")
         grid.add_row("decisions", f"{len(self.decision_ids):,}  ({len(self.decision_ids) / elapsed:,.0f}/s)")
         for outcome, style in (("approve", "green"), ("review", "yellow"), ("hold", "red"), ("reject", "bold red")):
@@ -127,8 +128,9 @@ async def worker_process(settings: Settings, run_dir: Path) -> AsyncIterator[Chi
            "SALESGUARD_DATA_DIR": str(run_dir / "worker-data")}
     worker = ChildService("worker", [sys.executable, "-m", "streams.cli", "worker"], port,
                           run_dir / f"worker-{port}.log", env=env)
-    await asyncio.to_thread(worker.start, 60.0)
+    worker.spawn()
     try:
+        await asyncio.to_thread(worker.wait_ready, 60.0)
         yield worker
     finally:
         await asyncio.to_thread(worker.stop, 15.0)

@@ -33,8 +33,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to SIGTERM this child when its parent dies, so nothing is left behind."""
+def _detach_and_die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Own session (a terminal's Ctrl-C reaches only the parent, which stops the children in
+    order), and a SIGTERM from Linux when the parent dies, so nothing is left behind."""
+    os.setsid()
     if sys.platform.startswith("linux"):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
@@ -47,11 +49,25 @@ class ChildService:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
-        """Start the process and wait until ``port`` accepts TCP connections."""
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env=self.env, preexec_fn=_die_with_parent)
-        log.close()
+        """Start the process and wait until ``port`` accepts TCP connections; stop it again
+        if that fails or is interrupted."""
+        self.spawn()
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def spawn(self) -> None:
+        """Start the process. Call it from the main thread: Linux sends the parent-death
+        signal when the *thread* that started the child ends."""
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            env=self.env, preexec_fn=_detach_and_die_with_parent)
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Wait until ``port`` accepts TCP connections; raise with the log tail if it does not."""
+        assert self.process is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -61,8 +77,8 @@ class ChildService:
                 return
             except OSError:
                 time.sleep(0.05)
-        self.stop()
-        raise ServiceStartError(f"{self.name} did not listen on port {self.port} within {timeout:.0f}s.\n{self.log_tail()}")
+        raise ServiceStartError(
+            f"{self.name} did not listen on port {self.port} within {timeout:.0f}s.\n{self.log_tail()}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
@@ -125,7 +141,7 @@ class EmbeddedStack:
         """URL of the Redis server."""
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
-    def start(self) -> "EmbeddedStack":
+    def start(self) -> EmbeddedStack:
         """Start both services (stopping the first if the second fails)."""
         self.broker.start()
         try:
@@ -140,7 +156,7 @@ class EmbeddedStack:
         self.redis.stop()
         self.broker.stop()
 
-    def __enter__(self) -> "EmbeddedStack":
+    def __enter__(self) -> EmbeddedStack:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

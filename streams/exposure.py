@@ -308,7 +308,7 @@ class CustomerState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CustomerState":
+    def from_dict(cls, data: dict[str, Any]) -> CustomerState:
         """Inverse of :meth:`to_dict`."""
         data = dict(data)
         profile = data.pop("profile")

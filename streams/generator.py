@@ -20,7 +20,7 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -84,7 +84,7 @@ class SalesSimulator:
 
     def __init__(self, seed: int = 7, total_events: int | None = 5000, customers: int | None = None,
                  days: float = 240.0, bad_rate: float = 0.005, run_id: str = "r0",
-                 start: datetime = datetime(2026, 1, 5, tzinfo=timezone.utc)) -> None:
+                 start: datetime = datetime(2026, 1, 5, tzinfo=UTC)) -> None:
         self.rng = random.Random(seed)
         self.total_events = total_events
         self.customer_count = customers or max(20, (total_events or 8000) // 40)
@@ -246,14 +246,14 @@ class SalesSimulator:
                                amount=first)
                 amount = round(amount - first, 2)
             self._schedule(paid_at, "payment.received", customer=customer, invoice_id=invoice_id, amount=amount)
-        due_date = datetime.fromtimestamp(due, tz=timezone.utc).date().isoformat()
+        due_date = datetime.fromtimestamp(due, tz=UTC).date().isoformat()
         return self._emit("ledger", customer, at, "invoice.issued", invoice_id=invoice_id, order_id=p["order_id"],
                           amount=p["amount"], currency=customer.currency, due_date=due_date)
 
     def _emit(self, topic: str, customer: SimCustomer, at: float, kind: str, **body: Any) -> GeneratedMessage:
         event = {
             "type": kind, "schema_version": 1, "event_id": f"E-{self.run_id}-{next(self._seq)}",
-            "event_time": datetime.fromtimestamp(at, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
+            "event_time": datetime.fromtimestamp(at, tz=UTC).isoformat().replace("+00:00", "Z"),
             "customer_id": customer.customer_id, **body,
         }
         return GeneratedMessage(topic, customer.customer_id.encode(), orjson.dumps(event), kind)
@@ -266,7 +266,8 @@ class SalesSimulator:
         event = orjson.loads(message.value)
         breakage = self.rng.choice(("not_json", "invalid_event", "unknown_currency", "key_mismatch"))
         if breakage == "not_json":
-            return GeneratedMessage(message.topic, message.key, message.value[: len(message.value) // 2], "bad:not_json")
+            truncated = message.value[: len(message.value) // 2]
+            return GeneratedMessage(message.topic, message.key, truncated, "bad:not_json")
         if breakage == "unknown_currency" and "currency" in event:
             event["currency"] = "XXX"
             return GeneratedMessage(message.topic, message.key, orjson.dumps(event), "bad:unknown_currency")

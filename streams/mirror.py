@@ -40,7 +40,7 @@ class MirrorUpdate:
     holds_opened: dict[str, OrderHold] = field(default_factory=dict)
     holds_closed: set[str] = field(default_factory=set)
 
-    def merge(self, other: "MirrorUpdate") -> None:
+    def merge(self, other: MirrorUpdate) -> None:
         """Fold ``other`` (newer) into this update."""
         self.customers |= other.customers
         for order_id in other.holds_closed:

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
@@ -38,7 +38,7 @@ from streams.contracts import (
     parse_input,
 )
 from streams.contracts.dead_letters import DeadLetterCode
-from streams.exposure import DAY, CustomerState, Profile
+from streams.exposure import DAY, CustomerState, OrderStatus, Profile
 from streams.money import Converter, units
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class Pipeline:
             offset=message.offset,
             key_b64=base64.b64encode(message.key).decode() if message.key is not None else None,
             raw_b64=base64.b64encode(message.value).decode(),
-            received_at=datetime.fromtimestamp(self.clock(), tz=timezone.utc),
+            received_at=datetime.fromtimestamp(self.clock(), tz=UTC),
         )
 
     # --- state changes ---------------------------------------------------------------------
@@ -182,7 +182,7 @@ class Pipeline:
                 result.holds_closed.append((event.customer_id, event.order_id))
             return changed
         if isinstance(event, InvoiceIssued):
-            due = datetime.combine(event.due_date, datetime.min.time(), timezone.utc).timestamp() + DAY
+            due = datetime.combine(event.due_date, datetime.min.time(), UTC).timestamp() + DAY
             return state.issue_invoice(event.invoice_id, event.event_id, event.order_id,
                                        cents(event.amount, event.currency), due=due, at=at)
         if isinstance(event, PaymentReceived):
@@ -228,7 +228,7 @@ class Pipeline:
         exposure = state.exposure() - own_open - own_receivable
         decision = self._decision(event, message, state, amount, exposure)
         accepted = not decision.outcome.stops_order
-        status = "rejected" if decision.outcome is Outcome.REJECT else "held"
+        status: OrderStatus = "rejected" if decision.outcome is Outcome.REJECT else "held"
         was_held = order is not None and order.status == "held"
         stored_form = decision.model_dump(mode="json")
         if amending:
@@ -281,7 +281,7 @@ class Pipeline:
             rulebook_version=self.config.rulebook_version,
             model_version=self.config.model_version,
             event_time=event.event_time,
-            decided_at=datetime.fromtimestamp(now, tz=timezone.utc),
+            decided_at=datetime.fromtimestamp(now, tz=UTC),
             latency_ms=round(max(0.0, now - message.timestamp) * 1000.0, 3),
         )
 

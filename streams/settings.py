@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     retention_days: int = Field(400, ge=1, description="Closed orders/invoices are forgotten this long after closing.")
 
     # --- first rule set (the rulebook issue replaces these) -------------------------------
-    limit_tolerance: float = Field(0.10, ge=0, le=1, description="Over the limit by at most this share: review, not hold.")
+    limit_tolerance: float = Field(
+        0.10, ge=0, le=1, description="Over the limit by at most this share: review, not hold.")
     reject_over_limit: float = Field(1.5, gt=1, description="Exposure after the order above limit x this: reject.")
     overdue_review_days: int = Field(1, ge=0, description="Days past due above which an order is reviewed.")
     overdue_hold_days: int = Field(30, ge=1, description="Days past due above which an order is held.")

@@ -37,37 +37,39 @@ codecs.register(CODEC_NAME, CustomerStateCodec())
 class CustomerStates:
     """Read and write customer states held in a Faust table."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, changelog: Any) -> None:
         self.table = table
+        self.changelog = changelog
         self._lock = asyncio.Lock()
 
     def get(self, customer_id: str) -> CustomerState | None:
         """The customer's state, or None for a customer never seen."""
         return self.table.data.get(customer_id)
 
-    def put(self, partition: int, customer_id: str, state: CustomerState) -> None:
-        """Store ``state`` and send it to the changelog partition ``partition``."""
-        self.table.data[customer_id] = state
-        self.table.send_changelog(partition, customer_id, state)
-
     async def write(self, changed: Mapping[str, tuple[int, CustomerState]], end_markers: bool) -> None:
-        """Store a batch's changed states (``customer_id -> (partition, state)``).
+        """Store a batch's changed states (``customer_id -> (partition, state)``) and send each
+        to its changelog partition (the partition of the input it came from).
 
-        With ``end_markers``, the writes are flushed and followed by one end marker per
-        partition in a produce request of its own. Tansu 0.6 reports a partition's end offset
-        as the first offset of its last record batch + 1, so Faust's recovery would stop before
+        With ``end_markers``, the states are delivered first, then one end marker per partition
+        goes out in a produce request of its own. Tansu 0.6 reports a partition's end offset as
+        the first offset of its last record batch + 1, so Faust's recovery would stop before
         the newest states of a multi-record batch; a single-record batch at the end makes it
-        exact. The lock keeps the agents' writes from sharing a batch with a marker.
+        exact. (Faust's own ``producer.flush()`` gives up after 0.1 s, hence the explicit
+        waits.) The lock keeps the agents' writes from sharing a batch with a marker.
         """
+        changelog = self.changelog
         async with self._lock:
+            sent = []
             for customer_id, (partition, state) in changed.items():
-                self.put(partition, customer_id, state)
-            if end_markers and changed:
-                producer = self.table.app.producer
-                await producer.flush()
-                for partition in {partition for partition, _ in changed.values()}:
-                    self.table.send_changelog(partition, END_MARKER_KEY, None, value_serializer="raw")
-                await producer.flush()
+                self.table.data[customer_id] = state
+                sent.append(await changelog.send(key=customer_id, value=state, partition=partition))
+            if end_markers and sent:
+                await asyncio.gather(*sent)
+                markers = [
+                    await changelog.send(key=END_MARKER_KEY, value=None, partition=partition, value_serializer="raw")
+                    for partition in {partition for partition, _ in changed.values()}
+                ]
+                await asyncio.gather(*markers)
 
     def items(self) -> Iterator[tuple[str, CustomerState]]:
         """Every customer state this worker holds."""

@@ -3,6 +3,7 @@ the state table share one partition count so one worker owns all of a customer's
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -35,10 +36,8 @@ async def ensure_topics(settings: Settings) -> None:
             for name in names if name not in existing
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker created them first
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another worker created them first
             log.info("created topics %s", [t.name for t in missing])
         for description in await admin.describe_topics([settings.topic(n) for n in INPUT_TOPICS]):
             count = len(description.get("partitions", []))

@@ -11,7 +11,7 @@ from tests import events as ev
 
 
 class CapturedTopic:
-    """Stands in for an output topic: keeps what the agent publishes."""
+    """Stands in for an output topic (there is no broker here): keeps what the agent publishes."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, dict]] = []
@@ -20,12 +20,26 @@ class CapturedTopic:
         self.sent.append((key, orjson.loads(value)))
 
 
+class CapturedChangelog:
+    """Stands in for the state changelog topic: keeps (partition, key, state) per write."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str, object]] = []
+
+    async def send(self, key, value, partition, value_serializer=None):
+        self.sent.append((partition, key, value))
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
 @pytest.fixture()
 def sg(tmp_path):
     app = build_app(Settings(data_dir=str(tmp_path), batch_window_s=0.01))
     app.app.finalize()
     app.app.flow_control.resume()
     app.outputs = {name: CapturedTopic() for name in app.outputs}
+    app.states.changelog = CapturedChangelog()
     return app
 
 
@@ -64,6 +78,9 @@ async def test_ledger_agent_updates_the_same_customer_state(sg):
                   ev.invoice("C8", "I-1", "SO-1", 500.0, days=1), ev.payment("C8", "P-1", "I-1", 120.0, days=2))
     state = sg.states.get("C8")
     assert (state.open_orders(), state.receivables()) == (0, 380_00)
+    # every state change went to the changelog, keyed by customer, on the input's partition (0 here)
+    assert [(p, k) for p, k, _ in sg.states.changelog.sent] == [(0, "C8")] * 4
+    assert sg.states.changelog.sent[-1][2].receivables() == 380_00
 
 
 async def test_bad_message_goes_to_dead_letters_and_agent_keeps_going(sg):

@@ -21,11 +21,17 @@ from streams.contracts.decisions import Decision, OrderHold, Reason, decision_id
 from streams.contracts.ledger import CreditNoteIssued, InvoiceIssued, InvoiceWrittenOff, LedgerEvent, PaymentReceived
 from streams.contracts.orders import OrderAmended, OrderCancelled, OrderEvent, OrderLine, OrderPlaced
 
+
+def _adapter(union: Any) -> TypeAdapter[Any]:
+    """A validator for a discriminated union of events."""
+    return TypeAdapter(union)
+
+
 #: Input topic (unprefixed name) -> the union of events it carries.
 INPUT_ADAPTERS: dict[str, TypeAdapter[Any]] = {
-    "orders": TypeAdapter(OrderEvent),
-    "ledger": TypeAdapter(LedgerEvent),
-    "customers": TypeAdapter(CustomerEvent),
+    "orders": _adapter(OrderEvent),
+    "ledger": _adapter(LedgerEvent),
+    "customers": _adapter(CustomerEvent),
 }
 
 #: Every contract by name, for ``salesguard schemas`` and the docs.

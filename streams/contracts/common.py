@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 #: Identifiers: non-empty, bounded, printable.
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")]
 #: A money amount in the event's currency: finite, non-negative, below a trillion.
 Amount = Annotated[float, Field(ge=0, lt=1e12, allow_inf_nan=False)]
+#: A money amount that must be more than zero (invoices, payments, credit notes).
+PositiveAmount = Annotated[float, Field(gt=0, lt=1e12, allow_inf_nan=False)]
 #: ISO 4217 code; whether it is *known* is checked against the configured rates.
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 #: ISO 3166 alpha-2 country code.
@@ -43,6 +45,5 @@ class InputEvent(Contract):
 
 def utc_from_timestamp(ts: float) -> datetime:
     """A timezone-aware UTC datetime from a POSIX timestamp."""
-    from datetime import timezone
 
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+    return datetime.fromtimestamp(ts, tz=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import Field
 
@@ -84,14 +84,14 @@ class OrderHold(Contract):
     held_at: datetime
 
     @classmethod
-    def from_decision(cls, decision: Decision) -> "OrderHold":
+    def from_decision(cls, decision: Decision) -> OrderHold:
         """The hold event for a decision whose outcome stops the order."""
         return cls(
             hold_id=decision.decision_id,
             decision_id=decision.decision_id,
             order_id=decision.order_id,
             customer_id=decision.customer_id,
-            outcome=decision.outcome,
+            outcome=cast(Literal[Outcome.HOLD, Outcome.REJECT], decision.outcome),
             reason_codes=[reason.code for reason in decision.reasons],
             message=decision.summary,
             order_amount=decision.order_amount,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from streams.contracts.common import Amount, CurrencyCode, Identifier, InputEvent
+from streams.contracts.common import CurrencyCode, Identifier, InputEvent, PositiveAmount, ShortText
 
 
 class InvoiceIssued(InputEvent):
@@ -20,12 +20,12 @@ class InvoiceIssued(InputEvent):
     type: Literal["invoice.issued"] = "invoice.issued"
     invoice_id: Identifier
     order_id: Identifier | None = None
-    amount: Annotated[float, Field(gt=0, lt=1e12, allow_inf_nan=False)]
+    amount: PositiveAmount
     currency: CurrencyCode
     due_date: date
 
     @model_validator(mode="after")
-    def _due_not_before_issue(self) -> "InvoiceIssued":
+    def _due_not_before_issue(self) -> InvoiceIssued:
         if self.due_date < self.event_time.date():
             raise ValueError(f"due_date {self.due_date} is before the invoice date {self.event_time.date()}")
         return self
@@ -37,7 +37,7 @@ class PaymentReceived(InputEvent):
     type: Literal["payment.received"] = "payment.received"
     payment_id: Identifier
     invoice_id: Identifier
-    amount: Annotated[float, Field(gt=0, lt=1e12, allow_inf_nan=False)]
+    amount: PositiveAmount
     currency: CurrencyCode
 
 
@@ -47,7 +47,7 @@ class CreditNoteIssued(InputEvent):
     type: Literal["credit_note.issued"] = "credit_note.issued"
     credit_note_id: Identifier
     invoice_id: Identifier
-    amount: Annotated[float, Field(gt=0, lt=1e12, allow_inf_nan=False)]
+    amount: PositiveAmount
     currency: CurrencyCode
 
 
@@ -56,7 +56,7 @@ class InvoiceWrittenOff(InputEvent):
 
     type: Literal["invoice.written_off"] = "invoice.written_off"
     invoice_id: Identifier
-    reason: Annotated[str, Field(max_length=200)] = ""
+    reason: ShortText = ""
 
 
 LedgerEvent = Annotated[
@@ -76,4 +76,4 @@ EXAMPLE = {
     "due_date": "2026-04-05",
 }
 
-__all__ = ["Amount", "CreditNoteIssued", "InvoiceIssued", "InvoiceWrittenOff", "LedgerEvent", "PaymentReceived"]
+__all__ = ["CreditNoteIssued", "InvoiceIssued", "InvoiceWrittenOff", "LedgerEvent", "PaymentReceived"]

@@ -37,7 +37,7 @@ class _OrderBody(InputEvent):
     ship_to_country: CountryCode
 
     @model_validator(mode="after")
-    def _total_matches_lines(self) -> "_OrderBody":
+    def _total_matches_lines(self) -> _OrderBody:
         lines_total = sum(line.net_amount for line in self.lines)
         if abs(lines_total - self.total) > TOTAL_TOLERANCE + 1e-9 * self.total:
             raise ValueError(f"total {self.total:.2f} does not match the sum of its lines {lines_total:.2f}")

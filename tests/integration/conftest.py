@@ -86,6 +86,13 @@ class Client:
         raw = await self.redis.get(f"sg:customer:{customer_id}")
         return orjson.loads(raw) if raw else None
 
+    async def onboard(self, *customers: dict) -> None:
+        """Send customer master data and wait until it is applied: orders sent afterwards are
+        decided against it (the ``customers`` and ``orders`` topics are consumed independently)."""
+        await self.send(*customers)
+        for customer in customers:
+            await self.settled(customer["customer_id"], events_applied=1)
+
     async def settled(self, customer_id: str, events_applied: int, timeout: float = 60.0) -> dict:
         """The customer's snapshot once ``events_applied`` events have been applied to it."""
         deadline = time.monotonic() + timeout
@@ -122,6 +129,7 @@ def worker(settings: Settings, tmp_path_factory) -> Iterator[Worker]:
 async def client(settings: Settings, worker: Worker) -> Client:
     c = Client(settings)
     # Warm-up: the first decision proves the worker has joined its group and owns partitions.
-    await c.send(ev.customer("C-WARMUP"), ev.order("C-WARMUP", "SO-WARMUP", 1.0, days=1))
+    await c.send(ev.customer("C-WARMUP"))
+    await c.send(ev.order("C-WARMUP", "SO-WARMUP", 1.0, days=1))
     await c.collect("decisions", lambda rs: any(r["order_id"] == "SO-WARMUP" for r in rs), timeout=90)
     return c

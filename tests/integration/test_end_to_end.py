@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
-
-import base64
+from pathlib import Path
 
 import pytest
 
@@ -18,8 +20,8 @@ pytestmark = pytest.mark.integration
 
 async def test_exposure_after_a_known_sequence_equals_the_hand_computed_value(client):
     c = "C-SEQ"
+    await client.onboard(ev.customer(c, limit=10_000.0))
     sequence = [
-        ev.customer(c, limit=10_000.0),
         ev.order(c, "SO-SEQ-1", 1_000.0, days=0),
         ev.order(c, "SO-SEQ-2", 2_500.0, days=0.5),
         ev.invoice(c, "INV-SEQ-1", "SO-SEQ-1", 1_000.0, days=1),
@@ -27,7 +29,7 @@ async def test_exposure_after_a_known_sequence_equals_the_hand_computed_value(cl
         ev.cancel(c, "SO-SEQ-2", days=3),
     ]
     await client.send(*sequence)
-    snap = await client.settled(c, events_applied=len(sequence))
+    snap = await client.settled(c, events_applied=1 + len(sequence))
     # SO-1 fully invoiced (no open order), SO-2 cancelled; receivable 1,000 - 400 = 600.
     assert (snap["open_orders"], snap["receivables"], snap["exposure"]) == (0.0, 600.0, 600.0)
     assert snap["credit_limit"] == 10_000.0 and snap["utilization"] == 0.06
@@ -38,7 +40,8 @@ async def test_redelivered_events_do_not_double_count(client):
     placed = ev.order(c, "SO-DUP-1", 700.0, days=0)
     paid = ev.payment(c, "PAY-DUP-1", "INV-DUP-1", 200.0, days=2)
     sentinel = ev.payment(c, "PAY-DUP-2", "INV-DUP-1", 1.0, days=3)
-    await client.send(ev.customer(c, limit=5_000.0), placed, placed,
+    await client.onboard(ev.customer(c, limit=5_000.0))
+    await client.send(placed, placed,
                       ev.invoice(c, "INV-DUP-1", "SO-DUP-1", 700.0, days=1), paid, paid, sentinel)
     # 5 distinct events; the sentinel comes after the duplicate payment on the same partition.
     snap = await client.settled(c, events_applied=5)
@@ -51,7 +54,8 @@ async def test_redelivered_events_do_not_double_count(client):
 async def test_bad_message_lands_in_dead_letters_and_next_good_one_is_decided(client):
     c = "C-BAD"
     garbage = b'{"type": "order.placed", "truncated'
-    await client.send(ev.customer(c), ("orders", c.encode(), garbage), ev.order(c, "SO-BAD-NEXT", 10.0))
+    await client.onboard(ev.customer(c))
+    await client.send(("orders", c.encode(), garbage), ev.order(c, "SO-BAD-NEXT", 10.0))
     letters = await client.collect("dead-letters", lambda rs: any(r["_key"] == c.encode() for r in rs))
     [letter] = [r for r in letters if r["_key"] == c.encode()]
     assert letter["code"] == "not_json" and letter["source_topic"] == "orders"
@@ -63,7 +67,7 @@ async def test_bad_message_lands_in_dead_letters_and_next_good_one_is_decided(cl
 async def test_every_order_in_a_burst_of_2000_gets_exactly_one_decision(client):
     customers = [f"C-BURST-{i:02d}" for i in range(50)]
     orders = [ev.order(customers[i % 50], f"SO-BURST-{i}", 10.0 + i % 7, days=1 + i / 10_000) for i in range(2000)]
-    await client.send(*(ev.customer(c, limit=1e9) for c in customers))
+    await client.onboard(*(ev.customer(c, limit=1e9) for c in customers))
     await client.send(*orders)
     wanted = {o["order_id"] for o in orders}
 
@@ -81,8 +85,9 @@ async def test_every_order_in_a_burst_of_2000_gets_exactly_one_decision(client):
 
 async def test_a_replacement_worker_recovers_customer_state_from_the_changelog(client, worker):
     c = "C-RECOVER"
-    await client.send(ev.customer(c, limit=2_000.0), ev.order(c, "SO-REC-1", 1_500.0))
-    await client.settled(c, events_applied=2)
+    await client.onboard(ev.customer(c, limit=2_000.0))
+    await client.send(ev.order(c, "SO-REC-1", 1_500.0))
+    assert (await client.settled(c, events_applied=2))["exposure"] == 1_500.0
     worker.stop()
     worker.start()  # fresh process, fresh data dir: state can only come from the changelog
     await client.send(ev.order(c, "SO-REC-2", 1_000.0, days=1))
@@ -101,3 +106,32 @@ def test_demo_command_prints_a_complete_summary(tmp_path):
     assert summary["decisions"] == summary["orders"] > 100
     assert summary["approve"] + summary["review"] + summary["hold"] + summary["reject"] == summary["decisions"]
     assert summary["dead_letters"] == summary["bad_messages_sent"]
+
+
+def test_ctrl_c_stops_the_demo_and_every_process_it_started(tmp_path):
+    demo = subprocess.Popen([sys.executable, "-m", "streams.cli", "demo", "--rate", "200"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    children: list[int] = []
+    while time.monotonic() < deadline and len(children) < 3:  # broker, redis, worker
+        time.sleep(0.5)
+        children = _children(demo.pid)
+    assert len(children) == 3, f"demo started {children}"
+    time.sleep(3)
+    demo.send_signal(signal.SIGINT)
+    assert demo.wait(timeout=60) == 0, demo.stderr.read().decode()[-2000:] if demo.stderr else ""
+    alive = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in children
+             if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)}
+    assert alive == {}
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return "Z"

@@ -1,0 +1,58 @@
+"""The Redis mirror against a real Redis server, including an outage and the catch-up after it."""
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+import redis
+
+from monitoring.metrics import REDIS_ERRORS
+from rules import Outcome
+from streams.contracts import OrderHold
+from streams.embedded import ChildService, free_port, redis_command
+from streams.mirror import MirrorUpdate, RedisMirror
+
+
+def hold(order_id: str) -> OrderHold:
+    return OrderHold(hold_id=f"h-{order_id}", decision_id=f"h-{order_id}", order_id=order_id, customer_id="C1",
+                     outcome=Outcome.HOLD, reason_codes=["CUSTOMER_ON_STOP"], message="Hold.", order_amount=1.0,
+                     base_currency="EUR", held_at=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+@pytest.fixture()
+def redis_server(tmp_path):
+    port = free_port()
+    server = ChildService("redis", redis_command(port, tmp_path), port, tmp_path / "redis.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_merge_keeps_the_latest_fate_of_each_hold():
+    update = MirrorUpdate(customers={"C1"}, holds_opened={"SO-1": hold("SO-1")})
+    update.merge(MirrorUpdate(customers={"C2"}, holds_closed={"SO-1"}))
+    update.merge(MirrorUpdate(holds_opened={"SO-2": hold("SO-2")}))
+    assert update.customers == {"C1", "C2"}
+    assert set(update.holds_opened) == {"SO-2"} and update.holds_closed == {"SO-1"}
+
+
+async def test_snapshots_and_holds_reach_redis_and_survive_an_outage(redis_server):
+    snapshots = {"C1": {"exposure": 1.0}}
+    mirror = RedisMirror(f"redis://127.0.0.1:{redis_server.port}/0", snapshot=lambda cid: snapshots[cid])
+    reader = redis.Redis(port=redis_server.port)
+    assert await mirror.write(MirrorUpdate(customers={"C1"}, holds_opened={"SO-1": hold("SO-1")}))
+    assert orjson.loads(reader.get("sg:customer:C1")) == {"exposure": 1.0}
+    assert reader.zrange("sg:holds", 0, -1) == [b"SO-1"]
+
+    redis_server.stop()
+    errors_before = REDIS_ERRORS._value.get()
+    snapshots["C1"] = {"exposure": 2.0}
+    assert not await mirror.write(MirrorUpdate(customers={"C1"}, holds_closed={"SO-1"}))
+    assert REDIS_ERRORS._value.get() == errors_before + 1
+
+    redis_server.start()  # an empty server on the same port: the kept writes must arrive
+    assert await mirror.write(MirrorUpdate())
+    reader = redis.Redis(port=redis_server.port)
+    assert orjson.loads(reader.get("sg:customer:C1")) == {"exposure": 2.0}
+    assert reader.zrange("sg:holds", 0, -1) == [] and reader.get("sg:hold:SO-1") is None
+    await mirror.close()
