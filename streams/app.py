@@ -15,6 +15,7 @@ state known when the order is processed, as a live system must.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -83,10 +84,13 @@ class SalesguardApp:
             for e in events
         ]
         result = self.pipeline.process(messages, self.states.get)
+        # Outputs are delivered before the state that records them is written: after a crash,
+        # an order is either not recorded (decided again: same state, same decision and id) or
+        # recorded with its decision already delivered. Offsets are acked after both.
+        await self._publish(result)
         await self.states.write(result.changed, end_markers=self.settings.changelog_end_markers)
         for _, state in result.changed.values():
             self.watermark = max(self.watermark, state.last_event_time)
-        await self._publish(result)
         if self.mirror is not None:
             await self.mirror.write(self._mirror_update(result))
         self._count(result)
@@ -94,13 +98,12 @@ class SalesguardApp:
         return result
 
     async def _publish(self, result: BatchResult) -> None:
+        """Send decisions, holds and dead letters and wait until the broker has them."""
         topics = self.outputs
-        for decision in result.decisions:
-            await topics["decisions"].send(key=decision.customer_id.encode(), value=dumps(decision))
-        for hold in result.holds:
-            await topics["order-holds"].send(key=hold.customer_id.encode(), value=dumps(hold))
-        for letter in result.dead_letters:
-            await topics["dead-letters"].send(key=letter.key, value=dumps(letter))
+        sent = [await topics["decisions"].send(key=d.customer_id.encode(), value=dumps(d)) for d in result.decisions]
+        sent += [await topics["order-holds"].send(key=h.customer_id.encode(), value=dumps(h)) for h in result.holds]
+        sent += [await topics["dead-letters"].send(key=x.key, value=dumps(x)) for x in result.dead_letters]
+        await asyncio.gather(*sent)
 
     def _mirror_update(self, result: BatchResult) -> MirrorUpdate:
         return MirrorUpdate(
@@ -198,6 +201,7 @@ def build_app(settings: Settings) -> SalesguardApp:
 
     @app.page("/metrics")
     async def prometheus_metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type; Prometheus' type carries one.
+        return web.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return sg

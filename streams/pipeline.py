@@ -88,7 +88,7 @@ class PipelineConfig:
     converter: Converter
     base_currency: str = "EUR"
     max_event_bytes: int = 65_536
-    retention_days: int = 400
+    retention_days: int = 30
     model_version: str | None = None
 
 
@@ -205,17 +205,10 @@ class Pipeline:
 
     def _decide(self, event: OrderPlaced | OrderAmended, message: RawMessage, state: CustomerState,
                 result: BatchResult) -> bool:
-        stored = state.stored_decision(event.order_id, event.event_id)
-        if stored is not None:  # redelivered: publish the same decision again, change nothing
-            decision = Decision.model_validate(stored)
-            result.decisions.append(decision)
-            if decision.outcome.stops_order:
-                result.holds.append(OrderHold.from_decision(decision))
-            return False
         order = state.orders.get(event.order_id)
         amending = isinstance(event, OrderAmended)
         if order is not None and event.event_id in order.event_ids:
-            return False  # an older event of this order, already superseded
+            return False  # already decided: its decision was delivered before the state was written
         if amending and (order is None or order.status == "cancelled"):
             raise InvalidMessage("unknown_reference", f"amendment of unknown or cancelled order {event.order_id!r}")
         if not amending and order is not None and order.status != "cancelled":
@@ -230,13 +223,10 @@ class Pipeline:
         accepted = not decision.outcome.stops_order
         status: OrderStatus = "rejected" if decision.outcome is Outcome.REJECT else "held"
         was_held = order is not None and order.status == "held"
-        stored_form = decision.model_dump(mode="json")
         if amending:
-            state.amend_order(event.order_id, event.event_id, amount, accepted, event.event_timestamp,
-                              status, stored_form)
+            state.amend_order(event.order_id, event.event_id, amount, accepted, event.event_timestamp, status)
         else:
-            state.place_order(event.order_id, event.event_id, amount, accepted, event.event_timestamp,
-                              status, stored_form)
+            state.place_order(event.order_id, event.event_id, amount, accepted, event.event_timestamp, status)
         result.decisions.append(decision)
         if decision.outcome.stops_order:
             result.holds.append(OrderHold.from_decision(decision))

@@ -83,7 +83,9 @@ class Settings(BaseSettings):
 
     # --- input hygiene and state retention --------------------------------------------------
     max_event_bytes: int = Field(65_536, ge=1024, description="Larger messages are dead-lettered.")
-    retention_days: int = Field(400, ge=1, description="Closed orders/invoices are forgotten this long after closing.")
+    retention_days: int = Field(
+        30, ge=1, description="Closed orders/invoices are forgotten this many days (event time) after closing; "
+        "duplicates older than that are no longer recognised.")
 
     # --- first rule set (the rulebook issue replaces these) -------------------------------
     limit_tolerance: float = Field(

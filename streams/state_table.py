@@ -25,7 +25,7 @@ class CustomerStateCodec(codecs.Codec):
     """Faust codec: :class:`CustomerState` <-> JSON bytes."""
 
     def _dumps(self, obj: Any) -> bytes:
-        return orjson.dumps(obj.to_dict())
+        return obj.to_json()
 
     def _loads(self, s: bytes) -> CustomerState:
         return CustomerState.from_dict(orjson.loads(s))

@@ -93,7 +93,7 @@ def test_closed_items_are_forgotten_after_retention():
 
 def test_state_survives_a_serialization_round_trip():
     s = fresh()
-    s.place_order("SO-1", "e1", 100_00, True, at=0, decision={"decision_id": "d"})
+    s.place_order("SO-1", "e1", 100_00, True, at=0)
     s.issue_invoice("I-1", "e2", "SO-1", 100_00, due=30 * DAY, at=DAY)
     s.apply_payment("P-9", "I-404", 5_00, at=DAY)
     assert CustomerState.from_dict(s.to_dict()) == s

@@ -48,15 +48,29 @@ def test_decision_carries_exposure_limit_reasons_and_versions():
     assert h.states["C1"].exposure() == 600_00
 
 
-def test_redelivered_order_republishes_the_same_decision_and_changes_nothing():
+def test_redelivered_order_that_was_recorded_changes_and_publishes_nothing():
     h = Harness()
     h.feed(ev.customer("C1"))
     placed = ev.order("C1", "SO-1", 100.0)
-    first = h.feed(placed)
+    assert len(h.feed(placed).decisions) == 1
     again = h.feed(placed)
-    assert again.decisions[0] == first.decisions[0]
-    assert again.changed == {} and again.duplicates == 1
+    assert again.decisions == [] and again.changed == {} and again.duplicates == 1
     assert h.states["C1"].exposure() == 100_00
+
+
+def test_order_redelivered_after_a_crash_before_its_state_was_written_gets_the_same_decision():
+    h = Harness()
+    h.feed(ev.customer("C1", limit=150.0))
+    h.feed(ev.order("C1", "SO-0", 100.0))
+    before_crash = {cid: CustomerState.from_dict(s.to_dict()) for cid, s in h.states.items()}
+    batch = [ev.order("C1", "SO-1", 40.0), ev.order("C1", "SO-2", 40.0)]
+    first = h.feed(*batch).decisions
+    h.states = before_crash  # the decisions went out, the state write did not
+    second = h.feed(*batch).decisions
+    strip = [{k: v for k, v in d.model_dump().items() if k not in ("decided_at", "latency_ms")} for d in first]
+    assert strip == [{k: v for k, v in d.model_dump().items() if k not in ("decided_at", "latency_ms")}
+                     for d in second]
+    assert [d.outcome.value for d in second] == ["approve", "hold"]
 
 
 @pytest.mark.parametrize(

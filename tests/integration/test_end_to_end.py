@@ -39,16 +39,17 @@ async def test_redelivered_events_do_not_double_count(client):
     c = "C-DUP"
     placed = ev.order(c, "SO-DUP-1", 700.0, days=0)
     paid = ev.payment(c, "PAY-DUP-1", "INV-DUP-1", 200.0, days=2)
-    sentinel = ev.payment(c, "PAY-DUP-2", "INV-DUP-1", 1.0, days=3)
+    # Sentinels follow each duplicate on the same topic and partition: once they are applied,
+    # the duplicates before them have been consumed too.
+    order_sentinel = ev.order(c, "SO-DUP-2", 1.0, days=0.1)
+    ledger_sentinel = ev.payment(c, "PAY-DUP-2", "INV-DUP-1", 1.0, days=3)
     await client.onboard(ev.customer(c, limit=5_000.0))
-    await client.send(placed, placed,
-                      ev.invoice(c, "INV-DUP-1", "SO-DUP-1", 700.0, days=1), paid, paid, sentinel)
-    # 5 distinct events; the sentinel comes after the duplicate payment on the same partition.
-    snap = await client.settled(c, events_applied=5)
-    assert snap["receivables"] == 700.0 - 200.0 - 1.0 and snap["open_orders"] == 0.0
-    decisions = await client.collect("decisions", lambda rs: sum(r["order_id"] == "SO-DUP-1" for r in rs) >= 2)
-    ids = {r["decision_id"] for r in decisions if r["order_id"] == "SO-DUP-1"}
-    assert len(ids) == 1, "a redelivered order must carry the same decision id"
+    await client.send(placed, placed, order_sentinel,
+                      ev.invoice(c, "INV-DUP-1", "SO-DUP-1", 700.0, days=1), paid, paid, ledger_sentinel)
+    snap = await client.settled(c, events_applied=6)
+    decisions = await client.collect("decisions", lambda rs: any(r["order_id"] == "SO-DUP-2" for r in rs))
+    assert snap["open_orders"] == 1.0 and snap["receivables"] == 700.0 - 200.0 - 1.0
+    assert len({r["decision_id"] for r in decisions if r["order_id"] == "SO-DUP-1"}) == 1
 
 
 async def test_bad_message_lands_in_dead_letters_and_next_good_one_is_decided(client):
@@ -135,3 +136,17 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split()[2]
     except OSError:
         return "Z"
+
+
+async def test_worker_serves_its_metrics_for_prometheus(client, worker):
+    import urllib.request
+
+    await client.onboard(ev.customer("C-METRICS"))
+    await client.send(ev.order("C-METRICS", "SO-MET-1", 1.0))
+    await client.collect("decisions", lambda rs: any(r["order_id"] == "SO-MET-1" for r in rs))
+    response = urllib.request.urlopen(f"http://127.0.0.1:{worker.process.port}/metrics", timeout=10)
+    assert response.headers["Content-Type"].startswith("text/plain")
+    text = response.read().decode()
+    decided = sum(float(line.split()[-1]) for line in text.splitlines()
+                  if line.startswith("salesguard_decisions_total{"))
+    assert decided >= 1 and "salesguard_decision_latency_seconds_bucket" in text
