@@ -97,3 +97,12 @@ async def test_bad_message_goes_to_dead_letters_and_agent_keeps_going(sg):
     [(key, letter)] = sg.outputs["dead-letters"].sent
     assert key == b"C9" and letter["code"] == "not_json" and letter["source_topic"] == "orders"
     assert [value["order_id"] for _, value in sg.outputs["decisions"].sent] == ["SO-1"]
+
+
+async def test_days_past_due_move_on_with_the_latest_event_time_without_new_events(sg):
+    await put_all(sg, ev.customer("C5"), ev.invoice("C5", "I-1", None, 100.0, days=0, due_in_days=10))
+    assert sg.snapshot("C5")["days_past_due"] == 0
+    # another customer's event 40 days later moves this worker's clock on
+    await put_all(sg, ev.customer("C6", days=40))
+    snapshot = sg.snapshot("C5")
+    assert snapshot["overdue_amount"] == 100.0 and snapshot["days_past_due"] == 29
