@@ -112,18 +112,22 @@ def test_demo_command_prints_a_complete_summary(tmp_path):
 def test_ctrl_c_stops_the_demo_and_every_process_it_started(tmp_path):
     demo = subprocess.Popen([sys.executable, "-m", "streams.cli", "demo", "--rate", "200"], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    children: list[int] = []
-    while time.monotonic() < deadline and len(children) < 3:  # broker, redis, worker
-        time.sleep(0.5)
-        children = _children(demo.pid)
-    assert len(children) == 3, f"demo started {children}"
-    time.sleep(3)
-    demo.send_signal(signal.SIGINT)
-    assert demo.wait(timeout=60) == 0, demo.stderr.read().decode()[-2000:] if demo.stderr else ""
-    alive = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in children
-             if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)}
-    assert alive == {}
+    try:
+        deadline = time.monotonic() + 60
+        children: list[int] = []
+        while time.monotonic() < deadline and len(children) < 3:  # broker, redis, worker
+            time.sleep(0.5)
+            children = _children(demo.pid)
+        assert len(children) == 3, f"demo started {children}"
+        time.sleep(3)
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) == 0, demo.stderr.read().decode()[-2000:] if demo.stderr else ""
+        alive = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in children
+                 if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)}
+        assert alive == {}
+    finally:
+        demo.kill()  # a no-op when it has exited; its children die with it (parent-death signal)
+        demo.wait()
 
 
 def _children(pid: int) -> list[int]:
