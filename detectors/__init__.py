@@ -1,6 +1,11 @@
-"""Detectors: online-learning models (river) that score orders and customers.
+"""Detectors: online-learning models (river-compatible, over plain dicts) that score orders
+and customers, with no Kafka or Redis import.
 
-Pure estimators over plain dicts, with no Kafka or Redis import. The order anomaly detector
-and the late-payment model arrive with the detectors issue; until then decisions carry no
-scores and ``model_version`` is ``None``.
+- :class:`LatePaymentModel` — probability that an invoice is paid late or written off, with
+  reason codes (``learn_one`` / ``predict_proba_one``).
 """
+
+from detectors.late_payment import LatePaymentModel
+from detectors.woe import OnlineWoE
+
+__all__ = ["LatePaymentModel", "OnlineWoE"]

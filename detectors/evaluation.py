@@ -1,0 +1,37 @@
+"""Progressive validation: predict each row, then learn it, in an order shuffled by a seed —
+how an online model is judged on data it has not seen yet."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from river import metrics
+
+from detectors.late_payment import LatePaymentModel
+
+Rows = Sequence[tuple[dict[str, Any], bool]]
+
+
+def progressive_credit(rows: Rows, make_model: Callable[[], LatePaymentModel], seed: int) -> dict[str, float]:
+    """ROC AUC, log loss and microseconds per row (predict + learn) of a credit model."""
+    order = list(rows)
+    random.Random(seed).shuffle(order)
+    model, auc, loss = make_model(), metrics.ROCAUC(), metrics.LogLoss()
+    started = time.perf_counter()
+    for x, y in order:
+        p = model.predict_proba_one(x)[True]
+        auc.update(y, p)
+        loss.update(y, {True: p, False: 1 - p})
+        model.learn_one(x, y)
+    elapsed = time.perf_counter() - started
+    return {"roc_auc": round(float(auc.get()), 4), "log_loss": round(float(loss.get()), 4),
+            "us_per_event": round(elapsed / len(order) * 1e6, 1), "rows": len(order)}
+
+
+def mean_of(results: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Field-wise mean of several runs' results."""
+    return {key: round(math.fsum(r[key] for r in results) / len(results), 4) for key in results[0]}

@@ -1,0 +1,122 @@
+"""The credit model: probability that an invoice is paid late (or written off), learned online.
+
+Two views of the same features are averaged:
+
+- a **scorecard**: weight of evidence (WoE) of every categorical feature and of every numeric
+  feature cut into bins, weighted by each feature's information value — the way credit
+  scorecards are built, here learned one row at a time;
+- a **logistic regression** on standardized numbers and one-hot categories.
+
+The scorecard is strong from few rows (it needs counts, not gradients); the regression picks up
+what binning loses. Averaged, they beat either alone on the German credit data: progressive ROC
+AUC 0.761 over seeds 0–4 (``salesguard evaluate --dataset german-credit --seed 0 ... --seed 4``),
+where plain one-hot logistic regression gets 0.726 and the scorecard alone 0.755.
+
+>>> model = LatePaymentModel(bins={"days_late_avg": [1, 10, 30]})
+>>> for _ in range(30):
+...     model.learn_one({"days_late_avg": 0.0, "risk_class": "A"}, False)
+...     model.learn_one({"days_late_avg": 45.0, "risk_class": "D"}, True)
+>>> late = model.predict_proba_one({"days_late_avg": 40.0, "risk_class": "D"})[True]
+>>> prompt = model.predict_proba_one({"days_late_avg": 0.0, "risk_class": "A"})[True]
+>>> late > 0.8 > 0.2 > prompt
+True
+>>> [name for name, _ in model.reasons({"days_late_avg": 40.0, "risk_class": "D"})]
+['days_late_avg', 'risk_class']
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from river import base, linear_model, optim, preprocessing
+
+from detectors.woe import OnlineWoE
+
+#: Plain-dict features: numbers, strings for categories, ``None`` for missing.
+Features = Mapping[str, Any]
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+class LatePaymentModel(base.Classifier):
+    """Online late-payment probability with reason codes.
+
+    Parameters
+    ----------
+    bins
+        Edges that cut numeric features into bands for the scorecard (``{"age": [25, 35]}``
+        gives the bands <25, 25–35, ≥35). A numeric feature without edges is used by the
+        regression only. Bands are how a risk team reads a scorecard, and they let the model
+        see non-linear effects (young *and* old applicants being riskier) without more data.
+    woe_prior
+        Rows' worth of the overall bad rate each category starts with: keeps a value seen
+        twice from swinging the score.
+    learning_rate
+        Step size of the regression's SGD.
+    l2
+        Ridge penalty of the regression.
+    """
+
+    def __init__(self, bins: Mapping[str, Sequence[float]] | None = None, woe_prior: float = 10.0,
+                 learning_rate: float = 0.05, l2: float = 0.0) -> None:
+        self.bins = dict(bins or {})
+        self.woe_prior = woe_prior
+        self.learning_rate = learning_rate
+        self.l2 = l2
+        self._woe = OnlineWoE(prior=woe_prior)
+        self._scaler = preprocessing.StandardScaler()
+        self._regression = linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate), l2=l2)
+
+    # --- the two views -------------------------------------------------------------------------
+
+    def _bands(self, x: Features) -> dict[str, str]:
+        """Categorical features as they are, numeric ones with edges as their band."""
+        bands = {}
+        for key, value in x.items():
+            if isinstance(value, str):
+                bands[key] = value
+            elif key in self.bins:
+                bands[key] = "missing" if value is None else f"band{bisect.bisect(self.bins[key], value)}"
+            elif value is None:
+                bands[key] = "missing"
+        return bands
+
+    def _regression_input(self, x: Features, learn: bool) -> dict[str, float]:
+        numbers = {k: float(v) for k, v in x.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if learn:
+            self._scaler.learn_one(numbers)
+        row = self._scaler.transform_one(numbers)
+        for key, value in x.items():
+            if isinstance(value, (str, bool)):
+                row[f"{key}={value}"] = 1.0
+        return row
+
+    def _scorecard_terms(self, x: Features) -> dict[str, float]:
+        weights = self._woe.iv_weights()
+        return {k: weights.get(k, 0.0) * woe for k, woe in self._woe.transform_one(self._bands(x)).items()}
+
+    # --- river API -------------------------------------------------------------------------
+
+    def learn_one(self, x: Features, y: bool) -> None:  # type: ignore[override]
+        """Learn from one outcome: ``y`` is True when the invoice was paid late or written off."""
+        self._regression.learn_one(self._regression_input(x, learn=True), bool(y))
+        self._woe.learn_one(self._bands(x), bool(y))
+
+    def predict_proba_one(self, x: Features) -> dict[bool, float]:  # type: ignore[override]
+        """``{True: p_late, False: 1 - p_late}``. The scorecard view is the evidence relative to
+        the average customer (centred at 0.5), so both views weigh equally in the ranking."""
+        scorecard = _sigmoid(sum(self._scorecard_terms(x).values()))
+        regression = self._regression.predict_proba_one(self._regression_input(x, learn=False)).get(True, 0.5)
+        p_late = 0.5 * (scorecard + regression)
+        return {True: p_late, False: 1.0 - p_late}
+
+    def reasons(self, x: Features, top: int = 3) -> list[tuple[str, float]]:
+        """The features that push this probability up most: ``(feature, weighted WoE)``,
+        strongest first, only those above zero (reason codes for the decision)."""
+        terms = sorted(self._scorecard_terms(x).items(), key=lambda kv: -kv[1])
+        return [(name, round(value, 4)) for name, value in terms[:top] if value > 0]
