@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -117,28 +118,31 @@ def generate(
 
 @cli.command()
 def evaluate(
-    dataset: str = typer.Option(..., help="german-credit (credit model)."),
+    dataset: str = typer.Option(..., help="german-credit (credit model) or shuttle (anomaly detector)."),
     seed: list[int] | None = typer.Option(
         None, help="Shuffle seed (default 0); repeat for several runs (their mean is printed too)."),
 ) -> None:
     """Progressive validation of a detector on a real data set; one JSON line per seed (and a
     mean line when several seeds are given)."""
-    from detectors import LatePaymentModel
-    from detectors.datasets import GERMAN_BINS, DatasetMissing, german_credit
-    from detectors.evaluation import mean_of, progressive_credit
+    from detectors import LatePaymentModel, OrderAnomalyDetector
+    from detectors.datasets import GERMAN_BINS, DatasetMissing, german_credit, shuttle
+    from detectors.evaluation import mean_of, progressive_anomaly, progressive_credit
 
-    if dataset != "german-credit":
-        err.print(f"[red]unknown dataset {dataset!r}; known: german-credit[/red]")
+    if dataset not in ("german-credit", "shuttle"):
+        err.print(f"[red]unknown dataset {dataset!r}; known: german-credit, shuttle[/red]")
         raise typer.Exit(2)
     try:
-        rows = german_credit()
+        rows = german_credit() if dataset == "german-credit" else []
     except DatasetMissing as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     seeds = seed or [0]
     results = []
     for one_seed in seeds:
-        result = progressive_credit(rows, lambda: LatePaymentModel(bins=GERMAN_BINS), one_seed)
+        if dataset == "shuttle":  # a stream in its own order; the seed seeds the trees
+            result = progressive_anomaly(shuttle(), partial(OrderAnomalyDetector, seed=one_seed))
+        else:
+            result = progressive_credit(rows, partial(LatePaymentModel, bins=GERMAN_BINS), one_seed)
         results.append(result)
         print(json.dumps({"dataset": dataset, "seed": one_seed, **result}), flush=True)
     if len(results) > 1:

@@ -1,0 +1,108 @@
+"""The order anomaly detector: how unusual an order is, as a score in [0, 1] with a stable
+meaning, plus the features that made it unusual.
+
+Half-space trees (on min-max scaled features) estimate how crowded the region of an order is
+among recent orders; the raw score is then turned into its rank among the last
+``calibration_window`` scores, so 0.98 always means "more unusual than 98 % of recent orders"
+and a rule can say ``anomaly >= 0.98 -> review`` without retuning when the model drifts.
+
+>>> import random
+>>> rng = random.Random(0)
+>>> detector = OrderAnomalyDetector(seed=1)
+>>> for _ in range(2000):
+...     detector.learn_one({"amount_ratio": rng.gauss(1, 0.1), "discount": rng.uniform(0, 0.1)})
+>>> detector.score_one({"amount_ratio": 10.0, "discount": 0.05}) > 0.95
+True
+>>> detector.reasons({"amount_ratio": 10.0, "discount": 0.05})[0][0]
+'amount_ratio'
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from collections.abc import Mapping
+
+from river import anomaly, base, preprocessing, stats
+
+
+class OrderAnomalyDetector(base.AnomalyDetector):
+    """Online anomaly score of numeric order features, in [0, 1].
+
+    Parameters
+    ----------
+    n_trees, height, window_size
+        Half-space trees. Deeper trees (``height=10``) separate Shuttle's rare classes better
+        than river's default 8 (progressive ROC AUC 0.977 vs 0.958 over seeds 0–2).
+    calibration_window
+        How many recent raw scores define the rank that becomes the [0, 1] score. A short
+        window lets a cluster of anomalies look normal (Shuttle: AUC 0.962 with 2,000, 0.978
+        with 50,000).
+    protect_above
+        Do not learn from orders scoring at or above this: a burst of fraudulent orders should
+        stay unusual instead of teaching the model that it is normal.
+    seed
+        Random seed of the trees.
+    """
+
+    def __init__(self, n_trees: int = 10, height: int = 10, window_size: int = 250,
+                 calibration_window: int = 50_000, protect_above: float | None = None, seed: int | None = None):
+        self.n_trees = n_trees
+        self.height = height
+        self.window_size = window_size
+        self.calibration_window = calibration_window
+        self.protect_above = protect_above
+        self.seed = seed
+        self._model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(
+            n_trees=n_trees, height=height, window_size=window_size, seed=seed)
+        self._recent: deque[float] = deque()
+        self._sorted: list[float] = []
+        self._moments: dict[str, tuple[stats.Mean, stats.Var]] = {}
+        self._last: tuple[tuple[tuple[str, float], ...], float] | None = None
+
+    def raw_score(self, x: Mapping[str, float]) -> float:
+        """The half-space trees' score (higher = more unusual), not calibrated. Scoring and then
+        learning the same order computes it once."""
+        key = tuple(x.items())
+        if self._last is None or self._last[0] != key:
+            self._last = (key, float(self._model.score_one(dict(x))))
+        return self._last[1]
+
+    def calibrate(self, raw: float) -> float:
+        """Share of recent raw scores below ``raw`` (0.5 until any is seen)."""
+        if not self._sorted:
+            return 0.5
+        return bisect.bisect_left(self._sorted, raw) / len(self._sorted)
+
+    def score_one(self, x: Mapping[str, float]) -> float:  # type: ignore[override]
+        """Share of recent orders less unusual than this one."""
+        return self.calibrate(self.raw_score(x))
+
+    def learn_one(self, x: Mapping[str, float]) -> None:  # type: ignore[override]
+        """Learn an order (unless it is protected against, see ``protect_above``)."""
+        raw = self.raw_score(x)
+        if self.protect_above is not None and self._sorted and self.score_one(x) >= self.protect_above:
+            return
+        self._model.learn_one(dict(x))
+        self._last = None
+        self._recent.append(raw)
+        bisect.insort(self._sorted, raw)
+        if len(self._recent) > self.calibration_window:
+            oldest = self._recent.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, oldest)]
+        for key, value in x.items():
+            mean, var = self._moments.setdefault(key, (stats.Mean(), stats.Var()))
+            mean.update(value)
+            var.update(value)
+
+    def reasons(self, x: Mapping[str, float], top: int = 3) -> list[tuple[str, float]]:
+        """The features farthest from their usual values, as ``(feature, |z-score|)``."""
+        distances = []
+        for key, value in x.items():
+            moments = self._moments.get(key)
+            if moments is None or moments[0].n < 2:
+                continue
+            spread = math.sqrt(moments[1].get()) or 1e-9
+            distances.append((key, round(abs(value - moments[0].get()) / spread, 2)))
+        return sorted(distances, key=lambda kv: -kv[1])[:top]
