@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -154,3 +156,20 @@ async def test_worker_serves_its_metrics_for_prometheus(client, worker):
     decided = sum(float(line.split()[-1]) for line in text.splitlines()
                   if line.startswith("salesguard_decisions_total{"))
     assert decided >= 1 and "salesguard_decision_latency_seconds_bucket" in text
+
+
+async def test_generate_feeds_a_running_worker_through_configured_servers(client, settings, tmp_path):
+    env = {**os.environ, **settings.as_environment()}
+    command = [sys.executable, "-m", "streams.cli", "generate", "--events", "400", "--rate", "2000", "--seed", "11",
+               "--bad-rate", "0"]
+    result = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, timeout=120,
+                                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    orders = int(result.stderr.split("(")[1].split(" orders")[0].replace(",", ""))
+    assert orders > 50
+
+    def of_this_run(records):
+        return {r["decision_id"] for r in records if r["order_id"].startswith("SO-g11-")}
+
+    records = await client.collect("decisions", lambda rs: len(of_this_run(rs)) >= orders, timeout=120)
+    assert len(of_this_run(records)) == orders
