@@ -3,9 +3,9 @@
 One small agent per input topic (``customers``, ``orders``, ``ledger``); the topics and the
 table are co-partitioned by customer id, so one worker owns all of a customer's events and
 state. Each agent works in micro-batches: per batch it runs :class:`~streams.pipeline.Pipeline`
-(synchronously, so batches of different agents never interleave on one customer), writes each
-changed customer once, publishes decisions, holds and dead letters, and mirrors to Redis in
-one round trip. Offsets are committed after the batch (at-least-once); state changes are
+(synchronously, so batches of different agents never interleave on one customer), delivers
+decisions, holds and dead letters, then writes each changed customer once, then mirrors to
+Redis in one round trip. Offsets are acked after the batch (at-least-once); state changes are
 idempotent per event, so a redelivered batch changes nothing twice.
 
 Kafka orders events within a topic-partition only: a payment may be processed before the
@@ -28,7 +28,7 @@ from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitoring import metrics
-from rules import BUILTIN_RULESET_VERSION, RulePolicy, builtin_rules
+from rules import BUILTIN_RULESET_VERSION, Outcome, RulePolicy, builtin_rules
 from streams.contracts import dumps
 from streams.exposure import CustomerState
 from streams.mirror import MirrorUpdate, RedisMirror
@@ -108,7 +108,7 @@ class SalesguardApp:
     def _mirror_update(self, result: BatchResult) -> MirrorUpdate:
         return MirrorUpdate(
             customers=set(result.changed),
-            holds_opened={hold.order_id: hold for hold in result.holds if hold.outcome.value == "hold"},
+            holds_opened={hold.order_id: hold for hold in result.holds if hold.outcome is Outcome.HOLD},
             holds_closed={order_id for _, order_id in result.holds_closed},
         )
 
@@ -185,7 +185,6 @@ def build_app(settings: Settings) -> SalesguardApp:
                           value_serializer=CODEC_NAME, partitions=settings.partitions, compacting=True,
                           deleting=False, acks=False, internal=True, maxsize=131_072, allow_empty=True)
     table: Any = app.Table("customer-state", partitions=settings.partitions, changelog_topic=changelog)
-    table.key_serializer, table.value_serializer = "json", CODEC_NAME
     sg = SalesguardApp(app=app, settings=settings, pipeline=Pipeline(pipeline_config(settings)),
                        states=CustomerStates(table, changelog), outputs=outputs, mirror=None)
     if settings.redis_url:

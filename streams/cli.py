@@ -31,14 +31,19 @@ def load_settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from None
 
 
+def require_broker(settings: Settings, who: str) -> None:
+    """Exit 2 with what to set when no Kafka broker is configured."""
+    if not settings.kafka_bootstrap:
+        err.print(f"[red]SALESGUARD_KAFKA_BOOTSTRAP is not set: {who} needs a Kafka broker "
+                  "(`salesguard demo` starts an embedded one).[/red]")
+        raise typer.Exit(2)
+
+
 @cli.command()
 def worker(web_port: int | None = typer.Option(None, help="Web port (default SALESGUARD_WEB_PORT or 6066).")) -> None:
     """Run one stream-processing worker (join the consumer group, decide orders)."""
     settings = load_settings(web_port=web_port)
-    if not settings.kafka_bootstrap:
-        err.print("[red]SALESGUARD_KAFKA_BOOTSTRAP is not set: a worker needs a Kafka broker "
-                  "(`salesguard demo` starts an embedded one).[/red]")
-        raise typer.Exit(2)
+    require_broker(settings, "a worker")
     import faust
 
     from streams.app import build_app
@@ -101,9 +106,7 @@ def generate(
     from streams.topics import ensure_topics
 
     settings = load_settings()
-    if not settings.kafka_bootstrap:
-        err.print("[red]SALESGUARD_KAFKA_BOOTSTRAP is not set: the generator needs a Kafka broker.[/red]")
-        raise typer.Exit(2)
+    require_broker(settings, "the generator")
     simulator = SalesSimulator(seed=seed, total_events=events, bad_rate=bad_rate, run_id=f"g{seed}")
     tally = Tally()
 

@@ -120,14 +120,19 @@ def services(settings: Settings, run_dir: Path) -> Iterator[Settings]:
         yield settings.model_copy(update=update)
 
 
-@contextlib.asynccontextmanager
-async def worker_process(settings: Settings, run_dir: Path) -> AsyncIterator[ChildService]:
-    """A ``salesguard worker`` child process with its own web port; stopped on exit."""
+def worker_service(settings: Settings, run_dir: Path, name: str = "worker") -> ChildService:
+    """A ``salesguard worker`` child process (not started) on ``settings``, with its own free
+    web port, data directory ``run_dir/<name>-data`` and log ``run_dir/<name>.log``."""
     port = free_port()
     env = {**os.environ, **settings.as_environment(), "SALESGUARD_WEB_PORT": str(port),
-           "SALESGUARD_DATA_DIR": str(run_dir / "worker-data")}
-    worker = ChildService("worker", [sys.executable, "-m", "streams.cli", "worker"], port,
-                          run_dir / f"worker-{port}.log", env=env)
+           "SALESGUARD_DATA_DIR": str(run_dir / f"{name}-data")}
+    return ChildService(name, [sys.executable, "-m", "streams.cli", "worker"], port, run_dir / f"{name}.log", env=env)
+
+
+@contextlib.asynccontextmanager
+async def worker_process(settings: Settings, run_dir: Path) -> AsyncIterator[ChildService]:
+    """A running ``salesguard worker`` child process; stopped on exit."""
+    worker = worker_service(settings, run_dir)
     worker.spawn()
     try:
         await asyncio.to_thread(worker.wait_ready, 60.0)

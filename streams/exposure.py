@@ -5,9 +5,9 @@ by the natural id it concerns (order, invoice, payment, credit note) and by ``ev
 redelivered or duplicated event changes nothing the second time:
 
 >>> state = CustomerState("C1")
->>> state.place_order("SO-1", "e1", amount=1000, accepted=True, at=0.0)
+>>> state.place_order("SO-1", "e1", amount=1000, at=0.0)
 True
->>> state.place_order("SO-1", "e1", amount=1000, accepted=True, at=0.0)   # redelivered
+>>> state.place_order("SO-1", "e1", amount=1000, at=0.0)   # redelivered
 False
 >>> state.issue_invoice("INV-1", "e2", order_id="SO-1", amount=600, due=86400.0, at=0.0)
 True
@@ -158,11 +158,11 @@ class CustomerState:
 
     # --- orders ----------------------------------------------------------------------------
 
-    def place_order(self, order_id: str, event_id: str, amount: int, accepted: bool, at: float,
-                    outcome: OrderStatus | None = None) -> bool:
-        """Record a decided new order. ``accepted`` orders become open exposure (less what was
-        already invoiced for it, when its invoice came first); others are held or rejected
-        (``outcome``). Returns False when the order is already known."""
+    def place_order(self, order_id: str, event_id: str, amount: int, at: float,
+                    status: OrderStatus = "open") -> bool:
+        """Record a decided new order. An ``open`` (accepted) order becomes exposure, less what
+        was already invoiced for it when its invoice came first; a ``held`` or ``rejected`` one
+        does not. Returns False when the order is already known."""
         existing = self.orders.get(order_id)
         if existing is not None:
             if event_id in existing.event_ids or existing.status != "cancelled" or existing.amount:
@@ -171,7 +171,6 @@ class CustomerState:
             existing.amount, existing.placed_at = amount, at
             existing.event_ids.append(event_id)
             return True
-        status: OrderStatus = "open" if accepted else (outcome or "held")
         invoiced, _ = self.invoiced_for(order_id)
         self.orders[order_id] = OrderRecord(
             amount=amount, uninvoiced=max(0, amount - invoiced), status=status, placed_at=at, event_ids=[event_id],
@@ -183,8 +182,8 @@ class CustomerState:
         self.last_order_at = at if self.last_order_at is None else max(self.last_order_at, at)
         return True
 
-    def amend_order(self, order_id: str, event_id: str, amount: int, accepted: bool, at: float,
-                    outcome: OrderStatus | None = None) -> bool:
+    def amend_order(self, order_id: str, event_id: str, amount: int, at: float,
+                    status: OrderStatus = "open") -> bool:
         """Replace an order's amount with its amended version, as decided again."""
         order = self.orders[order_id]
         if event_id in order.event_ids:
@@ -192,7 +191,7 @@ class CustomerState:
         invoiced = order.amount - order.uninvoiced
         self.order_value_total += amount - order.amount
         order.amount, order.uninvoiced = amount, max(0, amount - invoiced)
-        order.status = "open" if accepted else (outcome or "held")
+        order.status = status
         order.closed_at = at if order.status == "rejected" else None
         order.event_ids.append(event_id)
         return True

@@ -4,7 +4,7 @@ numbers, strings for categories and ``None`` for missing, as :mod:`detectors` ex
 >>> from streams.exposure import CustomerState
 >>> state = CustomerState("C1")
 >>> for i in range(4):
-...     _ = state.place_order(f"SO-{i}", f"e{i}", amount=100_00, accepted=True, at=i * DAY)
+...     _ = state.place_order(f"SO-{i}", f"e{i}", amount=100_00, at=i * DAY)
 >>> features = order_features(state, amount=1_000_00, at=4 * DAY, payment_terms_days=30,
 ...                           ship_to_country="DE", max_discount=0.0, hour=10.0, weekday=2.0)
 >>> features["amount_ratio"], features["orders_last_day"], features["first_orders"]

@@ -37,11 +37,17 @@ from streams.contracts import (
     decision_id_for,
     parse_input,
 )
+from streams.contracts.common import utc_from_timestamp
 from streams.contracts.dead_letters import DeadLetterCode
 from streams.exposure import DAY, CustomerState, OrderStatus, Profile
 from streams.money import Converter, units
 
 log = logging.getLogger(__name__)
+
+#: What an order becomes under each outcome: only open orders are exposure.
+ORDER_STATUS: dict[Outcome, OrderStatus] = {
+    Outcome.APPROVE: "open", Outcome.REVIEW: "open", Outcome.HOLD: "held", Outcome.REJECT: "rejected",
+}
 
 
 @dataclass(frozen=True)
@@ -165,7 +171,7 @@ class Pipeline:
             offset=message.offset,
             key_b64=base64.b64encode(message.key).decode() if message.key is not None else None,
             raw_b64=base64.b64encode(message.value).decode(),
-            received_at=datetime.fromtimestamp(self.clock(), tz=UTC),
+            received_at=utc_from_timestamp(self.clock()),
         )
 
     # --- state changes ---------------------------------------------------------------------
@@ -176,7 +182,8 @@ class Pipeline:
         if isinstance(event, (OrderPlaced, OrderAmended)):
             return self._decide(event, message, state, result)
         if isinstance(event, OrderCancelled):
-            was_held = event.order_id in state.held_orders()
+            order = state.orders.get(event.order_id)
+            was_held = order is not None and order.status == "held"
             changed = state.cancel_order(event.order_id, event.event_id, at)
             if changed and was_held:
                 result.holds_closed.append((event.customer_id, event.order_id))
@@ -220,13 +227,9 @@ class Pipeline:
         own_open = order.uninvoiced if order is not None and order.status == "open" else 0
         exposure = state.exposure() - own_open - own_receivable
         decision = self._decision(event, message, state, amount, exposure)
-        accepted = not decision.outcome.stops_order
-        status: OrderStatus = "rejected" if decision.outcome is Outcome.REJECT else "held"
         was_held = order is not None and order.status == "held"
-        if amending:
-            state.amend_order(event.order_id, event.event_id, amount, accepted, event.event_timestamp, status)
-        else:
-            state.place_order(event.order_id, event.event_id, amount, accepted, event.event_timestamp, status)
+        record = state.amend_order if amending else state.place_order
+        record(event.order_id, event.event_id, amount, event.event_timestamp, ORDER_STATUS[decision.outcome])
         result.decisions.append(decision)
         if decision.outcome.stops_order:
             result.holds.append(OrderHold.from_decision(decision))
@@ -271,7 +274,7 @@ class Pipeline:
             rulebook_version=self.config.rulebook_version,
             model_version=self.config.model_version,
             event_time=event.event_time,
-            decided_at=datetime.fromtimestamp(now, tz=UTC),
+            decided_at=utc_from_timestamp(now),
             latency_ms=round(max(0.0, now - message.timestamp) * 1000.0, 3),
         )
 

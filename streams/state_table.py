@@ -50,8 +50,9 @@ class CustomerStates:
         """Store a batch's changed states (``customer_id -> (partition, state)``) and send each
         to its changelog partition (the partition of the input it came from).
 
-        With ``end_markers``, the states are delivered first, then one end marker per partition
-        goes out in a produce request of its own. Tansu 0.6 reports a partition's end offset as
+        Returns once the broker has them (the caller acks the input offsets after that). With
+        ``end_markers``, one end marker per partition then goes out in a produce request of its
+        own. Tansu 0.6 reports a partition's end offset as
         the first offset of its last record batch + 1, so Faust's recovery would stop before
         the newest states of a multi-record batch; a single-record batch at the end makes it
         exact. (Faust's own ``producer.flush()`` gives up after 0.1 s, hence the explicit
@@ -63,8 +64,8 @@ class CustomerStates:
             for customer_id, (partition, state) in changed.items():
                 self.table.data[customer_id] = state
                 sent.append(await changelog.send(key=customer_id, value=state, partition=partition))
+            await asyncio.gather(*sent)
             if end_markers and sent:
-                await asyncio.gather(*sent)
                 markers = [
                     await changelog.send(key=END_MARKER_KEY, value=None, partition=partition, value_serializer="raw")
                     for partition in {partition for partition, _ in changed.values()}

@@ -9,8 +9,8 @@ def fresh() -> CustomerState:
 
 def test_known_sequence_gives_hand_computed_exposure():
     s = fresh()
-    s.place_order("SO-1", "e1", amount=500_00, accepted=True, at=0)
-    s.place_order("SO-2", "e2", amount=300_00, accepted=True, at=0)
+    s.place_order("SO-1", "e1", amount=500_00, at=0)
+    s.place_order("SO-2", "e2", amount=300_00, at=0)
     s.issue_invoice("I-1", "e3", "SO-1", amount=500_00, due=30 * DAY, at=DAY)
     s.apply_payment("P-1", "I-1", amount=200_00, at=2 * DAY)
     s.cancel_order("SO-2", "e5", at=3 * DAY)
@@ -21,7 +21,7 @@ def test_known_sequence_gives_hand_computed_exposure():
 def test_every_event_kind_is_idempotent():
     s = fresh()
     steps = [
-        lambda: s.place_order("SO-1", "e1", 500_00, True, 0),
+        lambda: s.place_order("SO-1", "e1", 500_00, 0),
         lambda: s.issue_invoice("I-1", "e2", "SO-1", 200_00, 30 * DAY, DAY),
         lambda: s.apply_payment("P-1", "I-1", 50_00, 2 * DAY),
         lambda: s.apply_credit_note("CN-1", "I-1", 10_00, 2 * DAY),
@@ -37,8 +37,8 @@ def test_every_event_kind_is_idempotent():
 
 def test_held_and_rejected_orders_are_not_exposure():
     s = fresh()
-    s.place_order("SO-1", "e1", 400_00, accepted=False, at=0, outcome="held")
-    s.place_order("SO-2", "e2", 400_00, accepted=False, at=0, outcome="rejected")
+    s.place_order("SO-1", "e1", 400_00, at=0, status="held")
+    s.place_order("SO-2", "e2", 400_00, at=0, status="rejected")
     assert s.exposure() == 0 and list(s.held_orders()) == ["SO-1"]
 
 
@@ -54,7 +54,7 @@ def test_payment_before_invoice_waits_then_applies():
 def test_cancel_before_place_keeps_order_out_of_exposure():
     s = fresh()
     s.cancel_order("SO-1", "e1", at=0)
-    assert s.place_order("SO-1", "e2", 500_00, accepted=True, at=0) is True
+    assert s.place_order("SO-1", "e2", 500_00, at=0) is True
     assert s.exposure() == 0 and s.orders["SO-1"].status == "cancelled"
 
 
@@ -84,16 +84,16 @@ def test_older_master_data_does_not_overwrite_newer():
 
 def test_closed_items_are_forgotten_after_retention():
     s = fresh()
-    s.place_order("SO-1", "e1", 100_00, True, at=0)
+    s.place_order("SO-1", "e1", 100_00, at=0)
     s.cancel_order("SO-1", "e2", at=DAY)
-    s.place_order("SO-2", "e3", 100_00, True, at=0)
+    s.place_order("SO-2", "e3", 100_00, at=0)
     assert s.forget_closed(before=2 * DAY) == 1
     assert list(s.orders) == ["SO-2"]
 
 
 def test_state_survives_a_serialization_round_trip():
     s = fresh()
-    s.place_order("SO-1", "e1", 100_00, True, at=0)
+    s.place_order("SO-1", "e1", 100_00, at=0)
     s.issue_invoice("I-1", "e2", "SO-1", 100_00, due=30 * DAY, at=DAY)
     s.apply_payment("P-9", "I-404", 5_00, at=DAY)
     assert CustomerState.from_dict(s.to_dict()) == s
@@ -102,5 +102,5 @@ def test_state_survives_a_serialization_round_trip():
 def test_invoice_before_its_order_is_not_counted_twice():
     s = fresh()
     s.issue_invoice("I-1", "e1", "SO-1", 1_000_00, due=30 * DAY, at=DAY)
-    s.place_order("SO-1", "e2", 1_000_00, accepted=True, at=0)
+    s.place_order("SO-1", "e2", 1_000_00, at=0)
     assert (s.open_orders(), s.receivables()) == (0, 1_000_00)

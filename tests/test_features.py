@@ -24,7 +24,7 @@ def test_first_order_of_a_new_customer():
 def test_unusual_terms_country_and_velocity_show_up():
     state = customer(terms=30)
     for i in range(5):
-        state.place_order(f"SO-{i}", f"e{i}", 100_00, True, at=10 * DAY + i * 600)
+        state.place_order(f"SO-{i}", f"e{i}", 100_00, at=10 * DAY + i * 600)
     f = features(state, at=10 * DAY + 3000, payment_terms_days=90, ship_to_country="NG")
     assert f["terms_ratio"] == 3.0 and f["new_ship_to_country"] == 1.0
     assert f["orders_last_hour"] == 5.0 and f["orders_last_day"] == 5.0
@@ -33,7 +33,7 @@ def test_unusual_terms_country_and_velocity_show_up():
 
 def test_credit_features_follow_payment_history_and_overdue():
     state = customer()
-    state.place_order("SO-1", "e1", 1_000_00, True, at=0)
+    state.place_order("SO-1", "e1", 1_000_00, at=0)
     state.issue_invoice("I-1", "e2", "SO-1", 1_000_00, due=10 * DAY, at=0)
     state.issue_invoice("I-2", "e3", None, 500_00, due=10 * DAY, at=0)
     state.apply_payment("P-1", "I-2", 500_00, at=20 * DAY)  # 10 days late

@@ -45,5 +45,4 @@ class InputEvent(Contract):
 
 def utc_from_timestamp(ts: float) -> datetime:
     """A timezone-aware UTC datetime from a POSIX timestamp."""
-
     return datetime.fromtimestamp(ts, tz=UTC)

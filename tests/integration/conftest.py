@@ -4,8 +4,6 @@ once per test session."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +12,8 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from streams.demo import EMBEDDED_BROKER_SETTINGS
-from streams.embedded import ChildService, EmbeddedStack, free_port
+from streams.demo import EMBEDDED_BROKER_SETTINGS, worker_service
+from streams.embedded import EmbeddedStack
 from streams.kafka_clients import producer, reader
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -33,11 +31,7 @@ class Worker:
 
     def start(self) -> None:
         self.starts += 1
-        port = free_port()
-        env = {**os.environ, **self.settings.as_environment(), "SALESGUARD_WEB_PORT": str(port),
-               "SALESGUARD_DATA_DIR": str(self.run_dir / f"data-{self.starts}")}
-        self.process = ChildService("worker", [sys.executable, "-m", "streams.cli", "worker"], port,
-                                    self.run_dir / f"worker-{self.starts}.log", env=env)
+        self.process = worker_service(self.settings, self.run_dir, f"worker-{self.starts}")
         self.process.start(timeout=60)
 
     def stop(self) -> None:
