@@ -2,11 +2,11 @@
 
 One small agent per input topic (``customers``, ``orders``, ``ledger``); the topics and the
 table are co-partitioned by customer id, so one worker owns all of a customer's events and
-state. Each agent works in micro-batches: per batch it runs :class:`~streams.pipeline.Pipeline`
-(synchronously, so batches of different agents never interleave on one customer), delivers
-decisions, holds and dead letters, then writes each changed customer once, then mirrors to
-Redis in one round trip. Offsets are acked after the batch (at-least-once); state changes are
-idempotent per event, so a redelivered batch changes nothing twice.
+state. Each agent works in micro-batches: per batch it runs :class:`~streams.pipeline.Pipeline`,
+delivers decisions, holds and dead letters, then writes each changed customer once (one batch
+at a time per worker, see ``batch_lock``), then mirrors to Redis in one round trip. Offsets
+are acked after the batch (at-least-once); state changes are idempotent per event, so a
+redelivered batch changes nothing twice.
 
 Kafka orders events within a topic-partition only: a payment may be processed before the
 order it pays for was, when the ``ledger`` topic runs ahead of ``orders``. Decisions use the
@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,11 @@ class SalesguardApp:
     outputs: dict[str, Any]
     mirror: RedisMirror | None
     watermark: float = 0.0
+    #: One batch at a time per worker, from processing to its state write: the agents share
+    #: customer states, and a batch's outputs must be delivered before any state containing its
+    #: changes is written (another agent's write would otherwise persist them early, and two
+    #: agents creating the same new customer would overwrite each other).
+    batch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def handle(self, topic: str, events: Sequence[EventT]) -> BatchResult:
         """Process one batch of events consumed from input topic ``topic`` (logical name) and
@@ -83,12 +88,13 @@ class SalesguardApp:
             )
             for e in events
         ]
-        result = self.pipeline.process(messages, self.states.get)
-        # Outputs are delivered before the state that records them is written: after a crash,
-        # an order is either not recorded (decided again: same state, same decision and id) or
-        # recorded with its decision already delivered. Offsets are acked after both.
-        await self._publish(result)
-        await self.states.write(result.changed, end_markers=self.settings.changelog_end_markers)
+        async with self.batch_lock:
+            result = self.pipeline.process(messages, self.states.get)
+            # Outputs are delivered before the state that records them is written: after a crash,
+            # an order is either not recorded (decided again: same state, same decision and id) or
+            # recorded with its decision already delivered. Offsets are acked after both.
+            await self._publish(result)
+            await self.states.write(result.changed, end_markers=self.settings.changelog_end_markers)
         for _, state in result.changed.values():
             self.watermark = max(self.watermark, state.last_event_time)
         if self.mirror is not None:

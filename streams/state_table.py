@@ -40,7 +40,6 @@ class CustomerStates:
     def __init__(self, table: Any, changelog: Any) -> None:
         self.table = table
         self.changelog = changelog
-        self._lock = asyncio.Lock()
 
     def get(self, customer_id: str) -> CustomerState | None:
         """The customer's state, or None for a customer never seen."""
@@ -56,21 +55,20 @@ class CustomerStates:
         the first offset of its last record batch + 1, so Faust's recovery would stop before
         the newest states of a multi-record batch; a single-record batch at the end makes it
         exact. (Faust's own ``producer.flush()`` gives up after 0.1 s, hence the explicit
-        waits.) The lock keeps the agents' writes from sharing a batch with a marker.
+        waits.) Callers write one batch at a time, so no other write shares a marker's batch.
         """
         changelog = self.changelog
-        async with self._lock:
-            sent = []
-            for customer_id, (partition, state) in changed.items():
-                self.table.data[customer_id] = state
-                sent.append(await changelog.send(key=customer_id, value=state, partition=partition))
-            await asyncio.gather(*sent)
-            if end_markers and sent:
-                markers = [
-                    await changelog.send(key=END_MARKER_KEY, value=None, partition=partition, value_serializer="raw")
-                    for partition in {partition for partition, _ in changed.values()}
-                ]
-                await asyncio.gather(*markers)
+        sent = []
+        for customer_id, (partition, state) in changed.items():
+            self.table.data[customer_id] = state
+            sent.append(await changelog.send(key=customer_id, value=state, partition=partition))
+        await asyncio.gather(*sent)
+        if end_markers and sent:
+            markers = [
+                await changelog.send(key=END_MARKER_KEY, value=None, partition=partition, value_serializer="raw")
+                for partition in {partition for partition, _ in changed.values()}
+            ]
+            await asyncio.gather(*markers)
 
     def items(self) -> Iterator[tuple[str, CustomerState]]:
         """Every customer state this worker holds."""

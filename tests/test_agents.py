@@ -1,6 +1,7 @@
 """The Faust agents, driven through Faust's own ``test_context()`` (no broker)."""
 
 import asyncio
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -106,3 +107,26 @@ async def test_days_past_due_move_on_with_the_latest_event_time_without_new_even
     await put_all(sg, ev.customer("C6", days=40))
     snapshot = sg.snapshot("C5")
     assert snapshot["overdue_amount"] == 100.0 and snapshot["days_past_due"] == 29
+
+
+async def test_agents_handling_a_new_customer_at_the_same_time_lose_nothing(sg):
+    """An order and the master data of a customer never seen, in two agents at once: while the
+    order's decision is being delivered, the customers agent must not create a second state
+    that one of them then overwrites (a lost profile would hold every later order)."""
+
+    class SlowTopic(CapturedTopic):
+        async def send(self, key: bytes, value: bytes):
+            await asyncio.sleep(0.05)
+            return await super().send(key, value)
+
+    sg.outputs = {name: SlowTopic() for name in sg.outputs}
+
+    def event(payload: dict) -> SimpleNamespace:
+        message = SimpleNamespace(partition=0, offset=0, key=payload["customer_id"].encode(),
+                                  value=ev.encode(payload), timestamp=0.0)
+        return SimpleNamespace(message=message)
+
+    await asyncio.gather(sg.handle("orders", [event(ev.order("C-NEW", "SO-1", 10.0))]),
+                         sg.handle("customers", [event(ev.customer("C-NEW"))]))
+    state = sg.states.get("C-NEW")
+    assert state.profile is not None and "SO-1" in state.orders and state.events_applied == 2
