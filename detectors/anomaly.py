@@ -26,6 +26,42 @@ from collections.abc import Mapping
 
 from river import anomaly, base, preprocessing, stats
 
+#: Calibrated scores needed before ``protect_above`` applies (a young ranking is no ground
+#: for refusing to learn).
+PROTECT_AFTER = 1000
+
+
+class RollingRank:
+    """Rank of a value among the last ``window`` values added, in [0, 1].
+
+    >>> ranks = RollingRank(window=3)
+    >>> for v in (1.0, 2.0, 3.0, 4.0):
+    ...     ranks.add(v)
+    >>> ranks.rank(3.5), len(ranks)
+    (0.6666666666666666, 3)
+    """
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._recent: deque[float] = deque()
+        self._sorted: list[float] = []
+
+    def rank(self, value: float) -> float:
+        """Share of remembered values below ``value`` (0.5 before any)."""
+        if not self._sorted:
+            return 0.5
+        return bisect.bisect_left(self._sorted, value) / len(self._sorted)
+
+    def add(self, value: float) -> None:
+        """Remember ``value``, forgetting the oldest beyond the window."""
+        self._recent.append(value)
+        bisect.insort(self._sorted, value)
+        if len(self._recent) > self.window:
+            del self._sorted[bisect.bisect_left(self._sorted, self._recent.popleft())]
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
 
 class OrderAnomalyDetector(base.AnomalyDetector):
     """Online anomaly score of numeric order features, in [0, 1].
@@ -41,7 +77,8 @@ class OrderAnomalyDetector(base.AnomalyDetector):
         with 50,000).
     protect_above
         Do not learn from orders scoring at or above this: a burst of fraudulent orders should
-        stay unusual instead of teaching the model that it is normal.
+        stay unusual instead of teaching the model that it is normal. Applies once the score is
+        calibrated on ``PROTECT_AFTER`` orders.
     seed
         Random seed of the trees.
     """
@@ -56,10 +93,10 @@ class OrderAnomalyDetector(base.AnomalyDetector):
         self.seed = seed
         self._model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed)
-        self._recent: deque[float] = deque()
-        self._sorted: list[float] = []
+        self._ranks = RollingRank(calibration_window)
         self._moments: dict[str, tuple[stats.Mean, stats.Var]] = {}
         self._last: tuple[tuple[tuple[str, float], ...], float] | None = None
+        self._learned = 0
 
     def raw_score(self, x: Mapping[str, float]) -> float:
         """The half-space trees' score (higher = more unusual), not calibrated. Scoring and then
@@ -71,9 +108,7 @@ class OrderAnomalyDetector(base.AnomalyDetector):
 
     def calibrate(self, raw: float) -> float:
         """Share of recent raw scores below ``raw`` (0.5 until any is seen)."""
-        if not self._sorted:
-            return 0.5
-        return bisect.bisect_left(self._sorted, raw) / len(self._sorted)
+        return self._ranks.rank(raw)
 
     def score_one(self, x: Mapping[str, float]) -> float:  # type: ignore[override]
         """Share of recent orders less unusual than this one."""
@@ -82,15 +117,14 @@ class OrderAnomalyDetector(base.AnomalyDetector):
     def learn_one(self, x: Mapping[str, float]) -> None:  # type: ignore[override]
         """Learn an order (unless it is protected against, see ``protect_above``)."""
         raw = self.raw_score(x)
-        if self.protect_above is not None and self._sorted and self.score_one(x) >= self.protect_above:
+        protecting = self.protect_above is not None and len(self._ranks) >= PROTECT_AFTER
+        if protecting and self.calibrate(raw) >= self.protect_above:  # type: ignore[operator]
             return
         self._model.learn_one(dict(x))
         self._last = None
-        self._recent.append(raw)
-        bisect.insort(self._sorted, raw)
-        if len(self._recent) > self.calibration_window:
-            oldest = self._recent.popleft()
-            del self._sorted[bisect.bisect_left(self._sorted, oldest)]
+        self._learned += 1
+        if self._learned > self.window_size:  # the trees score 0 until their first window is full
+            self._ranks.add(raw)
         for key, value in x.items():
             mean, var = self._moments.setdefault(key, (stats.Mean(), stats.Var()))
             mean.update(value)

@@ -1,4 +1,5 @@
-"""The first rule set, in code: credit limit, customer on stop, overdue, no credit profile.
+"""The first rule set, in code: credit limit, customer on stop, overdue, no credit profile,
+anomalous order, late-payment risk.
 
 The rulebook issue replaces these with a versioned, hot-reloadable rulebook; until then the
 thresholds come from :class:`RulePolicy` (set through ``SALESGUARD_*`` settings).
@@ -13,7 +14,7 @@ from rules.context import DecisionContext
 from rules.evaluate import Rule
 from rules.outcome import Outcome, RuleHit
 
-BUILTIN_RULESET_VERSION = "builtin-1"
+BUILTIN_RULESET_VERSION = "builtin-2"
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,16 @@ class RulePolicy:
     ``limit_tolerance``: over the limit by at most this share of the limit is reviewed, not held.
     ``reject_over_limit``: exposure after the order above ``limit x reject_over_limit`` is rejected.
     ``overdue_review_days`` / ``overdue_hold_days``: days past due that trigger review / hold.
+    ``anomaly_review_score`` / ``late_payment_review_probability``: scores at or above which an
+    order is reviewed.
     """
 
     limit_tolerance: float = 0.10
     reject_over_limit: float = 1.5
     overdue_review_days: int = 1
     overdue_hold_days: int = 30
+    anomaly_review_score: float = 0.99
+    late_payment_review_probability: float = 0.7
 
 
 def no_credit_profile(ctx: DecisionContext) -> RuleHit | None:
@@ -103,9 +108,42 @@ def overdue(policy: RulePolicy, ctx: DecisionContext) -> RuleHit | None:
     )
 
 
+def _factors(factors: tuple[tuple[str, float], ...]) -> str:
+    return ", ".join(f"{name} ({value:g})" for name, value in factors)
+
+
+def anomalous_order(policy: RulePolicy, ctx: DecisionContext) -> RuleHit | None:
+    """An order more unusual than almost all recent ones is looked at by a person."""
+    score = ctx.anomaly_score
+    if score is None or score < policy.anomaly_review_score:
+        return None
+    because = f"; most unusual: {_factors(ctx.anomaly_factors)}" if ctx.anomaly_factors else ""
+    return RuleHit(
+        "ANOMALOUS_ORDER",
+        Outcome.REVIEW,
+        f"Order is more unusual than {score:.1%} of recent orders{because}.",
+        {"anomaly_score": score, "factors": _factors(ctx.anomaly_factors) or None},
+    )
+
+
+def late_payment_risk(policy: RulePolicy, ctx: DecisionContext) -> RuleHit | None:
+    """A customer likely to pay late is looked at by a person."""
+    p = ctx.late_payment_probability
+    if p is None or p < policy.late_payment_review_probability:
+        return None
+    because = f"; driven by {_factors(ctx.late_payment_factors)}" if ctx.late_payment_factors else ""
+    return RuleHit(
+        "LATE_PAYMENT_RISK",
+        Outcome.REVIEW,
+        f"Late-payment probability {p:.0%} (review from {policy.late_payment_review_probability:.0%}){because}.",
+        {"late_payment_probability": p, "factors": _factors(ctx.late_payment_factors) or None},
+    )
+
+
 def builtin_rules(policy: RulePolicy) -> tuple[Rule, ...]:
     """The built-in rules with the given thresholds, in reporting order."""
-    return (no_credit_profile, on_stop, partial(credit_limit, policy), partial(overdue, policy))
+    return (no_credit_profile, on_stop, partial(credit_limit, policy), partial(overdue, policy),
+            partial(anomalous_order, policy), partial(late_payment_risk, policy))
 
 
 BUILTIN_RULES: tuple[Rule, ...] = builtin_rules(RulePolicy())

@@ -12,6 +12,8 @@ class DecisionContext:
     Amounts are in the base currency. ``exposure`` is the customer's exposure *before* this
     order (open approved orders + open receivables); for an amendment it excludes the order's
     previous amount. ``credit_limit`` is ``None`` when the customer has no master data yet.
+    Scores are ``None`` while their model is still warming up; factors are the features behind
+    them, strongest first.
     """
 
     order_amount: float
@@ -22,6 +24,10 @@ class DecisionContext:
     risk_class: str | None = None
     overdue_amount: float = 0.0
     days_past_due: int = 0
+    anomaly_score: float | None = None
+    anomaly_factors: tuple[tuple[str, float], ...] = ()
+    late_payment_probability: float | None = None
+    late_payment_factors: tuple[tuple[str, float], ...] = ()
 
     @property
     def exposure_after(self) -> float:

@@ -49,6 +49,8 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         reject_over_limit=settings.reject_over_limit,
         overdue_review_days=settings.overdue_review_days,
         overdue_hold_days=settings.overdue_hold_days,
+        anomaly_review_score=settings.anomaly_review_score,
+        late_payment_review_probability=settings.late_payment_review_probability,
     )
     return PipelineConfig(
         rules=builtin_rules(policy),
@@ -57,6 +59,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         base_currency=settings.base_currency,
         max_event_bytes=settings.max_event_bytes,
         retention_days=settings.retention_days,
+        late_payment_days=settings.late_payment_days,
     )
 
 

@@ -73,6 +73,19 @@ class InvoiceRecord:
     applied_ids: list[str] = field(default_factory=list)
     written_off: int = 0
     closed_at: float | None = None
+    #: Credit features when it was issued, until its outcome is learned (then ``None``).
+    features: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CreditOutcome:
+    """An invoice whose outcome is known: its credit features at issue and whether it was
+    paid (or settled) more than the lateness threshold late, or written off."""
+
+    invoice_id: str
+    features: dict[str, Any]
+    late: bool
+    days_late: float
 
 
 @dataclass
@@ -212,12 +225,13 @@ class CustomerState:
     # --- receivables -----------------------------------------------------------------------
 
     def issue_invoice(self, invoice_id: str, event_id: str, order_id: str | None, amount: int,
-                      due: float, at: float) -> bool:
-        """A new receivable; the invoiced part of its order stops counting as open order."""
+                      due: float, at: float, features: dict[str, Any] | None = None) -> bool:
+        """A new receivable; the invoiced part of its order stops counting as open order.
+        ``features`` (credit features at issue) are kept until the outcome is learned."""
         if invoice_id in self.invoices:
             return False
         invoice = InvoiceRecord(amount=amount, outstanding=amount, due=due, issued_at=at,
-                                order_id=order_id, applied_ids=[event_id])
+                                order_id=order_id, applied_ids=[event_id], features=features)
         self.invoices[invoice_id] = invoice
         order = self.orders.get(order_id) if order_id else None
         if order is not None:
@@ -277,6 +291,38 @@ class CustomerState:
                     self.days_late_total += days_late
                 else:
                     self.paid_on_time += 1
+
+    # --- outcomes to learn from ------------------------------------------------------------
+
+    def credit_outcomes(self, as_of: float, late_after_days: float) -> list[CreditOutcome]:
+        """Invoices whose outcome became known by ``as_of`` and was not yet taken: settled
+        (late when settled more than ``late_after_days`` after due), written off (late), or
+        still unpaid more than ``late_after_days`` after due (late, without waiting for the
+        payment). Each is returned once: its features are dropped when taken.
+
+        >>> state = CustomerState("C1")
+        >>> _ = state.issue_invoice("I1", "e1", None, 100, due=0.0, at=0.0, features={"x": 1.0})
+        >>> state.credit_outcomes(as_of=10 * DAY, late_after_days=30)
+        []
+        >>> [(o.invoice_id, o.late, o.days_late) for o in state.credit_outcomes(31 * DAY, 30)]
+        [('I1', True, 31.0)]
+        >>> state.credit_outcomes(40 * DAY, 30)
+        []
+        """
+        outcomes = []
+        for invoice_id, invoice in self.invoices.items():
+            if invoice.features is None:
+                continue
+            if invoice.outstanding == 0 and invoice.closed_at is not None:
+                days_late = (invoice.closed_at - invoice.due) / DAY
+                late = invoice.written_off > 0 or days_late > late_after_days
+            elif as_of - invoice.due > late_after_days * DAY:
+                days_late, late = (as_of - invoice.due) / DAY, True
+            else:
+                continue
+            outcomes.append(CreditOutcome(invoice_id, invoice.features, late, round(days_late, 3)))
+            invoice.features = None
+        return outcomes
 
     # --- housekeeping ----------------------------------------------------------------------
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from detectors.risk_models import RiskModels, Scores
 from rules import DecisionContext, Outcome, evaluate
 from rules.evaluate import Rule
 from streams.contracts import (
@@ -34,12 +35,14 @@ from streams.contracts import (
     OrderPlaced,
     PaymentReceived,
     Reason,
+    TrainingExample,
     decision_id_for,
     parse_input,
 )
 from streams.contracts.common import utc_from_timestamp
 from streams.contracts.dead_letters import DeadLetterCode
-from streams.exposure import DAY, CustomerState, OrderStatus, Profile
+from streams.exposure import DAY, CreditOutcome, CustomerState, OrderStatus, Profile
+from streams.features import credit_features, order_features
 from streams.money import Converter, units
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,7 @@ class BatchResult:
     holds: list[OrderHold] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     holds_closed: list[tuple[str, str]] = field(default_factory=list)
+    examples: list[TrainingExample] = field(default_factory=list)
     changed: dict[str, tuple[int, CustomerState]] = field(default_factory=dict)
     duplicates: int = 0
     consumed: dict[str, int] = field(default_factory=dict)
@@ -95,23 +99,28 @@ class PipelineConfig:
     base_currency: str = "EUR"
     max_event_bytes: int = 65_536
     retention_days: int = 30
-    model_version: str | None = None
+    late_payment_days: int = 30
 
 
 class Pipeline:
     """Processes batches of raw messages against customer states.
 
-    ``clock`` gives the wall-clock time used for ``decided_at`` and latency.
+    ``clock`` gives the wall-clock time used for ``decided_at`` and latency; ``models`` are
+    the (read-only) models that score orders — the worker swaps in newer snapshots between
+    batches. Orders and invoice outcomes come out as training examples for the trainer.
     """
 
-    def __init__(self, config: PipelineConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: PipelineConfig, clock: Callable[[], float] = time.time,
+                 models: RiskModels | None = None) -> None:
         self.config = config
         self.clock = clock
+        self.models = models or RiskModels()
 
     def process(self, messages: Sequence[RawMessage],
                 load: Callable[[str], CustomerState | None]) -> BatchResult:
         """Process ``messages`` in order; ``load(customer_id)`` returns the current state."""
         result = BatchResult()
+        models = self.models  # one model version for the whole batch
         states: dict[str, CustomerState] = {}
         for message in messages:
             result.consumed[message.topic] = result.consumed.get(message.topic, 0) + 1
@@ -121,7 +130,7 @@ class Pipeline:
                 if state is None:
                     state = load(event.customer_id) or CustomerState(event.customer_id)
                     states[event.customer_id] = state
-                changed = self._apply(event, message, state, result)
+                changed = self._apply(event, message, state, result, models)
             except InvalidMessage as invalid:
                 result.dead_letters.append(self._dead_letter(message, invalid))
                 continue
@@ -176,11 +185,20 @@ class Pipeline:
 
     # --- state changes ---------------------------------------------------------------------
 
-    def _apply(self, event: InputEvent, message: RawMessage, state: CustomerState, result: BatchResult) -> bool:
+    def _apply(self, event: InputEvent, message: RawMessage, state: CustomerState, result: BatchResult,
+               models: RiskModels) -> bool:
+        if isinstance(event, (OrderPlaced, OrderAmended)):
+            return self._decide(event, message, state, result, models)
+        changed = self._apply_fact(event, state, result)
+        if changed and isinstance(event, (InvoiceIssued, PaymentReceived, CreditNoteIssued, InvoiceWrittenOff)):
+            outcomes = state.credit_outcomes(event.event_timestamp, self.config.late_payment_days)
+            result.examples += [credit_example(state.customer_id, o, event.event_time) for o in outcomes]
+        return changed
+
+    def _apply_fact(self, event: InputEvent, state: CustomerState, result: BatchResult) -> bool:
+        """Apply an event that is not an order request."""
         cents = self.config.converter.cents
         at = event.event_timestamp
-        if isinstance(event, (OrderPlaced, OrderAmended)):
-            return self._decide(event, message, state, result)
         if isinstance(event, OrderCancelled):
             order = state.orders.get(event.order_id)
             was_held = order is not None and order.status == "held"
@@ -190,8 +208,11 @@ class Pipeline:
             return changed
         if isinstance(event, InvoiceIssued):
             due = datetime.combine(event.due_date, datetime.min.time(), UTC).timestamp() + DAY
-            return state.issue_invoice(event.invoice_id, event.event_id, event.order_id,
-                                       cents(event.amount, event.currency), due=due, at=at)
+            amount = cents(event.amount, event.currency)
+            if event.invoice_id in state.invoices:
+                return False
+            return state.issue_invoice(event.invoice_id, event.event_id, event.order_id, amount, due=due, at=at,
+                                       features=credit_features(state, at, amount))
         if isinstance(event, PaymentReceived):
             return state.apply_payment(event.payment_id, event.invoice_id, cents(event.amount, event.currency), at)
         if isinstance(event, CreditNoteIssued):
@@ -211,7 +232,7 @@ class Pipeline:
         raise AssertionError(f"no handler for {type(event).__name__}")  # pragma: no cover
 
     def _decide(self, event: OrderPlaced | OrderAmended, message: RawMessage, state: CustomerState,
-                result: BatchResult) -> bool:
+                result: BatchResult, models: RiskModels) -> bool:
         order = state.orders.get(event.order_id)
         amending = isinstance(event, OrderAmended)
         if order is not None and event.event_id in order.event_ids:
@@ -226,11 +247,20 @@ class Pipeline:
         _, own_receivable = state.invoiced_for(event.order_id)
         own_open = order.uninvoiced if order is not None and order.status == "open" else 0
         exposure = state.exposure() - own_open - own_receivable
-        decision = self._decision(event, message, state, amount, exposure)
+        when = event.event_time.astimezone(UTC)
+        anomaly_x = order_features(
+            state, amount=amount, at=event.event_timestamp, payment_terms_days=event.payment_terms_days,
+            ship_to_country=event.ship_to_country, max_discount=max(line.discount for line in event.lines),
+            hour=when.hour + when.minute / 60, weekday=float(when.weekday()))
+        scores = models.score(anomaly_x, credit_features(state, event.event_timestamp, amount))
+        decision = self._decision(event, message, state, amount, exposure, scores, models.label)
         was_held = order is not None and order.status == "held"
         record = state.amend_order if amending else state.place_order
         record(event.order_id, event.event_id, amount, event.event_timestamp, ORDER_STATUS[decision.outcome])
         result.decisions.append(decision)
+        result.examples.append(TrainingExample(
+            example_id=f"order:{event.event_id}", kind="order", customer_id=event.customer_id,
+            features=dict(anomaly_x), event_time=event.event_time))
         if decision.outcome.stops_order:
             result.holds.append(OrderHold.from_decision(decision))
         elif was_held:
@@ -238,7 +268,7 @@ class Pipeline:
         return True
 
     def _decision(self, event: OrderPlaced | OrderAmended, message: RawMessage, state: CustomerState,
-                  amount: int, exposure: int) -> Decision:
+                  amount: int, exposure: int, scores: Scores, model_version: str) -> Decision:
         profile = state.profile
         overdue_amount, days_past_due = state.overdue(event.event_timestamp)
         context = DecisionContext(
@@ -250,8 +280,14 @@ class Pipeline:
             risk_class=profile.risk_class if profile else None,
             overdue_amount=units(overdue_amount),
             days_past_due=days_past_due,
+            anomaly_score=scores.anomaly,
+            anomaly_factors=scores.anomaly_factors,
+            late_payment_probability=scores.late_payment,
+            late_payment_factors=scores.late_payment_factors,
         )
         verdict = evaluate(context, self.config.rules)
+        named = {"anomaly": (scores.anomaly, scores.anomaly_factors),
+                 "late_payment": (scores.late_payment, scores.late_payment_factors)}
         now = self.clock()
         limit = context.credit_limit
         return Decision(
@@ -271,12 +307,30 @@ class Pipeline:
             exposure_after=round(context.exposure_after, 2),
             credit_limit=limit,
             utilization_after=round(context.exposure_after / limit, 4) if limit else None,
+            scores={name: score for name, (score, _) in named.items() if score is not None},
+            score_factors={name: dict(factors) for name, (score, factors) in named.items() if score is not None},
             rulebook_version=self.config.rulebook_version,
-            model_version=self.config.model_version,
+            model_version=model_version,
             event_time=event.event_time,
             decided_at=utc_from_timestamp(now),
             latency_ms=round(max(0.0, now - message.timestamp) * 1000.0, 3),
         )
+
+
+    def label_overdue(self, states: Iterable[CustomerState], as_of: float) -> list[TrainingExample]:
+        """Training examples for invoices now more than ``late_payment_days`` past due and still
+        unpaid, as of event time ``as_of`` (run by a timer, so a customer that stops sending
+        events still teaches the model)."""
+        at = utc_from_timestamp(as_of)
+        return [credit_example(state.customer_id, outcome, at)
+                for state in states for outcome in state.credit_outcomes(as_of, self.config.late_payment_days)]
+
+
+def credit_example(customer_id: str, outcome: CreditOutcome, at: datetime) -> TrainingExample:
+    """The training example of an invoice outcome (one id per invoice: learned once)."""
+    return TrainingExample(
+        example_id=f"credit:{customer_id}:{outcome.invoice_id}", kind="credit", customer_id=customer_id,
+        features=outcome.features, late=outcome.late, days_late=outcome.days_late, event_time=at)
 
 
 def summarize(outcome: Outcome, messages: Sequence[str]) -> str:

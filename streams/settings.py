@@ -94,6 +94,26 @@ class Settings(BaseSettings):
     overdue_review_days: int = Field(1, ge=0, description="Days past due above which an order is reviewed.")
     overdue_hold_days: int = Field(30, ge=1, description="Days past due above which an order is held.")
 
+    anomaly_review_score: float = Field(
+        0.99, ge=0, le=1, description="Anomaly score (share of recent orders less unusual) from which an order is "
+        "reviewed.")
+    late_payment_review_probability: float = Field(
+        0.7, ge=0, le=1, description="Late-payment probability from which an order is reviewed.")
+
+    # --- models -------------------------------------------------------------------------------
+    late_payment_days: int = Field(
+        30, ge=0, le=365, description="An invoice paid more than this many days after due (or written off) is "
+        "'late' for the credit model; unpaid that long, it is labelled late without waiting.")
+    anomaly_min_examples: int = Field(
+        1000, ge=0, description="Orders learned before anomaly scores are reported and used by rules.")
+    credit_min_labels: int = Field(
+        100, ge=0, description="Invoice outcomes learned before late-payment probabilities are reported and used.")
+    model_publish_s: float = Field(
+        30.0, gt=0, description="How often the trainer checkpoints a new model version to Redis (and acks what "
+        "it learned).")
+    model_refresh_s: float = Field(5.0, gt=0, description="How often workers look for a newer model version.")
+    model_seed: int = Field(0, description="Random seed of the models (half-space trees).")
+
     @field_validator("fx_rates")
     @classmethod
     def _rates_are_positive(cls, rates: dict[str, float]) -> dict[str, float]:

@@ -3,6 +3,7 @@ import base64
 import orjson
 import pytest
 
+from rules import BUILTIN_RULESET_VERSION
 from streams.app import pipeline_config
 from streams.exposure import CustomerState
 from streams.generator import SalesSimulator
@@ -43,7 +44,8 @@ def test_decision_carries_exposure_limit_reasons_and_versions():
     assert first.outcome.value == "approve" and first.exposure_after == 600.0
     assert second.outcome.value == "hold" and second.exposure_before == 600.0
     assert second.reasons[0].code == "CREDIT_LIMIT_EXCEEDED" and second.credit_limit == 1000.0
-    assert second.rulebook_version == "builtin-1" and "exceeds the credit limit" in second.summary
+    assert second.rulebook_version == BUILTIN_RULESET_VERSION and "exceeds the credit limit" in second.summary
+    assert second.model_version == "models-0" and second.scores == {}  # untrained models give no scores
     assert [h.order_id for h in result.holds] == ["SO-2"]
     assert h.states["C1"].exposure() == 600_00
 

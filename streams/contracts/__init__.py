@@ -18,6 +18,7 @@ from streams.contracts.common import SCHEMA_VERSION, InputEvent
 from streams.contracts.customers import CustomerCreated, CustomerEvent, CustomerUpdated
 from streams.contracts.dead_letters import DeadLetter, DeadLetterCode
 from streams.contracts.decisions import Decision, OrderHold, Reason, decision_id_for
+from streams.contracts.learning import ModelAlert, TrainingExample
 from streams.contracts.ledger import CreditNoteIssued, InvoiceIssued, InvoiceWrittenOff, LedgerEvent, PaymentReceived
 from streams.contracts.orders import OrderAmended, OrderCancelled, OrderEvent, OrderLine, OrderPlaced
 
@@ -42,6 +43,8 @@ CONTRACTS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "decisions": Decision,
     "order-holds": OrderHold,
     "dead-letters": DeadLetter,
+    "model-examples": TrainingExample,
+    "model-alerts": ModelAlert,
 }
 
 
@@ -78,6 +81,7 @@ __all__ = [
     "InputEvent",
     "InvoiceIssued",
     "InvoiceWrittenOff",
+    "ModelAlert",
     "OrderAmended",
     "OrderCancelled",
     "OrderHold",
@@ -85,6 +89,7 @@ __all__ = [
     "OrderPlaced",
     "PaymentReceived",
     "Reason",
+    "TrainingExample",
     "decision_id_for",
     "dumps",
     "json_schemas",

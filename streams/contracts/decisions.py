@@ -40,7 +40,11 @@ class Decision(Contract):
 
     Amounts are in ``base_currency``. ``exposure_after`` is the exposure if the order is
     accepted; for hold and reject the customer's exposure stays at ``exposure_before``.
-    ``latency_ms`` runs from the order's produce timestamp to the decision.
+    ``latency_ms`` runs from the order's produce timestamp to the decision. ``scores`` holds
+    ``anomaly`` (share of recent orders less unusual than this one) and ``late_payment``
+    (probability that the customer's invoice is paid late or written off) once their models
+    have learned enough; ``score_factors`` the features behind each; ``model_version`` the
+    model snapshot that scored it.
     """
 
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -61,6 +65,7 @@ class Decision(Contract):
     credit_limit: float | None
     utilization_after: float | None
     scores: dict[str, float] = Field(default_factory=dict)
+    score_factors: dict[str, dict[str, float]] = Field(default_factory=dict)
     rulebook_version: str
     model_version: str | None = None
     event_time: datetime

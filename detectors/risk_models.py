@@ -1,0 +1,140 @@
+"""The models a worker scores orders with, as one versioned, serializable unit: the order
+anomaly detector, the late-payment model and their drift monitor.
+
+A trainer learns into one :class:`RiskModels` and publishes it as bytes with a new
+``version``; scoring workers load those bytes and only score. Loading the same bytes gives
+the same scores:
+
+>>> models = RiskModels(seed=1, anomaly_min_examples=1, credit_min_labels=1)
+>>> for i in range(50):
+...     _ = models.learn_order({"amount_ratio": 1.0 + (i % 5) / 10})
+...     _ = models.learn_credit({"late_share": 0.6, "risk_class": "D"}, True)
+...     _ = models.learn_credit({"late_share": 0.0, "risk_class": "A"}, False)
+>>> models.version = 1
+>>> copy = RiskModels.from_bytes(models.to_bytes())
+>>> order, credit = {"amount_ratio": 9.0}, {"late_share": 0.5, "risk_class": "D"}
+>>> copy.score(order, credit) == models.score(order, credit)
+True
+>>> copy.score(order, credit).late_payment > 0.8
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.anomaly import OrderAnomalyDetector
+from detectors.drift import Drift, DriftMonitor
+from detectors.late_payment import LatePaymentModel
+
+#: Bands of the credit features (see :func:`streams.features.credit_features`) for the scorecard.
+CREDIT_BINS: dict[str, list[float]] = {
+    "late_share": [0.05, 0.2, 0.5],
+    "avg_days_late": [1, 10, 30],
+    "invoices_paid": [1, 3, 10],
+    "written_off": [1],
+    "days_past_due": [1, 15, 30, 60],
+    "overdue_share": [0.01, 0.25, 0.5],
+    "utilization": [0.5, 0.8, 1.0],
+    "tenure_days": [30, 90, 365],
+    "order_size_ratio": [0.5, 1.5, 3.0],
+}
+
+#: Snapshot header: format tag + SHA-256 of the pickled body (detects a corrupted or cut value).
+_MAGIC = b"SGRM1"
+
+
+class ModelSnapshotError(Exception):
+    """Bytes that are not an intact :class:`RiskModels` snapshot."""
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Scores of one order. A score is ``None`` while its model has learned too little to mean
+    anything; factors are ``(feature, strength)``, strongest first."""
+
+    anomaly: float | None = None
+    anomaly_factors: tuple[tuple[str, float], ...] = ()
+    late_payment: float | None = None
+    late_payment_factors: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass
+class RiskModels:
+    """Anomaly detector + late-payment model + drift monitor, with counters and a version.
+
+    ``anomaly_min_examples`` / ``credit_min_labels``: learned orders / labelled invoices before
+    the respective score is reported (and can trigger a rule).
+    """
+
+    seed: int = 0
+    anomaly_min_examples: int = 1000
+    credit_min_labels: int = 100
+    version: int = 0
+    order_examples: int = 0
+    credit_examples: int = 0
+    late_labels: int = 0
+    anomaly: OrderAnomalyDetector = field(init=False)
+    credit: LatePaymentModel = field(init=False)
+    drift: DriftMonitor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.anomaly = OrderAnomalyDetector(seed=self.seed, protect_above=0.995)
+        self.credit = LatePaymentModel(bins=CREDIT_BINS)
+        self.drift = DriftMonitor(min_examples=max(self.anomaly_min_examples, self.credit_min_labels))
+
+    @property
+    def label(self) -> str:
+        """The version as recorded in decisions, e.g. ``models-12``."""
+        return f"models-{self.version}"
+
+    def score(self, order: Mapping[str, float], credit: Mapping[str, Any]) -> Scores:
+        """Score one order: ``order`` are its anomaly features, ``credit`` its customer's credit
+        features (plain dicts; see :mod:`streams.features`)."""
+        anomaly = factors = None
+        if self.order_examples >= self.anomaly_min_examples:
+            anomaly = round(self.anomaly.score_one(order), 4)
+            factors = tuple(self.anomaly.reasons(order))
+        late = late_factors = None
+        if self.credit_examples >= self.credit_min_labels:
+            late = round(self.credit.predict_proba_one(credit)[True], 4)
+            late_factors = tuple(self.credit.reasons(credit))
+        return Scores(anomaly, factors or (), late, late_factors or ())
+
+    def learn_order(self, order: Mapping[str, float]) -> Drift | None:
+        """Learn one order's anomaly features; returns a drift of the score stream, if any."""
+        drift = self.drift.anomaly_score(self.anomaly.score_one(order))
+        self.anomaly.learn_one(order)
+        self.order_examples += 1
+        return drift
+
+    def learn_credit(self, credit: Mapping[str, Any], late: bool) -> Drift | None:
+        """Learn one invoice outcome (``late``: paid more than N days late or written off) from
+        the credit features snapshotted when it was issued; returns a drift of the error."""
+        predicted = self.credit.predict_proba_one(credit)[True]
+        drift = self.drift.credit_error(abs(float(late) - predicted))
+        self.credit.learn_one(credit, late)
+        self.credit_examples += 1
+        self.late_labels += int(late)
+        return drift
+
+    def to_bytes(self) -> bytes:
+        """Serialized snapshot (pickle behind a checksum). Only load snapshots from a store you
+        trust: unpickling runs code."""
+        body = pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        return _MAGIC + hashlib.sha256(body).digest() + body
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RiskModels:
+        """Inverse of :meth:`to_bytes`; raises :class:`ModelSnapshotError` on damaged bytes."""
+        header, digest, body = data[:len(_MAGIC)], data[len(_MAGIC):len(_MAGIC) + 32], data[len(_MAGIC) + 32:]
+        if header != _MAGIC or hashlib.sha256(body).digest() != digest:
+            raise ModelSnapshotError("not an intact salesguard model snapshot (bad header or checksum)")
+        models = pickle.loads(body)  # noqa: S301 - checksummed, from the operator's own store
+        if not isinstance(models, cls):
+            raise ModelSnapshotError(f"snapshot holds a {type(models).__name__}, not RiskModels")
+        return models

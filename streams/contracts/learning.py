@@ -1,0 +1,48 @@
+"""What the models learn from and what they report (topics ``model-examples``, ``model-alerts``).
+
+The pipeline publishes a :class:`TrainingExample` for every decided order (anomaly features)
+and for every invoice whose outcome became known (the credit features snapshotted when it was
+issued, with the label). One trainer consumes them; ``example_id`` is stable, so a redelivered
+example is learned once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from streams.contracts.common import SCHEMA_VERSION, Contract, Identifier
+
+#: Feature values: numbers, strings for categories, ``None`` for missing.
+FeatureValue = float | str | None
+
+
+class TrainingExample(Contract):
+    """One thing to learn. ``kind="order"``: anomaly features of a decided order (no label).
+    ``kind="credit"``: an invoice's credit features and whether it was paid more than the
+    configured number of days late or written off (``late``), with ``days_late`` at labelling."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    example_id: str
+    kind: Literal["order", "credit"]
+    customer_id: Identifier
+    features: dict[str, FeatureValue]
+    late: bool | None = None
+    days_late: float | None = None
+    event_time: datetime
+
+
+class ModelAlert(Contract):
+    """A model's monitored signal drifted: the credit model's error rose, or the anomaly score
+    distribution of incoming orders moved (ADWIN)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    type: Literal["model.drift"] = "model.drift"
+    alert_id: str
+    model: Literal["credit", "anomaly"]
+    signal: Literal["error", "score"]
+    mean_before: float
+    mean_after: float
+    examples_seen: int
+    model_version: str
+    detected_at: datetime
