@@ -5,7 +5,7 @@ Labels are bounded (topic, outcome, dead-letter code): never a customer or order
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 #: Bucket edges in seconds; 0.05 is the decision latency objective.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -20,3 +20,9 @@ DECISION_LATENCY = Histogram(
 BATCH_SECONDS = Histogram(
     "salesguard_batch_seconds", "Time to process one batch, publishing included.", buckets=LATENCY_BUCKETS)
 REDIS_ERRORS = Counter("salesguard_redis_errors_total", "Failed writes to the Redis mirror (retried later).")
+MODEL_VERSION = Gauge("salesguard_model_version", "Model version this worker scores with.")
+MODEL_EXAMPLES = Counter("salesguard_model_examples_total", "Training examples learned by this worker, by kind.",
+                         ["kind"])
+MODEL_DRIFTS = Counter("salesguard_model_drifts_total", "Drift alerts, by model and signal.", ["model", "signal"])
+MODEL_STORE_ERRORS = Counter(
+    "salesguard_model_store_errors_total", "Failed reads or writes of model versions (retried later).")

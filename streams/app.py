@@ -16,6 +16,7 @@ state known when the order is processed, as a live system must.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,18 +27,26 @@ from typing import Any
 import faust
 from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+from redis.exceptions import RedisError
 
+from detectors.drift import Drift
+from detectors.risk_models import ModelSnapshotError, RiskModels
 from monitoring import metrics
 from rules import BUILTIN_RULESET_VERSION, Outcome, RulePolicy, builtin_rules
-from streams.contracts import dumps
+from streams.contracts import DeadLetter, ModelAlert, TrainingExample, dumps
+from streams.contracts.common import utc_from_timestamp
+from streams.contracts.decisions import decision_id_for
 from streams.exposure import CustomerState
 from streams.mirror import MirrorUpdate, RedisMirror
+from streams.model_store import MemoryModelStore, ModelStore, RedisModelStore
 from streams.money import Converter
 from streams.pipeline import BatchResult, Pipeline, PipelineConfig, RawMessage
 from streams.settings import Settings
 from streams.snapshot import risk_snapshot
 from streams.state_table import CODEC_NAME, CustomerStates
-from streams.topics import INPUT_TOPICS
+from streams.topics import INPUT_TOPICS, OUTPUT_TOPICS, partitions_of
+from streams.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +82,9 @@ class SalesguardApp:
     states: CustomerStates
     outputs: dict[str, Any]
     mirror: RedisMirror | None
+    model_store: ModelStore
+    trainer: Trainer
+    models_loaded: bool = False
     watermark: float = 0.0
     #: One batch at a time per worker, from processing to its state write: the agents share
     #: customer states, and a batch's outputs must be delivered before any state containing its
@@ -91,6 +103,8 @@ class SalesguardApp:
             )
             for e in events
         ]
+        if not self.models_loaded:
+            await self.refresh_models()
         async with self.batch_lock:
             result = self.pipeline.process(messages, self.states.get)
             # Outputs are delivered before the state that records them is written: after a crash,
@@ -112,6 +126,8 @@ class SalesguardApp:
         sent = [await topics["decisions"].send(key=d.customer_id.encode(), value=dumps(d)) for d in result.decisions]
         sent += [await topics["order-holds"].send(key=h.customer_id.encode(), value=dumps(h)) for h in result.holds]
         sent += [await topics["dead-letters"].send(key=x.key, value=dumps(x)) for x in result.dead_letters]
+        sent += [await topics["model-examples"].send(key=x.customer_id.encode(), value=dumps(x))
+                 for x in result.examples]
         await asyncio.gather(*sent)
 
     def _mirror_update(self, result: BatchResult) -> MirrorUpdate:
@@ -137,6 +153,89 @@ class SalesguardApp:
         days past due move on even for a customer that sends no events."""
         state = self.states.get(customer_id) or CustomerState(customer_id)
         return risk_snapshot(state, max(self.watermark, state.last_event_time), self.settings.base_currency)
+
+    async def refresh_models(self) -> bool:
+        """Score with the newest saved model version, if newer than the current one. True when
+        the models changed; a store that cannot be read keeps the current models."""
+        try:
+            if self.models_loaded and await self.model_store.version() <= self.pipeline.models.version:
+                return False
+            checkpoint = await self.model_store.load()
+            self.models_loaded = True
+            if checkpoint is None or checkpoint.version <= self.pipeline.models.version:
+                return False
+            self.pipeline.models = RiskModels.from_bytes(checkpoint.models)
+        except (RedisError, OSError, ModelSnapshotError) as exc:
+            metrics.MODEL_STORE_ERRORS.inc()
+            log.warning("cannot read model version (%s: %s); scoring with %s",
+                        type(exc).__name__, exc, self.pipeline.models.label)
+            return False
+        metrics.MODEL_VERSION.set(self.pipeline.models.version)
+        log.info("scoring with %s", self.pipeline.models.label)
+        return True
+
+    async def train(self, events: Sequence[EventT], stream: Any) -> None:
+        """Learn one batch of training examples (trainer agent); invalid ones are dead-lettered."""
+        batch, bad = [], []
+        for event in events:
+            raw = event.message.value or b""
+            try:
+                batch.append((TrainingExample.model_validate_json(raw), (stream, event)))
+            except ValidationError as exc:
+                bad.append((event, DeadLetter(
+                    code="invalid_event", reason=str(exc)[:500], source_topic="model-examples",
+                    partition=event.message.partition, offset=event.message.offset, key_b64=None,
+                    raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time()))))
+        if bad:
+            await asyncio.gather(*[await self.outputs["dead-letters"].send(value=dumps(x)) for _, x in bad])
+            for event, _ in bad:
+                await stream.ack(event)
+        drifts = await self.trainer.learn(batch)
+        for example, _ in batch:
+            metrics.MODEL_EXAMPLES.labels(example.kind).inc()
+        if drifts:
+            await self._alert(drifts)
+
+    async def _alert(self, drifts: Sequence[Drift]) -> None:
+        models = self.trainer.models
+        label = models.label if models else "none"
+        alerts = [ModelAlert(
+            alert_id=decision_id_for(f"drift:{label}:{d.model}:{d.signal}:{d.examples_seen}"),
+            model=d.model, signal=d.signal, mean_before=d.mean_before, mean_after=d.mean_after,
+            examples_seen=d.examples_seen, model_version=label, detected_at=utc_from_timestamp(time.time()),
+        ) for d in drifts]
+        for alert in alerts:
+            metrics.MODEL_DRIFTS.labels(alert.model, alert.signal).inc()
+            log.warning("model drift: %s %s mean %.3f -> %.3f", alert.model, alert.signal,
+                        alert.mean_before, alert.mean_after)
+        topic = self.outputs["model-alerts"]
+        await asyncio.gather(*[await topic.send(key=a.model.encode(), value=dumps(a)) for a in alerts])
+
+    async def checkpoint_models(self) -> int:
+        """Save what the trainer learned as a new model version and ack those examples (timer).
+        Returns how many examples the checkpoint covered."""
+        try:
+            covered = await self.trainer.checkpoint()
+        except (RedisError, OSError) as exc:
+            metrics.MODEL_STORE_ERRORS.inc()
+            log.warning("model checkpoint failed (%s); retrying later", type(exc).__name__)
+            return 0
+        for stream, event in covered:
+            await stream.ack(event)
+        if covered:
+            await self.refresh_models()
+        return len(covered)
+
+    async def label_overdue(self) -> int:
+        """Publish a late label for every invoice now unpaid past the lateness threshold (timer,
+        as of the newest event time this worker has seen). Returns how many."""
+        if not self.watermark:
+            return 0
+        async with self.batch_lock:
+            examples = self.pipeline.label_overdue((state for _, state in self.states.items()), self.watermark)
+            topic = self.outputs["model-examples"]
+            await asyncio.gather(*[await topic.send(key=x.customer_id.encode(), value=dumps(x)) for x in examples])
+        return len(examples)
 
     async def refresh_overdue(self) -> int:
         """Re-mirror every customer with open receivables (timer). Returns how many."""
@@ -185,8 +284,8 @@ def build_app(settings: Settings) -> SalesguardApp:
     )
     outputs = {
         name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw",
-                        partitions=settings.partitions)
-        for name in ("decisions", "order-holds", "dead-letters")
+                        partitions=partitions_of(name, settings))
+        for name in OUTPUT_TOPICS
     }
     # The changelog topic is declared here so that recovery decodes states with our codec
     # (Faust derives a table's serializers from value_type, which would give plain dicts).
@@ -194,8 +293,15 @@ def build_app(settings: Settings) -> SalesguardApp:
                           value_serializer=CODEC_NAME, partitions=settings.partitions, compacting=True,
                           deleting=False, acks=False, internal=True, maxsize=131_072, allow_empty=True)
     table: Any = app.Table("customer-state", partitions=settings.partitions, changelog_topic=changelog)
-    sg = SalesguardApp(app=app, settings=settings, pipeline=Pipeline(pipeline_config(settings)),
-                       states=CustomerStates(table, changelog), outputs=outputs, mirror=None)
+    store: ModelStore = RedisModelStore(settings.redis_url) if settings.redis_url else MemoryModelStore()
+
+    def make_models() -> RiskModels:
+        return RiskModels(seed=settings.model_seed, anomaly_min_examples=settings.anomaly_min_examples,
+                          credit_min_labels=settings.credit_min_labels)
+
+    sg = SalesguardApp(app=app, settings=settings, pipeline=Pipeline(pipeline_config(settings), models=make_models()),
+                       states=CustomerStates(table, changelog), outputs=outputs, mirror=None,
+                       model_store=store, trainer=Trainer(store, make_models))
     if settings.redis_url:
         sg.mirror = RedisMirror(settings.redis_url, sg.snapshot)
     for name in INPUT_TOPICS:
@@ -203,9 +309,24 @@ def build_app(settings: Settings) -> SalesguardApp:
                            key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
         app.agent(source, name=name)(consumer_of(sg, name))
 
+    @app.agent(outputs["model-examples"], name="trainer")
+    async def trainer(stream: Any) -> None:
+        # Acked only once a checkpoint holds what was learned (see checkpoint_models).
+        async for events in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
+            await sg.train(events, stream)
+
     @app.timer(settings.overdue_refresh_s, on_leader=False)
     async def overdue_refresh() -> None:
+        await sg.label_overdue()
         await sg.refresh_overdue()
+
+    @app.timer(settings.model_publish_s, on_leader=False)
+    async def model_checkpoint() -> None:
+        await sg.checkpoint_models()
+
+    @app.timer(settings.model_refresh_s, on_leader=False)
+    async def model_refresh() -> None:
+        await sg.refresh_models()
 
     @app.page("/metrics")
     async def prometheus_metrics(web: Any, request: Any) -> Any:

@@ -16,7 +16,14 @@ log = logging.getLogger(__name__)
 #: Input topics (logical names), in the order the agent subscribes to them.
 INPUT_TOPICS = ("customers", "orders", "ledger")
 #: Output topics (logical names).
-OUTPUT_TOPICS = ("decisions", "order-holds", "dead-letters")
+OUTPUT_TOPICS = ("decisions", "order-holds", "dead-letters", "model-examples", "model-alerts")
+#: Topics with one partition: one trainer learns every example, in order; alerts are rare.
+SINGLE_PARTITION_TOPICS = ("model-examples", "model-alerts")
+
+
+def partitions_of(name: str, settings: Settings) -> int:
+    """Partition count of topic ``name`` (logical)."""
+    return 1 if name in SINGLE_PARTITION_TOPICS else settings.partitions
 
 
 class TopicLayoutError(Exception):
@@ -29,11 +36,11 @@ async def ensure_topics(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000)
     await admin.start()
     try:
-        names = [settings.topic(name) for name in INPUT_TOPICS + OUTPUT_TOPICS]
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor)
-            for name in names if name not in existing
+            NewTopic(settings.topic(name), num_partitions=partitions_of(name, settings),
+                     replication_factor=settings.replication_factor)
+            for name in INPUT_TOPICS + OUTPUT_TOPICS if settings.topic(name) not in existing
         ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker created them first

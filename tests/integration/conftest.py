@@ -107,7 +107,7 @@ def stack(tmp_path_factory) -> Iterator[EmbeddedStack]:
 @pytest.fixture(scope="session")
 def settings(stack: EmbeddedStack) -> Settings:
     return Settings(kafka_bootstrap=stack.kafka_bootstrap, redis_url=stack.redis_url, partitions=4,
-                    overdue_refresh_s=5, **EMBEDDED_BROKER_SETTINGS)
+                    overdue_refresh_s=5, model_publish_s=1, model_refresh_s=1, **EMBEDDED_BROKER_SETTINGS)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,94 @@
+"""Where model versions live between the trainer and the scoring workers: one Redis hash
+(``<prefix>models``: ``version``, ``models``, ``learned``, ``saved_at``), replaced atomically and
+only over the version the writer started from, so two trainers (briefly, during a rebalance)
+can never overwrite each other's newer model. Without Redis, an in-process store does the same
+for a single worker.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A saved model version: the models (see :meth:`RiskModels.to_bytes`) and the ids of the
+    examples they learned (see :class:`streams.trainer.RecentIds`)."""
+
+    version: int
+    models: bytes
+    learned: bytes
+
+
+class ModelStore(Protocol):
+    """Saves and loads model checkpoints."""
+
+    async def version(self) -> int:
+        """The newest saved version (0: none yet)."""
+
+    async def load(self) -> Checkpoint | None:
+        """The newest checkpoint, or None."""
+
+    async def save(self, checkpoint: Checkpoint, previous: int) -> bool:
+        """Store ``checkpoint`` if the newest saved version is still ``previous``; False if
+        another writer saved first."""
+
+
+class MemoryModelStore:
+    """A model store inside one process (no Redis configured)."""
+
+    def __init__(self) -> None:
+        self._checkpoint: Checkpoint | None = None
+
+    async def version(self) -> int:
+        return self._checkpoint.version if self._checkpoint else 0
+
+    async def load(self) -> Checkpoint | None:
+        return self._checkpoint
+
+    async def save(self, checkpoint: Checkpoint, previous: int) -> bool:
+        if await self.version() != previous:
+            return False
+        self._checkpoint = checkpoint
+        return True
+
+
+#: Compare-and-set of the whole checkpoint in one step.
+_SAVE = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if current ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'models', ARGV[3], 'learned', ARGV[4], 'saved_at', ARGV[5])
+return 1
+"""
+
+
+class RedisModelStore:
+    """Model checkpoints in a Redis hash. Redis errors propagate (callers count and retry)."""
+
+    def __init__(self, url: str, prefix: str = "sg:") -> None:
+        self.client = aioredis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
+        self.key = f"{prefix}models"
+        self._save = self.client.register_script(_SAVE)
+
+    async def version(self) -> int:
+        value = await self.client.hget(self.key, "version")
+        return int(value) if value else 0
+
+    async def load(self) -> Checkpoint | None:
+        version, models, learned = await self.client.hmget(self.key, ["version", "models", "learned"])
+        if not version or not isinstance(models, bytes):
+            return None
+        return Checkpoint(int(version), models, learned if isinstance(learned, bytes) else b"")
+
+    async def save(self, checkpoint: Checkpoint, previous: int) -> bool:
+        args: list[bytes | int | float] = [
+            previous, checkpoint.version, checkpoint.models, checkpoint.learned, time.time()]
+        return bool(await self._save(keys=[self.key], args=args))
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.client.aclose()

@@ -1,0 +1,159 @@
+"""The one place models learn: a trainer on the single-partition ``model-examples`` topic.
+
+Scoring workers never learn; they score with the newest checkpoint (see
+:mod:`streams.model_store`). Whichever worker owns the examples partition trains: it restores
+the newest checkpoint, learns each example once (ids remembered in the checkpoint), and every
+``model_publish_s`` saves a new version — only then are the examples it learned acknowledged,
+so a crash loses nothing (they are redelivered, and those already in the checkpoint are
+skipped). If another trainer saved first (a rebalance), it takes that version and relearns
+its unsaved examples on top.
+
+>>> import asyncio
+>>> from streams.contracts import TrainingExample
+>>> from streams.model_store import MemoryModelStore
+>>> example = TrainingExample(example_id="order:e1", kind="order", customer_id="C1",
+...                           features={"amount_ratio": 1.0}, event_time="2026-01-01T00:00:00Z")
+>>> async def run():
+...     trainer = Trainer(MemoryModelStore(), RiskModels)
+...     await trainer.learn([(example, "ack-1"), (example, "ack-2")])   # a duplicate
+...     return await trainer.checkpoint(), trainer.models.order_examples, trainer.models.version
+>>> asyncio.run(run())
+(['ack-1', 'ack-2'], 1, 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from array import array
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from detectors.drift import Drift
+from detectors.risk_models import RiskModels
+from streams.contracts import TrainingExample
+from streams.model_store import Checkpoint, ModelStore
+
+log = logging.getLogger(__name__)
+
+
+class RecentIds:
+    """The last ``capacity`` example ids seen, as 64-bit hashes (compact to checkpoint).
+
+    >>> ids = RecentIds(capacity=2)
+    >>> ids.add("a"), ids.add("a"), ids.add("b"), ids.add("c"), ids.add("a")
+    (True, False, True, True, True)
+    >>> RecentIds.from_bytes(ids.to_bytes(), capacity=2).add("c")
+    False
+    """
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self._order: deque[int] = deque()
+        self._set: set[int] = set()
+
+    @staticmethod
+    def _hash(example_id: str) -> int:
+        return int.from_bytes(hashlib.blake2b(example_id.encode(), digest_size=8).digest(), "little")
+
+    def add(self, example_id: str) -> bool:
+        """Remember ``example_id``; False when it was already remembered."""
+        key = self._hash(example_id)
+        if key in self._set:
+            return False
+        self._set.add(key)
+        self._order.append(key)
+        if len(self._order) > self.capacity:
+            self._set.discard(self._order.popleft())
+        return True
+
+    def to_bytes(self) -> bytes:
+        """Oldest first, 8 bytes each."""
+        return array("Q", self._order).tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, capacity: int = 200_000) -> RecentIds:
+        """Inverse of :meth:`to_bytes`."""
+        ids = cls(capacity)
+        keys = array("Q")
+        keys.frombytes(data)
+        for key in keys[-capacity:]:
+            ids._order.append(key)
+            ids._set.add(key)
+        return ids
+
+
+class Trainer:
+    """Learns training examples into :class:`RiskModels` and checkpoints them.
+
+    ``make_models`` builds untrained models when the store has none. Each example comes with an
+    opaque token (the consumed event) that :meth:`checkpoint` hands back once it is saved.
+    """
+
+    def __init__(self, store: ModelStore, make_models: Callable[[], RiskModels]) -> None:
+        self.store = store
+        self.make_models = make_models
+        self.models: RiskModels | None = None
+        self.learned = RecentIds()
+        self.unsaved: list[tuple[TrainingExample, Any]] = []
+
+    async def restore(self) -> None:
+        """Take the newest checkpoint (or fresh models when there is none)."""
+        checkpoint = await self.store.load()
+        if checkpoint is None:
+            self.models, self.learned = self.make_models(), RecentIds()
+        else:
+            self.models = RiskModels.from_bytes(checkpoint.models)
+            self.learned = RecentIds.from_bytes(checkpoint.learned)
+        log.info("trainer restored model version %d", self.models.version)
+
+    async def learn(self, batch: Sequence[tuple[TrainingExample, Any]]) -> list[Drift]:
+        """Learn each example not learned yet; returns the drifts detected."""
+        if self.models is None or await self.store.version() > self.models.version:
+            await self.restore()  # first batch, or another trainer saved a newer version
+            batch, self.unsaved = [*self.unsaved, *batch], []
+        return self._learn(batch)
+
+    def _learn(self, batch: Sequence[tuple[TrainingExample, Any]]) -> list[Drift]:
+        models = self.models
+        assert models is not None
+        drifts = []
+        for example, token in batch:
+            self.unsaved.append((example, token))
+            if not self.learned.add(example.example_id):
+                continue
+            if example.kind == "order":
+                drift = models.learn_order(example.features)  # type: ignore[arg-type]
+            else:
+                drift = models.learn_credit(example.features, bool(example.late))
+            if drift is not None:
+                drifts.append(drift)
+        return drifts
+
+    async def checkpoint(self) -> list[Any]:
+        """Save a new version if anything was learned since the last one. Returns the tokens of
+        the examples it covers (safe to acknowledge now); empty when there was nothing to save
+        or another trainer saved first (then its version is taken and ours relearned on top).
+        Store errors propagate; nothing is lost, the next call tries again."""
+        models = self.models
+        if models is None or not self.unsaved:
+            return []
+        covered, self.unsaved = self.unsaved, []
+        previous = models.version
+        models.version = previous + 1
+        checkpoint = Checkpoint(models.version, models.to_bytes(), self.learned.to_bytes())
+        try:
+            saved = await self.store.save(checkpoint, previous)
+        except BaseException:
+            models.version = previous
+            self.unsaved = [*covered, *self.unsaved]
+            raise
+        if saved:
+            return [token for _, token in covered]
+        log.warning("model version %d was saved by another trainer; relearning %d examples on top",
+                    previous + 1, len(covered) + len(self.unsaved))
+        pending, self.unsaved = [*covered, *self.unsaved], []
+        await self.restore()
+        self._learn(pending)
+        return []

@@ -1,0 +1,125 @@
+"""Training, checkpointing and restoring models: nothing learned twice, nothing lost, and a
+restored model predicts exactly what the saved one did."""
+
+import asyncio
+
+import pytest
+
+from detectors.risk_models import ModelSnapshotError, RiskModels
+from streams.contracts import TrainingExample
+from streams.exposure import DAY
+from streams.features import credit_features
+from streams.generator import SalesSimulator
+from streams.model_store import MemoryModelStore
+from streams.pipeline import RawMessage
+from streams.trainer import Trainer
+from tests import events as ev
+from tests.test_pipeline import Harness
+
+
+def simulated_examples(seed: int = 5, events: int = 3000) -> list[TrainingExample]:
+    """Order examples and invoice outcomes of simulated traffic, as the pipeline emits them."""
+    h = Harness(late_payment_days=10)
+    traffic = list(SalesSimulator(seed=seed, total_events=events, bad_rate=0.0))
+    result = h.run(*(RawMessage(m.topic, 0, i, m.key, m.value, 0.0) for i, m in enumerate(traffic)))
+    return result.examples
+
+
+def make_models() -> RiskModels:
+    return RiskModels(seed=0, anomaly_min_examples=100, credit_min_labels=20)
+
+
+def probes(examples: list[TrainingExample]) -> list[tuple[dict, dict]]:
+    orders = [x.features for x in examples if x.kind == "order"][:100]
+    credits = [x.features for x in examples if x.kind == "credit"][:100]
+    return list(zip(orders, credits, strict=False))
+
+
+def test_simulated_traffic_yields_both_kinds_of_examples_with_late_labels():
+    examples = simulated_examples()
+    credit = [x for x in examples if x.kind == "credit"]
+    assert len(credit) > 100 and 0.05 < sum(x.late for x in credit) / len(credit) < 0.6
+
+
+def test_checkpoint_then_restore_gives_the_same_predictions():
+    examples = simulated_examples()
+
+    async def run():
+        store = MemoryModelStore()
+        first = Trainer(store, make_models)
+        await first.learn([(x, i) for i, x in enumerate(examples)])
+        acked = await first.checkpoint()
+        second = Trainer(store, make_models)  # a restarted worker
+        await second.restore()
+        return first, second, acked
+
+    first, second, acked = asyncio.run(run())
+    assert acked == list(range(len(examples))) and second.models.version == first.models.version == 1
+    for order, credit in probes(examples):
+        assert second.models.score(order, credit) == first.models.score(order, credit)
+    scored = first.models.score(*probes(examples)[0])
+    assert scored.anomaly is not None and scored.late_payment is not None
+
+
+def test_redelivered_examples_after_a_restart_are_not_learned_twice():
+    examples = simulated_examples()[:500]
+
+    async def run():
+        store = MemoryModelStore()
+        first = Trainer(store, make_models)
+        await first.learn([(x, None) for x in examples[:300]])
+        await first.checkpoint()
+        restarted = Trainer(store, make_models)
+        await restarted.learn([(x, None) for x in examples])  # redelivered from an older offset
+        return restarted.models
+
+    models = asyncio.run(run())
+    orders = sum(1 for x in examples if x.kind == "order")
+    credits = sum(1 for x in examples if x.kind == "credit")
+    assert (models.order_examples, models.credit_examples) == (orders, credits)
+
+
+def test_a_trainer_that_loses_the_race_takes_the_newer_version_and_relearns_its_examples():
+    examples = simulated_examples()[:400]
+
+    async def run():
+        store = MemoryModelStore()
+        old_owner, new_owner = Trainer(store, make_models), Trainer(store, make_models)
+        await old_owner.learn([(x, "old") for x in examples[:200]])
+        await new_owner.learn([(x, "new") for x in examples[100:400]])
+        assert await new_owner.checkpoint() == ["new"] * 300
+        assert await old_owner.checkpoint() == []  # lost: version 1 exists now
+        assert old_owner.models.version == 1 and await old_owner.checkpoint() == ["old"] * 200
+        return store, old_owner.models
+
+    store, models = asyncio.run(run())
+    assert asyncio.run(store.version()) == 2
+    assert models.order_examples + models.credit_examples == 400  # each of the 400 once
+
+
+def test_a_damaged_snapshot_is_refused():
+    data = bytearray(RiskModels().to_bytes())
+    data[-5] ^= 0xFF
+    with pytest.raises(ModelSnapshotError):
+        RiskModels.from_bytes(bytes(data))
+
+
+def test_a_customer_turning_into_a_late_payer_raises_the_learned_probability():
+    """Delayed labels through the pipeline: the model learns from invoices that were paid
+    late, and a customer whose history turns late gets a higher probability."""
+    models = make_models()
+    for example in simulated_examples(seed=8, events=6000):
+        if example.kind == "credit":
+            models.learn_credit(example.features, bool(example.late))
+    h = Harness(late_payment_days=10)
+    h.feed(ev.customer("C1", limit=50_000.0))
+    probabilities = []
+    for i in range(6):
+        start = i * 40
+        h.feed(ev.order("C1", f"SO-{i}", 1000.0, days=start))
+        h.feed(ev.invoice("C1", f"INV-{i}", f"SO-{i}", 1000.0, days=start + 1, due_in_days=14))
+        paid_after = 10 if i < 2 else 45  # on time at first, then ever later
+        h.feed(ev.payment("C1", f"P-{i}", f"INV-{i}", 1000.0, days=start + paid_after))
+        at = ev.T0.timestamp() + (start + 39) * DAY
+        probabilities.append(models.score({}, credit_features(h.states["C1"], at, 1000_00)).late_payment)
+    assert probabilities[-1] > probabilities[1] + 0.1
