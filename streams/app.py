@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -174,22 +176,20 @@ class SalesguardApp:
         log.info("scoring with %s", self.pipeline.models.label)
         return True
 
-    async def train(self, events: Sequence[EventT], stream: Any) -> None:
+    async def train(self, events: Sequence[EventT]) -> None:
         """Learn one batch of training examples (trainer agent); invalid ones are dead-lettered."""
         batch, bad = [], []
         for event in events:
-            raw = event.message.value or b""
+            raw, offset = event.message.value or b"", event.message.offset
             try:
-                batch.append((TrainingExample.model_validate_json(raw), (stream, event)))
+                batch.append((TrainingExample.model_validate_json(raw), offset))
             except ValidationError as exc:
-                bad.append((event, DeadLetter(
+                bad.append(DeadLetter(
                     code="invalid_event", reason=str(exc)[:500], source_topic="model-examples",
-                    partition=event.message.partition, offset=event.message.offset, key_b64=None,
-                    raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time()))))
+                    partition=event.message.partition, offset=offset, key_b64=None,
+                    raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time())))
         if bad:
-            await asyncio.gather(*[await self.outputs["dead-letters"].send(value=dumps(x)) for _, x in bad])
-            for event, _ in bad:
-                await stream.ack(event)
+            await asyncio.gather(*[await self.outputs["dead-letters"].send(value=dumps(x)) for x in bad])
         drifts = await self.trainer.learn(batch)
         for example, _ in batch:
             metrics.MODEL_EXAMPLES.labels(example.kind).inc()
@@ -212,19 +212,45 @@ class SalesguardApp:
         await asyncio.gather(*[await topic.send(key=a.model.encode(), value=dumps(a)) for a in alerts])
 
     async def checkpoint_models(self) -> int:
-        """Save what the trainer learned as a new model version and ack those examples (timer).
-        Returns how many examples the checkpoint covered."""
+        """Save what the trainer learned as a new model version (timer). Returns how many
+        examples the checkpoint covered."""
         try:
             covered = await self.trainer.checkpoint()
         except (RedisError, OSError) as exc:
             metrics.MODEL_STORE_ERRORS.inc()
             log.warning("model checkpoint failed (%s); retrying later", type(exc).__name__)
             return 0
-        for stream, event in covered:
-            await stream.ack(event)
         if covered:
+            log.info("saved model version %d (%d examples)", self.trainer.models.version if self.trainer.models else 0,
+                     covered)
             await self.refresh_models()
-        return len(covered)
+        return covered
+
+    async def replay_examples(self, start: int, end: int) -> list[tuple[TrainingExample, int]]:
+        """The valid training examples at offsets ``[start, end)`` of the examples partition,
+        read directly from the broker (the trainer's consumer has moved past them)."""
+        topic = self.settings.topic("model-examples")
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
+                                    enable_auto_commit=False)
+        partition = TopicPartition(topic, 0)
+        examples: list[tuple[TrainingExample, int]] = []
+        await consumer.start()
+        try:
+            consumer.assign([partition])
+            consumer.seek(partition, start)
+            position = start
+            while position < end:
+                records = (await consumer.getmany(partition, timeout_ms=2000)).get(partition, [])
+                if not records:
+                    break  # nothing more to read (e.g. the end was compacted away)
+                for record in records:
+                    position = record.offset + 1
+                    if record.offset < end:
+                        with contextlib.suppress(ValidationError):
+                            examples.append((TrainingExample.model_validate_json(record.value or b""), record.offset))
+        finally:
+            await consumer.stop()
+        return examples
 
     async def label_overdue(self) -> int:
         """Publish a late label for every invoice now unpaid past the lateness threshold (timer,
@@ -302,6 +328,7 @@ def build_app(settings: Settings) -> SalesguardApp:
     sg = SalesguardApp(app=app, settings=settings, pipeline=Pipeline(pipeline_config(settings), models=make_models()),
                        states=CustomerStates(table, changelog), outputs=outputs, mirror=None,
                        model_store=store, trainer=Trainer(store, make_models))
+    sg.trainer.replay = sg.replay_examples
     if settings.redis_url:
         sg.mirror = RedisMirror(settings.redis_url, sg.snapshot)
     for name in INPUT_TOPICS:
@@ -311,9 +338,10 @@ def build_app(settings: Settings) -> SalesguardApp:
 
     @app.agent(outputs["model-examples"], name="trainer")
     async def trainer(stream: Any) -> None:
-        # Acked only once a checkpoint holds what was learned (see checkpoint_models).
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
-            await sg.train(events, stream)
+            await sg.train(events)
+            for event in events:
+                await stream.ack(event)
 
     @app.timer(settings.overdue_refresh_s, on_leader=False)
     async def overdue_refresh() -> None:
@@ -322,6 +350,10 @@ def build_app(settings: Settings) -> SalesguardApp:
 
     @app.timer(settings.model_publish_s, on_leader=False)
     async def model_checkpoint() -> None:
+        await sg.checkpoint_models()
+
+    @app.on_before_shutdown.connect
+    async def final_checkpoint(app: Any, **kwargs: Any) -> None:
         await sg.checkpoint_models()
 
     @app.timer(settings.model_refresh_s, on_leader=False)

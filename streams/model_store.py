@@ -1,5 +1,5 @@
 """Where model versions live between the trainer and the scoring workers: one Redis hash
-(``<prefix>models``: ``version``, ``models``, ``learned``, ``saved_at``), replaced atomically and
+(``<prefix>models``: ``version``, ``models``, ``learned``, ``offset``, ``saved_at``), replaced atomically and
 only over the version the writer started from, so two trainers (briefly, during a rebalance)
 can never overwrite each other's newer model. Without Redis, an in-process store does the same
 for a single worker.
@@ -16,12 +16,14 @@ import redis.asyncio as aioredis
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A saved model version: the models (see :meth:`RiskModels.to_bytes`) and the ids of the
-    examples they learned (see :class:`streams.trainer.RecentIds`)."""
+    """A saved model version: the models (see :meth:`RiskModels.to_bytes`), the ids of the
+    examples they learned (see :class:`streams.trainer.RecentIds`) and the offset of the last
+    example on the ``model-examples`` partition they include (-1: none)."""
 
     version: int
     models: bytes
     learned: bytes
+    offset: int = -1
 
 
 class ModelStore(Protocol):
@@ -61,7 +63,8 @@ class MemoryModelStore:
 _SAVE = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if current ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'version', ARGV[2], 'models', ARGV[3], 'learned', ARGV[4], 'saved_at', ARGV[5])
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'models', ARGV[3], 'learned', ARGV[4], 'offset', ARGV[5],
+           'saved_at', ARGV[6])
 return 1
 """
 
@@ -79,14 +82,14 @@ class RedisModelStore:
         return int(value) if value else 0
 
     async def load(self) -> Checkpoint | None:
-        version, models, learned = await self.client.hmget(self.key, ["version", "models", "learned"])
+        version, models, learned, offset = await self.client.hmget(self.key, ["version", "models", "learned", "offset"])
         if not version or not isinstance(models, bytes):
             return None
-        return Checkpoint(int(version), models, learned if isinstance(learned, bytes) else b"")
+        return Checkpoint(int(version), models, learned if isinstance(learned, bytes) else b"", int(offset or -1))
 
     async def save(self, checkpoint: Checkpoint, previous: int) -> bool:
         args: list[bytes | int | float] = [
-            previous, checkpoint.version, checkpoint.models, checkpoint.learned, time.time()]
+            previous, checkpoint.version, checkpoint.models, checkpoint.learned, checkpoint.offset, time.time()]
         return bool(await self._save(keys=[self.key], args=args))
 
     async def close(self) -> None:

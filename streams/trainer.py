@@ -3,10 +3,12 @@
 Scoring workers never learn; they score with the newest checkpoint (see
 :mod:`streams.model_store`). Whichever worker owns the examples partition trains: it restores
 the newest checkpoint, learns each example once (ids remembered in the checkpoint), and every
-``model_publish_s`` saves a new version — only then are the examples it learned acknowledged,
-so a crash loses nothing (they are redelivered, and those already in the checkpoint are
-skipped). If another trainer saved first (a rebalance), it takes that version and relearns
-its unsaved examples on top.
+``model_publish_s`` saves a new version with the offset of the last example it covers.
+Examples are acknowledged as soon as they are learned (a rebalance never waits for a
+checkpoint); a trainer that starts after a crash first replays the examples between the
+checkpoint's offset and where its consumer resumes, so nothing learned is lost, and ids
+already in the checkpoint are skipped. If another trainer saved first (during a rebalance), it
+takes that version and relearns its unsaved examples on top.
 
 >>> import asyncio
 >>> from streams.contracts import TrainingExample
@@ -15,10 +17,10 @@ its unsaved examples on top.
 ...                           features={"amount_ratio": 1.0}, event_time="2026-01-01T00:00:00Z")
 >>> async def run():
 ...     trainer = Trainer(MemoryModelStore(), RiskModels)
-...     await trainer.learn([(example, "ack-1"), (example, "ack-2")])   # a duplicate
+...     await trainer.learn([(example, 0), (example, 1)])   # a duplicate
 ...     return await trainer.checkpoint(), trainer.models.order_examples, trainer.models.version
 >>> asyncio.run(run())
-(['ack-1', 'ack-2'], 1, 1)
+(2, 1, 1)
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ import hashlib
 import logging
 from array import array
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 from detectors.drift import Drift
 from detectors.risk_models import RiskModels
@@ -84,43 +85,56 @@ class RecentIds:
         return ids
 
 
+#: Examples with their offset on the ``model-examples`` partition.
+Batch = Sequence[tuple[TrainingExample, int]]
+#: Reads the examples at offsets ``[start, end)`` of the ``model-examples`` partition.
+Replay = Callable[[int, int], Awaitable[Batch]]
+
+
 class Trainer:
     """Learns training examples into :class:`RiskModels` and checkpoints them.
 
-    ``make_models`` builds untrained models when the store has none. Each example comes with an
-    opaque token (the consumed event) that :meth:`checkpoint` hands back once it is saved.
+    ``make_models`` builds untrained models when the store has none; ``replay`` reads examples
+    the consumer will not deliver again (those after the checkpoint that were already acked).
     """
 
-    def __init__(self, store: ModelStore, make_models: Callable[[], RiskModels]) -> None:
+    def __init__(self, store: ModelStore, make_models: Callable[[], RiskModels], replay: Replay | None = None) -> None:
         self.store = store
         self.make_models = make_models
+        self.replay = replay
         self.models: RiskModels | None = None
         self.learned = RecentIds()
-        self.unsaved: list[tuple[TrainingExample, Any]] = []
+        self.offset = -1
+        self.unsaved: list[tuple[TrainingExample, int]] = []
 
     async def restore(self) -> None:
         """Take the newest checkpoint (or fresh models when there is none)."""
         checkpoint = await self.store.load()
         if checkpoint is None:
-            self.models, self.learned = self.make_models(), RecentIds()
+            self.models, self.learned, self.offset = self.make_models(), RecentIds(), -1
         else:
             self.models = RiskModels.from_bytes(checkpoint.models)
             self.learned = RecentIds.from_bytes(checkpoint.learned)
-        log.info("trainer restored model version %d", self.models.version)
+            self.offset = checkpoint.offset
+        log.info("trainer restored model version %d (examples up to offset %d)", self.models.version, self.offset)
 
-    async def learn(self, batch: Sequence[tuple[TrainingExample, Any]]) -> list[Drift]:
+    async def learn(self, batch: Batch) -> list[Drift]:
         """Learn each example not learned yet; returns the drifts detected."""
         if self.models is None or await self.store.version() > self.models.version:
             await self.restore()  # first batch, or another trainer saved a newer version
+            if batch and self.replay is not None and batch[0][1] > self.offset + 1:
+                missed = await self.replay(self.offset + 1, batch[0][1])
+                log.info("trainer replays %d examples learned after the checkpoint", len(missed))
+                batch = [*missed, *batch]
             batch, self.unsaved = [*self.unsaved, *batch], []
         return self._learn(batch)
 
-    def _learn(self, batch: Sequence[tuple[TrainingExample, Any]]) -> list[Drift]:
+    def _learn(self, batch: Batch) -> list[Drift]:
         models = self.models
         assert models is not None
         drifts = []
-        for example, token in batch:
-            self.unsaved.append((example, token))
+        for example, offset in batch:
+            self.unsaved.append((example, offset))
             if not self.learned.add(example.example_id):
                 continue
             if example.kind == "order":
@@ -131,18 +145,19 @@ class Trainer:
                 drifts.append(drift)
         return drifts
 
-    async def checkpoint(self) -> list[Any]:
-        """Save a new version if anything was learned since the last one. Returns the tokens of
-        the examples it covers (safe to acknowledge now); empty when there was nothing to save
-        or another trainer saved first (then its version is taken and ours relearned on top).
-        Store errors propagate; nothing is lost, the next call tries again."""
+    async def checkpoint(self) -> int:
+        """Save a new version if anything was learned since the last one. Returns how many
+        examples it covers: 0 when there was nothing to save or another trainer saved first
+        (then its version is taken and ours relearned on top). Store errors propagate; nothing
+        is lost, the next call tries again."""
         models = self.models
         if models is None or not self.unsaved:
-            return []
+            return 0
         covered, self.unsaved = self.unsaved, []
         previous = models.version
         models.version = previous + 1
-        checkpoint = Checkpoint(models.version, models.to_bytes(), self.learned.to_bytes())
+        offset = max(self.offset, *(o for _, o in covered))
+        checkpoint = Checkpoint(models.version, models.to_bytes(), self.learned.to_bytes(), offset)
         try:
             saved = await self.store.save(checkpoint, previous)
         except BaseException:
@@ -150,10 +165,11 @@ class Trainer:
             self.unsaved = [*covered, *self.unsaved]
             raise
         if saved:
-            return [token for _, token in covered]
+            self.offset = offset
+            return len(covered)
         log.warning("model version %d was saved by another trainer; relearning %d examples on top",
                     previous + 1, len(covered) + len(self.unsaved))
         pending, self.unsaved = [*covered, *self.unsaved], []
         await self.restore()
         self._learn(pending)
-        return []
+        return 0

@@ -54,26 +54,36 @@ def test_checkpoint_then_restore_gives_the_same_predictions():
         return first, second, acked
 
     first, second, acked = asyncio.run(run())
-    assert acked == list(range(len(examples))) and second.models.version == first.models.version == 1
+    assert acked == len(examples) and second.models.version == first.models.version == 1
+    assert second.offset == len(examples) - 1
     for order, credit in probes(examples):
         assert second.models.score(order, credit) == first.models.score(order, credit)
     scored = first.models.score(*probes(examples)[0])
     assert scored.anomaly is not None and scored.late_payment is not None
 
 
-def test_redelivered_examples_after_a_restart_are_not_learned_twice():
+def test_a_restarted_trainer_replays_what_the_checkpoint_missed_and_learns_nothing_twice():
     examples = simulated_examples()[:500]
 
     async def run():
         store = MemoryModelStore()
         first = Trainer(store, make_models)
-        await first.learn([(x, None) for x in examples[:300]])
+        await first.learn([(x, i) for i, x in enumerate(examples[:300])])
         await first.checkpoint()
-        restarted = Trainer(store, make_models)
-        await restarted.learn([(x, None) for x in examples])  # redelivered from an older offset
-        return restarted.models
+        await first.learn([(x, i + 300) for i, x in enumerate(examples[300:400])])  # acked, never saved: crash
+        replayed = []
 
-    models = asyncio.run(run())
+        async def replay(start, end):
+            replayed.append((start, end))
+            return [(x, i + start) for i, x in enumerate(examples[start:end])]
+
+        restarted = Trainer(store, make_models, replay)
+        # the consumer resumes after the acked offsets; a duplicate of an early example comes too
+        await restarted.learn([(x, i + 400) for i, x in enumerate(examples[400:])] + [(examples[10], 500)])
+        return restarted.models, replayed
+
+    models, replayed = asyncio.run(run())
+    assert replayed == [(300, 400)]
     orders = sum(1 for x in examples if x.kind == "order")
     credits = sum(1 for x in examples if x.kind == "credit")
     assert (models.order_examples, models.credit_examples) == (orders, credits)
@@ -85,11 +95,11 @@ def test_a_trainer_that_loses_the_race_takes_the_newer_version_and_relearns_its_
     async def run():
         store = MemoryModelStore()
         old_owner, new_owner = Trainer(store, make_models), Trainer(store, make_models)
-        await old_owner.learn([(x, "old") for x in examples[:200]])
-        await new_owner.learn([(x, "new") for x in examples[100:400]])
-        assert await new_owner.checkpoint() == ["new"] * 300
-        assert await old_owner.checkpoint() == []  # lost: version 1 exists now
-        assert old_owner.models.version == 1 and await old_owner.checkpoint() == ["old"] * 200
+        await old_owner.learn([(x, i) for i, x in enumerate(examples[:200])])
+        await new_owner.learn([(x, i + 100) for i, x in enumerate(examples[100:400])])
+        assert await new_owner.checkpoint() == 300
+        assert await old_owner.checkpoint() == 0  # lost: version 1 exists now
+        assert old_owner.models.version == 1 and await old_owner.checkpoint() == 200
         return store, old_owner.models
 
     store, models = asyncio.run(run())

@@ -9,6 +9,7 @@ import asyncio
 import time
 
 from detectors.risk_models import RiskModels
+from streams.app import build_app
 from streams.model_store import RedisModelStore
 from streams.trainer import RecentIds
 from tests import events as ev
@@ -93,3 +94,11 @@ def quiet_for(seconds: float):
         return time.monotonic() - seen["since"] >= seconds
 
     return until
+
+
+async def test_the_trainer_can_replay_examples_it_acked_but_never_checkpointed(client, settings, tmp_path):
+    examples = await client.collect("model-examples", lambda rs: len(rs) >= 5)
+    sg = build_app(settings.model_copy(update={"data_dir": str(tmp_path)}))
+    replayed = await sg.replay_examples(2, 5)
+    assert [offset for _, offset in replayed] == [2, 3, 4]
+    assert [x.example_id for x, _ in replayed] == [r["example_id"] for r in examples[2:5]]
