@@ -353,7 +353,7 @@ def build_app(settings: Settings) -> SalesguardApp:
         await sg.checkpoint_models()
 
     @app.on_before_shutdown.connect
-    async def final_checkpoint(app: Any, **kwargs: Any) -> None:
+    async def final_checkpoint(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await sg.checkpoint_models()
 
     @app.timer(settings.model_refresh_s, on_leader=False)
