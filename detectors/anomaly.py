@@ -95,6 +95,7 @@ class OrderAnomalyDetector(base.AnomalyDetector):
             n_trees=n_trees, height=height, window_size=window_size, seed=seed)
         self._ranks = RollingRank(calibration_window)
         self._moments: dict[str, tuple[stats.Mean, stats.Var]] = {}
+        self._spreads: dict[str, tuple[float, float]] | None = None  # (mean, sd) cache, cleared by learning
         self._last: tuple[tuple[tuple[str, float], ...], float] | None = None
         self._learned = 0
 
@@ -129,14 +130,14 @@ class OrderAnomalyDetector(base.AnomalyDetector):
             mean, var = self._moments.setdefault(key, (stats.Mean(), stats.Var()))
             mean.update(value)
             var.update(value)
+        self._spreads = None
 
     def reasons(self, x: Mapping[str, float], top: int = 3) -> list[tuple[str, float]]:
         """The features farthest from their usual values, as ``(feature, |z-score|)``."""
-        distances = []
-        for key, value in x.items():
-            moments = self._moments.get(key)
-            if moments is None or moments[0].n < 2:
-                continue
-            spread = math.sqrt(moments[1].get()) or 1e-9
-            distances.append((key, round(abs(value - moments[0].get()) / spread, 2)))
+        if self._spreads is None:
+            self._spreads = {key: (mean.get(), math.sqrt(var.get()) or 1e-9)
+                             for key, (mean, var) in self._moments.items() if mean.n >= 2}
+        spreads = self._spreads
+        distances = [(key, round(abs(value - spreads[key][0]) / spreads[key][1], 2))
+                     for key, value in x.items() if key in spreads]
         return sorted(distances, key=lambda kv: -kv[1])[:top]

@@ -110,13 +110,18 @@ class LatePaymentModel(base.Classifier):
     def predict_proba_one(self, x: Features) -> dict[bool, float]:  # type: ignore[override]
         """``{True: p_late, False: 1 - p_late}``. The scorecard view is the evidence relative to
         the average customer (centred at 0.5), so both views weigh equally in the ranking."""
-        scorecard = _sigmoid(sum(self._scorecard_terms(x).values()))
-        regression = self._regression.predict_proba_one(self._regression_input(x, learn=False)).get(True, 0.5)
-        p_late = 0.5 * (scorecard + regression)
+        p_late, _ = self.explain_one(x)
         return {True: p_late, False: 1.0 - p_late}
 
     def reasons(self, x: Features, top: int = 3) -> list[tuple[str, float]]:
         """The features that push this probability up most: ``(feature, weighted WoE)``,
         strongest first, only those above zero (reason codes for the decision)."""
-        terms = sorted(self._scorecard_terms(x).items(), key=lambda kv: -kv[1])
-        return [(name, round(value, 4)) for name, value in terms[:top] if value > 0]
+        return self.explain_one(x, top)[1]
+
+    def explain_one(self, x: Features, top: int = 3) -> tuple[float, list[tuple[str, float]]]:
+        """The late-payment probability and its reasons (see :meth:`reasons`), computed once."""
+        terms = self._scorecard_terms(x)
+        scorecard = _sigmoid(sum(terms.values()))
+        regression = self._regression.predict_proba_one(self._regression_input(x, learn=False)).get(True, 0.5)
+        strongest = sorted(terms.items(), key=lambda kv: -kv[1])[:top]
+        return 0.5 * (scorecard + regression), [(name, round(value, 4)) for name, value in strongest if value > 0]

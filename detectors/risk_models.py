@@ -101,8 +101,8 @@ class RiskModels:
             factors = tuple(self.anomaly.reasons(order))
         late = late_factors = None
         if self.credit_examples >= self.credit_min_labels:
-            late = round(self.credit.predict_proba_one(credit)[True], 4)
-            late_factors = tuple(self.credit.reasons(credit))
+            p_late, reasons = self.credit.explain_one(credit)
+            late, late_factors = round(p_late, 4), tuple(reasons)
         return Scores(anomaly, factors or (), late, late_factors or ())
 
     def learn_order(self, order: Mapping[str, float]) -> Drift | None:

@@ -36,6 +36,7 @@ class OnlineWoE:
         self.bad = 0
         self.good = 0
         self._iv_weights: dict[str, float] | None = None
+        self._woe: dict[tuple[str, str], float] = {}  # cache, cleared by learn_one
 
     @property
     def bad_rate(self) -> float:
@@ -44,14 +45,20 @@ class OnlineWoE:
 
     def transform_one(self, x: Mapping[str, Any]) -> dict[str, float]:
         """WoE of each string feature of ``x`` (other features are left out)."""
-        rate = self.bad_rate
-        base = math.log(rate / (1 - rate))
+        cache = self._woe
         out = {}
         for key, value in x.items():
             if isinstance(value, str):
-                bad, good = self.counts.get((key, value), (0, 0))
-                out[key] = math.log((bad + self.prior * rate) / (good + self.prior * (1 - rate))) - base
+                woe = cache.get((key, value))
+                if woe is None:
+                    woe = cache[(key, value)] = self._weight(key, value)
+                out[key] = woe
         return out
+
+    def _weight(self, key: str, value: str) -> float:
+        rate = self.bad_rate
+        bad, good = self.counts.get((key, value), (0, 0))
+        return math.log((bad + self.prior * rate) / (good + self.prior * (1 - rate))) - math.log(rate / (1 - rate))
 
     def learn_one(self, x: Mapping[str, Any], y: bool | int) -> None:
         """Count ``x``'s string values as bad (``y`` true) or good."""
@@ -64,6 +71,7 @@ class OnlineWoE:
         self.bad += bad
         self.good += 1 - bad
         self._iv_weights = None
+        self._woe.clear()
 
     def iv_weights(self) -> dict[str, float]:
         """Per feature, sqrt(IV / mean IV): features that separate bad from good weigh more."""

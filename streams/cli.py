@@ -121,7 +121,10 @@ def generate(
 
 @cli.command()
 def evaluate(
-    dataset: str = typer.Option(..., help="german-credit (credit model) or shuttle (anomaly detector)."),
+    dataset: str = typer.Option(
+        ..., help="german-credit (credit model), shuttle (anomaly detector) or simulated (both, on generated "
+        "traffic with delayed labels: the cost per order)."),
+    events: int = typer.Option(20_000, min=100, help="Events of simulated traffic (--dataset simulated)."),
     seed: list[int] | None = typer.Option(
         None, help="Shuffle seed (default 0); repeat for several runs (their mean is printed too)."),
 ) -> None:
@@ -130,9 +133,10 @@ def evaluate(
     from detectors import LatePaymentModel, OrderAnomalyDetector
     from detectors.datasets import GERMAN_BINS, DatasetMissing, german_credit, shuttle
     from detectors.evaluation import mean_of, progressive_anomaly, progressive_credit
+    from streams.model_evaluation import progressive_simulated, simulated_examples
 
-    if dataset not in ("german-credit", "shuttle"):
-        err.print(f"[red]unknown dataset {dataset!r}; known: german-credit, shuttle[/red]")
+    if dataset not in ("german-credit", "shuttle", "simulated"):
+        err.print(f"[red]unknown dataset {dataset!r}; known: german-credit, shuttle, simulated[/red]")
         raise typer.Exit(2)
     try:
         rows = german_credit() if dataset == "german-credit" else []
@@ -144,6 +148,8 @@ def evaluate(
     for one_seed in seeds:
         if dataset == "shuttle":  # a stream in its own order; the seed seeds the trees
             result = progressive_anomaly(shuttle(), partial(OrderAnomalyDetector, seed=one_seed))
+        elif dataset == "simulated":  # the seed seeds the traffic and the trees
+            result = progressive_simulated(simulated_examples(one_seed, events), one_seed)
         else:
             result = progressive_credit(rows, partial(LatePaymentModel, bins=GERMAN_BINS), one_seed)
         results.append(result)
