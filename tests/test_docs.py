@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.contracts import DeadLetter, Decision, OrderHold, parse_input
+from streams.contracts import DeadLetter, Decision, ModelAlert, OrderHold, TrainingExample, parse_input
 from streams.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +16,11 @@ BLOCKS = re.findall(r"```json\n(.*?)```", (ROOT / "docs" / "contracts.md").read_
 @pytest.mark.parametrize("block", BLOCKS)
 def test_every_example_in_the_contract_docs_validates(block):
     example = json.loads(block)
-    if "type" in example:
+    if "example_id" in example:
+        TrainingExample.model_validate(example)
+    elif example.get("type") == "model.drift":
+        ModelAlert.model_validate(example)
+    elif "type" in example:
         topic = {"order": "orders", "customer": "customers"}.get(example["type"].split(".")[0], "ledger")
         parse_input(topic, block.encode())
     elif "hold_id" in example:
