@@ -67,10 +67,12 @@ def demo(
 ) -> None:
     """Start the embedded broker and Redis (unless SALESGUARD_KAFKA_BOOTSTRAP / SALESGUARD_REDIS_URL
     are set), a worker and the traffic generator, and show decisions live."""
-    from streams.demo import DemoTimeout, run_demo, services
+    from streams.demo import DEMO_SETTINGS, DemoTimeout, run_demo, services
     from streams.embedded import ServiceStartError
 
     settings = load_settings()
+    defaults = {name: value for name, value in DEMO_SETTINGS.items() if name not in settings.model_fields_set}
+    settings = settings.model_copy(update=defaults)
     console = Console(stderr=as_json)
     run_dir = Path(tempfile.mkdtemp(prefix="salesguard-demo-"))
     if events is None and rate is None:

@@ -36,6 +36,11 @@ EMBEDDED_BROKER_SETTINGS: dict[str, Any] = {
 }
 
 
+#: Demo defaults (unless set in the environment): publish model versions often, so a short
+#: demo shows scores.
+DEMO_SETTINGS: dict[str, Any] = {"model_publish_s": 5.0, "model_refresh_s": 2.0}
+
+
 class DemoTimeout(RuntimeError):
     """The worker did not decide every order in time."""
 
@@ -49,6 +54,8 @@ class Tally:
     outcomes: Counter[str] = field(default_factory=Counter)
     hold_ids: set[str] = field(default_factory=set)
     dead_letters: int = 0
+    scored: int = 0
+    model_version: str | None = None
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -67,6 +74,8 @@ class Tally:
         if topic.endswith("decisions") and record["decision_id"] not in self.decision_ids:
             self.decision_ids.add(record["decision_id"])
             self.outcomes[record["outcome"]] += 1
+            self.scored += bool(record.get("scores"))
+            self.model_version = record.get("model_version") or self.model_version
         elif topic.endswith("order-holds"):
             self.hold_ids.add(record["hold_id"])
         elif topic.endswith("dead-letters"):
@@ -87,6 +96,8 @@ class Tally:
             "holds_published": len(self.hold_ids),
             "dead_letters": self.dead_letters,
             "bad_messages_sent": self.bad,
+            "scored": self.scored,
+            "model_version": self.model_version,
             "elapsed_s": round(elapsed, 2),
         }
 
@@ -102,6 +113,7 @@ class Tally:
             grid.add_row(f"  [{style}]{outcome}[/]", f"{self.outcomes[outcome]:,}")
         grid.add_row("holds sent to ERP", f"{len(self.hold_ids):,}")
         grid.add_row("dead letters", f"{self.dead_letters:,}")
+        grid.add_row("scored by the models", f"{self.scored:,}  ({self.model_version or 'no version yet'})")
         return grid
 
 
