@@ -189,7 +189,7 @@ class SalesguardApp:
                     partition=event.message.partition, offset=offset, key_b64=None,
                     raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time())))
         if bad:
-            await asyncio.gather(*[await self.outputs["dead-letters"].send(value=dumps(x)) for x in bad])
+            await asyncio.gather(*[await self.outputs["dead-letters"].send(key=None, value=dumps(x)) for x in bad])
         drifts = await self.trainer.learn(batch)
         for example, _ in batch:
             metrics.MODEL_EXAMPLES.labels(example.kind).inc()

@@ -130,3 +130,32 @@ async def test_agents_handling_a_new_customer_at_the_same_time_lose_nothing(sg):
                          sg.handle("customers", [event(ev.customer("C-NEW"))]))
     state = sg.states.get("C-NEW")
     assert state.profile is not None and "SO-1" in state.orders and state.events_applied == 2
+
+
+def example_event(offset: int, value: bytes) -> SimpleNamespace:
+    return SimpleNamespace(message=SimpleNamespace(value=value, offset=offset, partition=0))
+
+
+async def test_trainer_learns_examples_publishes_a_drift_alert_and_dead_letters_a_bad_example(tmp_path):
+    sg = build_app(Settings(data_dir=str(tmp_path), anomaly_min_examples=0, credit_min_labels=0))
+    sg.outputs = {name: CapturedTopic() for name in sg.outputs}
+
+    def credit(i: int, late: bool) -> bytes:
+        return orjson.dumps({"example_id": f"credit:C1:INV-{i}", "kind": "credit", "customer_id": "C1",
+                             "features": {"risk_class": "B", "late_share": 0.1}, "late": late,
+                             "event_time": "2026-03-01T00:00:00Z"})
+
+    # The same kind of customer pays on time for a long while, then stops paying: the error rises.
+    stream = [credit(i, False) for i in range(800)] + [credit(800 + i, True) for i in range(300)]
+    events = [example_event(i, value) for i, value in enumerate(stream)]
+    for start in range(0, len(events), 100):
+        await sg.train(events[start:start + 100])
+    await sg.train([example_event(len(events), b'{"example_id": "x"}')])
+
+    alerts = [value for _, value in sg.outputs["model-alerts"].sent]
+    assert alerts and alerts[0]["model"] == "credit" and alerts[0]["signal"] == "error"
+    assert alerts[0]["mean_after"] > alerts[0]["mean_before"] and alerts[0]["type"] == "model.drift"
+    assert sg.trainer.models.credit_examples == 1100
+    (bad,) = [value for _, value in sg.outputs["dead-letters"].sent]
+    assert bad["code"] == "invalid_event" and bad["source_topic"] == "model-examples"
+    assert await sg.checkpoint_models() == 1100 and sg.pipeline.models.version == 1  # scorer took it
