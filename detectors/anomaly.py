@@ -19,12 +19,16 @@ True
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import deque
 from collections.abc import Mapping
 
-from river import anomaly, base, preprocessing, stats
+import numpy as np
+from numba import njit
+from river import base
+from sortedcontainers import SortedList
+
+from detectors.hst import ScaledHalfSpaceTrees
 
 #: Calibrated scores needed before ``protect_above`` applies (a young ranking is no ground
 #: for refusing to learn).
@@ -44,20 +48,20 @@ class RollingRank:
     def __init__(self, window: int) -> None:
         self.window = window
         self._recent: deque[float] = deque()
-        self._sorted: list[float] = []
+        self._sorted: SortedList = SortedList()
 
     def rank(self, value: float) -> float:
         """Share of remembered values below ``value`` (0.5 before any)."""
         if not self._sorted:
             return 0.5
-        return bisect.bisect_left(self._sorted, value) / len(self._sorted)
+        return self._sorted.bisect_left(value) / len(self._sorted)
 
     def add(self, value: float) -> None:
         """Remember ``value``, forgetting the oldest beyond the window."""
         self._recent.append(value)
-        bisect.insort(self._sorted, value)
+        self._sorted.add(value)
         if len(self._recent) > self.window:
-            del self._sorted[bisect.bisect_left(self._sorted, self._recent.popleft())]
+            self._sorted.remove(self._recent.popleft())
 
     def __len__(self) -> int:
         return len(self._sorted)
@@ -91,21 +95,27 @@ class OrderAnomalyDetector(base.AnomalyDetector):
         self.calibration_window = calibration_window
         self.protect_above = protect_above
         self.seed = seed
-        self._model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(
-            n_trees=n_trees, height=height, window_size=window_size, seed=seed)
+        self._model = ScaledHalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed)
         self._ranks = RollingRank(calibration_window)
-        self._moments: dict[str, tuple[stats.Mean, stats.Var]] = {}
-        self._spreads: dict[str, tuple[float, float]] | None = None  # (mean, sd) cache, cleared by learning
-        self._last: tuple[tuple[tuple[str, float], ...], float] | None = None
+        # Running count, mean and sum of squared deviations of each tree feature (Welford).
+        self._moments = np.zeros((3, 0))
+        self._last: tuple[tuple[tuple[str, float], ...], np.ndarray, float] | None = None
         self._learned = 0
 
-    def raw_score(self, x: Mapping[str, float]) -> float:
-        """The half-space trees' score (higher = more unusual), not calibrated. Scoring and then
-        learning the same order computes it once."""
+    def _view(self, x: Mapping[str, float]) -> tuple[np.ndarray, float]:
+        """``x`` as the trees' row and its raw score; scoring then learning the same order
+        computes them once."""
         key = tuple(x.items())
         if self._last is None or self._last[0] != key:
-            self._last = (key, float(self._model.score_one(dict(x))))
-        return self._last[1]
+            if not self._model.names:
+                return np.zeros(0), 0.0
+            row = self._model.row(x)
+            self._last = (key, row, self._model.score_row(row))
+        return self._last[1], self._last[2]
+
+    def raw_score(self, x: Mapping[str, float]) -> float:
+        """The half-space trees' score (higher = more unusual), not calibrated."""
+        return self._view(x)[1]
 
     def calibrate(self, raw: float) -> float:
         """Share of recent raw scores below ``raw`` (0.5 until any is seen)."""
@@ -117,27 +127,51 @@ class OrderAnomalyDetector(base.AnomalyDetector):
 
     def learn_one(self, x: Mapping[str, float]) -> None:  # type: ignore[override]
         """Learn an order (unless it is protected against, see ``protect_above``)."""
-        raw = self.raw_score(x)
+        if not self._model.names:
+            self._model.learn_one(x)
+            self._moments = np.zeros((3, len(self._model.names)))
+            _welford(self._model.row(x), self._moments)
+            self._learned += 1
+            return
+        row, raw = self._view(x)
         protecting = self.protect_above is not None and len(self._ranks) >= PROTECT_AFTER
         if protecting and self.calibrate(raw) >= self.protect_above:  # type: ignore[operator]
             return
-        self._model.learn_one(dict(x))
+        self._model.learn_row(row)
+        _welford(row, self._moments)
         self._last = None
         self._learned += 1
         if self._learned > self.window_size:  # the trees score 0 until their first window is full
             self._ranks.add(raw)
-        for key, value in x.items():
-            mean, var = self._moments.setdefault(key, (stats.Mean(), stats.Var()))
-            mean.update(value)
-            var.update(value)
-        self._spreads = None
 
     def reasons(self, x: Mapping[str, float], top: int = 3) -> list[tuple[str, float]]:
         """The features farthest from their usual values, as ``(feature, |z-score|)``."""
-        if self._spreads is None:
-            self._spreads = {key: (mean.get(), math.sqrt(var.get()) or 1e-9)
-                             for key, (mean, var) in self._moments.items() if mean.n >= 2}
-        spreads = self._spreads
-        distances = [(key, round(abs(value - spreads[key][0]) / spreads[key][1], 2))
-                     for key, value in x.items() if key in spreads]
-        return sorted(distances, key=lambda kv: -kv[1])[:top]
+        row, _ = self._view(x)
+        if not len(row):
+            return []
+        z = _zscores(row, self._moments)
+        names = self._model.names
+        return [(names[i], round(float(z[i]), 2)) for i in np.argsort(-z, kind="stable")[:top] if z[i] >= 0]
+
+
+@njit("float64[::1](float64[::1], float64[:, ::1])", cache=True)
+def _zscores(row, moments):  # type: ignore[no-untyped-def]
+    """|z-score| of each value against the running moments; -1 where unknown."""
+    z = np.full(row.shape[0], -1.0)
+    for i in range(row.shape[0]):
+        count = moments[0, i]
+        if count >= 2 and not math.isnan(row[i]):
+            spread = math.sqrt(moments[2, i] / (count - 1))
+            z[i] = abs(row[i] - moments[1, i]) / (spread if spread > 0 else 1e-9)
+    return z
+
+
+@njit("void(float64[::1], float64[:, ::1])", cache=True)
+def _welford(row, moments):  # type: ignore[no-untyped-def]
+    for i in range(row.shape[0]):
+        value = row[i]
+        if not math.isnan(value):
+            moments[0, i] += 1.0
+            delta = value - moments[1, i]
+            moments[1, i] += delta / moments[0, i]
+            moments[2, i] += delta * (value - moments[1, i])

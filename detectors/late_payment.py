@@ -39,6 +39,10 @@ from detectors.woe import OnlineWoE
 Features = Mapping[str, Any]
 
 
+#: Band labels by index (``band0`` below the first edge, ...).
+_BANDS = tuple(f"band{i}" for i in range(64))
+
+
 def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
@@ -71,41 +75,55 @@ class LatePaymentModel(base.Classifier):
         self._woe = OnlineWoE(prior=woe_prior)
         self._scaler = preprocessing.StandardScaler()
         self._regression = linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate), l2=l2)
+        self._onehot_names: dict[tuple[str, str], str] = {}  # "key=value" strings, made once
 
     # --- the two views -------------------------------------------------------------------------
 
-    def _bands(self, x: Features) -> dict[str, str]:
-        """Categorical features as they are, numeric ones with edges as their band."""
-        bands = {}
+    def _prepare(self, x: Features, learn: bool = False) -> tuple[dict[str, float], dict[str, str]]:
+        """One pass over ``x``: the regression's input (standardized numbers, then one-hot
+        categories) and the scorecard's bands (categories as they are, numbers with edges as
+        their band, ``missing`` for ``None``). With ``learn``, the scaler learns the numbers."""
+        numbers: dict[str, float] = {}
+        onehot: dict[str, float] = {}
+        bands: dict[str, str] = {}
+        bins, names = self.bins, self._onehot_names
         for key, value in x.items():
             if isinstance(value, str):
                 bands[key] = value
-            elif key in self.bins:
-                bands[key] = "missing" if value is None else f"band{bisect.bisect(self.bins[key], value)}"
+                name = names.get((key, value))
+                if name is None:
+                    name = names[(key, value)] = f"{key}={value}"
+                onehot[name] = 1.0
             elif value is None:
                 bands[key] = "missing"
-        return bands
-
-    def _regression_input(self, x: Features, learn: bool) -> dict[str, float]:
-        numbers = {k: float(v) for k, v in x.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            else:
+                if isinstance(value, bool):
+                    onehot[f"{key}={value}"] = 1.0
+                else:
+                    numbers[key] = float(value)
+                if key in bins:
+                    bands[key] = _BANDS[bisect.bisect(bins[key], value)]
         if learn:
             self._scaler.learn_one(numbers)
-        row = self._scaler.transform_one(numbers)
-        for key, value in x.items():
-            if isinstance(value, (str, bool)):
-                row[f"{key}={value}"] = 1.0
-        return row
+        means, variances = self._scaler.means, self._scaler.vars
+        row = {}
+        for key, value in numbers.items():
+            variance = variances.get(key, 0.0)
+            row[key] = (value - means.get(key, 0.0)) / variance**0.5 if variance else 0.0
+        row.update(onehot)
+        return row, bands
 
-    def _scorecard_terms(self, x: Features) -> dict[str, float]:
+    def _scorecard_terms(self, bands: Mapping[str, str]) -> dict[str, float]:
         weights = self._woe.iv_weights()
-        return {k: weights.get(k, 0.0) * woe for k, woe in self._woe.transform_one(self._bands(x)).items()}
+        return {k: weights.get(k, 0.0) * woe for k, woe in self._woe.transform_one(bands).items()}
 
     # --- river API -------------------------------------------------------------------------
 
     def learn_one(self, x: Features, y: bool) -> None:  # type: ignore[override]
         """Learn from one outcome: ``y`` is True when the invoice was paid late or written off."""
-        self._regression.learn_one(self._regression_input(x, learn=True), bool(y))
-        self._woe.learn_one(self._bands(x), bool(y))
+        row, bands = self._prepare(x, learn=True)
+        self._regression.learn_one(row, bool(y))
+        self._woe.learn_one(bands, bool(y))
 
     def predict_proba_one(self, x: Features) -> dict[bool, float]:  # type: ignore[override]
         """``{True: p_late, False: 1 - p_late}``. The scorecard view is the evidence relative to
@@ -120,8 +138,9 @@ class LatePaymentModel(base.Classifier):
 
     def explain_one(self, x: Features, top: int = 3) -> tuple[float, list[tuple[str, float]]]:
         """The late-payment probability and its reasons (see :meth:`reasons`), computed once."""
-        terms = self._scorecard_terms(x)
+        row, bands = self._prepare(x)
+        terms = self._scorecard_terms(bands)
         scorecard = _sigmoid(sum(terms.values()))
-        regression = self._regression.predict_proba_one(self._regression_input(x, learn=False)).get(True, 0.5)
+        regression = self._regression.predict_proba_one(row).get(True, 0.5)
         strongest = sorted(terms.items(), key=lambda kv: -kv[1])[:top]
         return 0.5 * (scorecard + regression), [(name, round(value, 4)) for name, value in strongest if value > 0]

