@@ -38,11 +38,13 @@ def knows(learned: RecentIds, example_id: str) -> bool:
 
 async def test_delayed_labels_reach_the_trainer_and_survive_a_restart(client, worker, settings):
     await client.onboard(ev.customer("C-LATE1", limit=5000.0), ev.customer("C-LATE2", limit=5000.0))
+    await client.send(ev.order("C-LATE1", "SO-L1", 800.0, days=1, event_id="e-SO-L1"))
+    await client.settled("C-LATE1", events_applied=2)  # the order counts when its invoice is issued
     await client.send(
-        ev.order("C-LATE1", "SO-L1", 800.0, days=1, event_id="e-SO-L1"),
         ev.invoice("C-LATE1", "INV-L1", "SO-L1", 800.0, days=2, due_in_days=10),
         ev.invoice("C-LATE2", "INV-L2", None, 300.0, days=2, due_in_days=10),
     )
+    await client.settled("C-LATE1", events_applied=3)
     await client.settled("C-LATE2", events_applied=2)
     # Paid 50 days after due: labelled late when the payment arrives.
     await client.send(ev.payment("C-LATE1", "P-L1", "INV-L1", 800.0, days=62))
