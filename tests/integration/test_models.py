@@ -1,7 +1,7 @@
 """Models on the real stack: delayed labels reach the trainer (from a late payment, and from
 the timer for an invoice that is never paid), checkpoints land in Redis, and a restarted
-worker scores with, and keeps training, the version it had. Runs after the other integration
-tests: its events far in the future move the worker's event-time watermark."""
+worker scores with, and keeps training, the version it had. Its events lie after every
+other test's, so the worker's event-time watermark is its own."""
 
 from __future__ import annotations
 
@@ -36,18 +36,23 @@ def knows(learned: RecentIds, example_id: str) -> bool:
     return not RecentIds.from_bytes(learned.to_bytes()).add(example_id)
 
 
+#: Event times of this test lie after every other test's (the simulated traffic runs for months):
+#: the worker's event-time watermark, which the lateness timer uses, is then this test's own.
+LATER = 1000
+
+
 async def test_delayed_labels_reach_the_trainer_and_survive_a_restart(client, worker, settings):
     await client.onboard(ev.customer("C-LATE1", limit=5000.0), ev.customer("C-LATE2", limit=5000.0))
-    await client.send(ev.order("C-LATE1", "SO-L1", 800.0, days=1, event_id="e-SO-L1"))
+    await client.send(ev.order("C-LATE1", "SO-L1", 800.0, days=LATER + 1, event_id="e-SO-L1"))
     await client.settled("C-LATE1", events_applied=2)  # the order counts when its invoice is issued
     await client.send(
-        ev.invoice("C-LATE1", "INV-L1", "SO-L1", 800.0, days=2, due_in_days=10),
-        ev.invoice("C-LATE2", "INV-L2", None, 300.0, days=2, due_in_days=10),
+        ev.invoice("C-LATE1", "INV-L1", "SO-L1", 800.0, days=LATER + 2, due_in_days=10),
+        ev.invoice("C-LATE2", "INV-L2", None, 300.0, days=LATER + 2, due_in_days=10),
     )
     await client.settled("C-LATE1", events_applied=3)
     await client.settled("C-LATE2", events_applied=2)
     # Paid 50 days after due: labelled late when the payment arrives.
-    await client.send(ev.payment("C-LATE1", "P-L1", "INV-L1", 800.0, days=62))
+    await client.send(ev.payment("C-LATE1", "P-L1", "INV-L1", 800.0, days=LATER + 62))
     # INV-L2 is never paid; a later event elsewhere moves event time on and the timer labels it.
     wanted = {"credit:C-LATE1:INV-L1", "credit:C-LATE2:INV-L2"}
     examples = await client.collect("model-examples", lambda rs: wanted <= {r["example_id"] for r in rs}, timeout=90)
@@ -65,9 +70,9 @@ async def test_delayed_labels_reach_the_trainer_and_survive_a_restart(client, wo
     worker.stop()
     worker.start()
     await client.onboard(ev.customer("C-LATE3", limit=5000.0))
-    await client.send(ev.order("C-LATE3", "SO-L3", 100.0, days=70),
-                      ev.invoice("C-LATE3", "INV-L3", "SO-L3", 100.0, days=70, due_in_days=0),
-                      ev.payment("C-LATE3", "P-L3", "INV-L3", 100.0, days=71))
+    await client.send(ev.order("C-LATE3", "SO-L3", 100.0, days=LATER + 70),
+                      ev.invoice("C-LATE3", "INV-L3", "SO-L3", 100.0, days=LATER + 70, due_in_days=0),
+                      ev.payment("C-LATE3", "P-L3", "INV-L3", 100.0, days=LATER + 71))
     decisions = await client.collect("decisions", lambda rs: any(r["order_id"] == "SO-L3" for r in rs))
     decision = next(r for r in decisions if r["order_id"] == "SO-L3")
     restored_version = int(decision["model_version"].split("-")[1])
