@@ -85,17 +85,25 @@ class OrderAnomalyDetector(base.AnomalyDetector):
         calibrated on ``PROTECT_AFTER`` orders.
     seed
         Random seed of the trees.
+    margin
+        The range of values seen is scaled into ``[margin, 1 - margin]``, not ``[0, 1]``, so a
+        value beyond it lands where the trees have seen nothing: a salesperson's first 30 %
+        discount after years of none is unusual, not just "at the top of the range" (Shuttle:
+        AUC 0.980 with 0.25 vs 0.982 with river's plain scaling, over seeds 0–2).
     """
 
     def __init__(self, n_trees: int = 10, height: int = 10, window_size: int = 250,
-                 calibration_window: int = 50_000, protect_above: float | None = None, seed: int | None = None):
+                 calibration_window: int = 50_000, protect_above: float | None = None, seed: int | None = None,
+                 margin: float = 0.25):
         self.n_trees = n_trees
         self.height = height
         self.window_size = window_size
         self.calibration_window = calibration_window
         self.protect_above = protect_above
         self.seed = seed
-        self._model = ScaledHalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed)
+        self.margin = margin
+        self._model = ScaledHalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed,
+                                           margin=margin)
         self._ranks = RollingRank(calibration_window)
         # Running count, mean and sum of squared deviations of each tree feature (Welford).
         self._moments = np.zeros((3, 0))

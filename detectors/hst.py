@@ -34,18 +34,25 @@ from river.tree.padded import PaddedBranch, make_padded_tree
 _ROW, _MATRIX, _INDEX = "float64[::1]", "float64[:, ::1]", "int64[:, ::1]"
 
 
-@njit(f"{_ROW}({_ROW}, {_ROW}, {_ROW})", cache=True)
-def _scale(x, lows, highs):  # type: ignore[no-untyped-def]
+@njit(f"{_ROW}({_ROW}, {_ROW}, {_ROW}, float64)", cache=True)
+def _scale(x, lows, highs, margin):  # type: ignore[no-untyped-def]
     out = np.empty_like(x)
+    span = 1.0 - 2.0 * margin
     for i in range(x.shape[0]):
         d = highs[i] - lows[i]
-        out[i] = (x[i] - lows[i]) / d if d != 0.0 else 0.0
+        if d != 0.0:
+            out[i] = margin + span * (x[i] - lows[i]) / d
+        elif margin == 0.0:
+            out[i] = 0.0  # river's min-max scaler
+        else:  # one value seen so far: it sits in the middle, any other value outside
+            out[i] = 0.5 if x[i] == lows[i] else (1.0 - margin / 2 if x[i] > lows[i] else margin / 2)
     return out
 
 
-@njit(f"float64({_ROW}, {_ROW}, {_ROW}, {_INDEX}, {_MATRIX}, {_MATRIX}, {_MATRIX}, int64, float64)", cache=True)
-def _score(x, lows, highs, features, thresholds, r_mass, l_mass, height, size_limit):  # type: ignore[no-untyped-def]
-    scaled = _scale(x, lows, highs)
+@njit(f"float64({_ROW}, {_ROW}, {_ROW}, float64, {_INDEX}, {_MATRIX}, {_MATRIX}, {_MATRIX}, int64, float64)",
+      cache=True)
+def _score(x, lows, highs, margin, features, thresholds, r_mass, l_mass, height, size_limit):  # type: ignore[no-untyped-def]
+    scaled = _scale(x, lows, highs, margin)
     score = 0.0
     for t in range(features.shape[0]):
         node, depth_pow, stopped = 0, 1, False
@@ -67,13 +74,13 @@ def _score(x, lows, highs, features, thresholds, r_mass, l_mass, height, size_li
     return score
 
 
-@njit(f"void({_ROW}, {_ROW}, {_ROW}, {_INDEX}, {_MATRIX}, {_MATRIX}, int64)", cache=True)
-def _learn(x, lows, highs, features, thresholds, l_mass, height):  # type: ignore[no-untyped-def]
+@njit(f"void({_ROW}, {_ROW}, {_ROW}, float64, {_INDEX}, {_MATRIX}, {_MATRIX}, int64)", cache=True)
+def _learn(x, lows, highs, margin, features, thresholds, l_mass, height):  # type: ignore[no-untyped-def]
     for i in range(x.shape[0]):
         if not math.isnan(x[i]):
             lows[i] = min(lows[i], x[i])
             highs[i] = max(highs[i], x[i])
-    scaled = _scale(x, lows, highs)
+    scaled = _scale(x, lows, highs, margin)
     for t in range(features.shape[0]):
         node = 0
         for _ in range(height):
@@ -91,10 +98,13 @@ class ScaledHalfSpaceTrees:
     """Min-max scaling + half-space trees over a fixed set of numeric features (those of the
     first row learned; later extra features are ignored, missing ones follow the most visited
     branch, as in river). ``score_one`` is in [0, 1], higher = more unusual; 0 during the
-    first window."""
+    first window. ``margin`` > 0 scales the range seen into ``[margin, 1 - margin]`` so that
+    values beyond it fall where the trees saw nothing (0: exactly river's min-max scaling)."""
 
-    def __init__(self, n_trees: int = 10, height: int = 8, window_size: int = 250, seed: int | None = None) -> None:
+    def __init__(self, n_trees: int = 10, height: int = 8, window_size: int = 250, seed: int | None = None,
+                 margin: float = 0.0) -> None:
         self.n_trees = n_trees
+        self.margin = margin
         self.height = height
         self.window_size = window_size
         self.seed = seed
@@ -138,7 +148,7 @@ class ScaledHalfSpaceTrees:
 
     def learn_row(self, row: np.ndarray) -> None:
         """:meth:`learn_one` for a row made by :meth:`row` (after the first row is learned)."""
-        _learn(row, self._lows, self._highs, self._features, self._thresholds, self._l_mass, self.height)
+        _learn(row, self._lows, self._highs, self.margin, self._features, self._thresholds, self._l_mass, self.height)
         self.counter += 1
         if self.counter == self.window_size:
             self._r_mass[:] = self._l_mass
@@ -157,6 +167,6 @@ class ScaledHalfSpaceTrees:
         """:meth:`score_one` for a row made by :meth:`row`."""
         if self.first_window:
             return 0.0
-        score = _score(row, self._lows, self._highs, self._features, self._thresholds, self._r_mass,
+        score = _score(row, self._lows, self._highs, self.margin, self._features, self._thresholds, self._r_mass,
                        self._l_mass, self.height, 0.1 * self.window_size)
         return 1.0 - score / (self.n_trees * self.window_size * (2 ** (self.height + 1) - 1))

@@ -30,6 +30,7 @@ from typing import Any
 from detectors.anomaly import OrderAnomalyDetector
 from detectors.drift import Drift, DriftMonitor
 from detectors.late_payment import LatePaymentModel
+from detectors.salespeople import SalespersonHabits
 
 #: Bands of the credit features (see :func:`streams.features.credit_features`) for the scorecard.
 CREDIT_BINS: dict[str, list[float]] = {
@@ -46,10 +47,10 @@ CREDIT_BINS: dict[str, list[float]] = {
 
 #: Anomaly scores from which the features that made them high are reported (below, an order
 #: is ordinary and there is nothing to explain).
-EXPLAIN_ANOMALY_FROM = 0.8
+EXPLAIN_ANOMALY_FROM = 0.5
 
 #: Snapshot header: format tag + SHA-256 of the pickled body (detects a corrupted or cut value).
-_MAGIC = b"SGRM1"
+_MAGIC = b"SGRM2"
 
 
 class ModelSnapshotError(Exception):
@@ -86,9 +87,11 @@ class RiskModels:
     anomaly: OrderAnomalyDetector = field(init=False)
     credit: LatePaymentModel = field(init=False)
     drift: DriftMonitor = field(init=False)
+    salespeople: SalespersonHabits = field(init=False)
 
     def __post_init__(self) -> None:
         self.anomaly = OrderAnomalyDetector(seed=self.seed, protect_above=0.995)
+        self.salespeople = SalespersonHabits()
         self.credit = LatePaymentModel(bins=CREDIT_BINS)
         self.drift = DriftMonitor(min_examples=max(self.anomaly_min_examples, self.credit_min_labels))
 
@@ -97,24 +100,33 @@ class RiskModels:
         """The version as recorded in decisions, e.g. ``models-12``."""
         return f"models-{self.version}"
 
-    def score(self, order: Mapping[str, float], credit: Mapping[str, Any]) -> Scores:
-        """Score one order: ``order`` are its anomaly features, ``credit`` its customer's credit
-        features (plain dicts; see :mod:`streams.features`)."""
+    def order_view(self, order: Mapping[str, float], salesperson: str | None) -> dict[str, float]:
+        """The order's features for the anomaly detector: those from its customer's history
+        plus how it compares with its salesperson's habits."""
+        return {**order, **self.salespeople.compare(salesperson, order)}
+
+    def score(self, order: Mapping[str, float], credit: Mapping[str, Any], salesperson: str | None = None) -> Scores:
+        """Score one order: ``order`` are its anomaly features (see
+        :func:`streams.features.order_features`), ``credit`` its customer's credit features,
+        ``salesperson`` who took it."""
         anomaly = factors = None
         if self.order_examples >= self.anomaly_min_examples:
-            anomaly = round(self.anomaly.score_one(order), 4)
+            x = self.order_view(order, salesperson)
+            anomaly = round(self.anomaly.score_one(x), 4)
             if anomaly >= EXPLAIN_ANOMALY_FROM:
-                factors = tuple(self.anomaly.reasons(order))
+                factors = tuple(self.anomaly.reasons(x))
         late = late_factors = None
         if self.credit_examples >= self.credit_min_labels:
             p_late, reasons = self.credit.explain_one(credit)
             late, late_factors = round(p_late, 4), tuple(reasons)
         return Scores(anomaly, factors or (), late, late_factors or ())
 
-    def learn_order(self, order: Mapping[str, float]) -> Drift | None:
-        """Learn one order's anomaly features; returns a drift of the score stream, if any."""
-        drift = self.drift.anomaly_score(self.anomaly.score_one(order))
-        self.anomaly.learn_one(order)
+    def learn_order(self, order: Mapping[str, float], salesperson: str | None = None) -> Drift | None:
+        """Learn one order; returns a drift of the score stream, if any."""
+        x = self.order_view(order, salesperson)
+        drift = self.drift.anomaly_score(self.anomaly.score_one(x))
+        self.anomaly.learn_one(x)
+        self.salespeople.learn(salesperson, order)
         self.order_examples += 1
         return drift
 

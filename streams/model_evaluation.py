@@ -42,7 +42,7 @@ def progressive_simulated(examples: list[TrainingExample], seed: int, repeats: i
     - ``us_per_outcome``: the trainer learning one invoice outcome (with its drift check);
     - ``us_per_order_all_in``: both, the outcomes spread over the orders.
     """
-    orders = [x.features for x in examples if x.kind == "order"]
+    orders = [(x.features, x.salesperson_id) for x in examples if x.kind == "order"]
     outcomes = [(x.features, bool(x.late)) for x in examples if x.kind == "credit"]
     # An order is scored with its customer's credit features, which only the pipeline's state
     # has; invoices' features at issue stand in for them (same shape, same cost).
@@ -56,7 +56,7 @@ def progressive_simulated(examples: list[TrainingExample], seed: int, repeats: i
         for example in examples:
             started = clock()
             if example.kind == "order":
-                models.learn_order(example.features)  # type: ignore[arg-type]
+                models.learn_order(example.features, example.salesperson_id)  # type: ignore[arg-type]
                 learning += clock() - started
             else:
                 late = bool(example.late)
@@ -66,8 +66,8 @@ def progressive_simulated(examples: list[TrainingExample], seed: int, repeats: i
                 auc.update(late, p)
                 loss.update(late, {True: p, False: 1 - p})
         started = clock()
-        for i, order in enumerate(orders):
-            models.score(order, stand_ins[i % len(stand_ins)])  # type: ignore[arg-type]
+        for i, (order, salesperson) in enumerate(orders):
+            models.score(order, stand_ins[i % len(stand_ins)], salesperson)  # type: ignore[arg-type]
         score_s = min(score_s, clock() - started)
         learn_s, outcome_s = min(learn_s, learning), min(outcome_s, learning_outcomes)
     per_order = (score_s + learn_s) / len(orders) * 1e6

@@ -252,7 +252,7 @@ class Pipeline:
             state, amount=amount, at=event.event_timestamp, payment_terms_days=event.payment_terms_days,
             ship_to_country=event.ship_to_country, max_discount=max(line.discount for line in event.lines),
             hour=when.hour + when.minute / 60, weekday=float(when.weekday()))
-        scores = models.score(anomaly_x, credit_features(state, event.event_timestamp, amount))
+        scores = models.score(anomaly_x, credit_features(state, event.event_timestamp, amount), event.salesperson_id)
         decision = self._decision(event, message, state, amount, exposure, scores, models.label)
         was_held = order is not None and order.status == "held"
         record = state.amend_order if amending else state.place_order
@@ -260,7 +260,7 @@ class Pipeline:
         result.decisions.append(decision)
         result.examples.append(TrainingExample(
             example_id=f"order:{event.event_id}", kind="order", customer_id=event.customer_id,
-            features=dict(anomaly_x), event_time=event.event_time))
+            salesperson_id=event.salesperson_id, features=dict(anomaly_x), event_time=event.event_time))
         if decision.outcome.stops_order:
             result.holds.append(OrderHold.from_decision(decision))
         elif was_held:

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 from detectors.drift import Drift
-from detectors.risk_models import RiskModels
+from detectors.risk_models import ModelSnapshotError, RiskModels
 from streams.contracts import TrainingExample
 from streams.model_store import Checkpoint, ModelStore
 
@@ -112,10 +112,16 @@ class Trainer:
         checkpoint = await self.store.load()
         if checkpoint is None:
             self.models, self.learned, self.offset = self.make_models(), RecentIds(), -1
-        else:
+            return
+        try:
             self.models = RiskModels.from_bytes(checkpoint.models)
             self.learned = RecentIds.from_bytes(checkpoint.learned)
-            self.offset = checkpoint.offset
+        except ModelSnapshotError as exc:  # damaged, or from an older format: start over on top of it
+            log.error("model version %d cannot be loaded (%s); training new models from here",
+                      checkpoint.version, exc)
+            self.models, self.learned = self.make_models(), RecentIds()
+            self.models.version = checkpoint.version
+        self.offset = checkpoint.offset
         log.info("trainer restored model version %d (examples up to offset %d)", self.models.version, self.offset)
 
     async def learn(self, batch: Batch) -> list[Drift]:
@@ -138,7 +144,7 @@ class Trainer:
             if not self.learned.add(example.example_id):
                 continue
             if example.kind == "order":
-                drift = models.learn_order(example.features)  # type: ignore[arg-type]
+                drift = models.learn_order(example.features, example.salesperson_id)  # type: ignore[arg-type]
             else:
                 drift = models.learn_credit(example.features, bool(example.late))
             if drift is not None:

@@ -10,7 +10,7 @@ from streams.contracts import TrainingExample
 from streams.exposure import DAY
 from streams.features import credit_features
 from streams.generator import SalesSimulator
-from streams.model_store import MemoryModelStore
+from streams.model_store import Checkpoint, MemoryModelStore
 from streams.pipeline import RawMessage
 from streams.trainer import Trainer
 from tests import events as ev
@@ -133,3 +133,34 @@ def test_a_customer_turning_into_a_late_payer_raises_the_learned_probability():
         at = ev.T0.timestamp() + (start + 39) * DAY
         probabilities.append(models.score({}, credit_features(h.states["C1"], at, 1000_00)).late_payment)
     assert probabilities[-1] > probabilities[1] + 0.1
+
+
+def test_an_unloadable_checkpoint_is_replaced_by_new_models_on_top_of_its_version():
+    async def run():
+        store = MemoryModelStore()
+        await store.save(Checkpoint(5, b"not a snapshot", b"", offset=41), previous=0)
+        trainer = Trainer(store, make_models)
+        await trainer.learn([(x, 42 + i) for i, x in enumerate(simulated_examples()[:10])])
+        return trainer, await trainer.checkpoint(), await store.version()
+
+    trainer, covered, version = asyncio.run(run())
+    assert covered == 10 and version == 6 and trainer.models.order_examples + trainer.models.credit_examples == 10
+
+
+def test_an_order_unusual_for_its_salesperson_scores_higher_than_the_same_order_for_another():
+    import random
+
+    rng = random.Random(2)
+    models = RiskModels(seed=0, anomaly_min_examples=0)
+
+    def order(discount: float) -> dict:
+        return {"amount_ratio": rng.lognormvariate(0, 0.3), "log_amount": rng.gauss(7.5, 0.5),
+                "max_discount": discount, "hour": rng.uniform(8, 18)}
+
+    for _ in range(1500):  # S-LOW never discounts, S-HIGH always gives 30 %
+        models.learn_order(order(0.0), "S-LOW")
+        models.learn_order(order(0.3), "S-HIGH")
+    same = order(0.3)
+    unusual, usual = models.score(same, {}, "S-LOW"), models.score(same, {}, "S-HIGH")
+    assert unusual.anomaly > usual.anomaly
+    assert unusual.anomaly >= 0.8 and "discount_vs_salesperson" in dict(unusual.anomaly_factors)

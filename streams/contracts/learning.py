@@ -18,7 +18,8 @@ FeatureValue = float | str | None
 
 
 class TrainingExample(Contract):
-    """One thing to learn. ``kind="order"``: anomaly features of a decided order (no label).
+    """One thing to learn. ``kind="order"``: anomaly features of a decided order (no label) and
+    its salesperson.
     ``kind="credit"``: an invoice's credit features and whether it was paid more than the
     configured number of days late or written off (``late``), with ``days_late`` at labelling."""
 
@@ -26,6 +27,7 @@ class TrainingExample(Contract):
     example_id: str
     kind: Literal["order", "credit"]
     customer_id: Identifier
+    salesperson_id: Identifier | None = None
     features: dict[str, FeatureValue]
     late: bool | None = None
     days_late: float | None = None
