@@ -30,7 +30,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
 from detectors.drift import Drift
 from detectors.risk_models import ModelSnapshotError, RiskModels
@@ -41,7 +40,7 @@ from streams.contracts.common import utc_from_timestamp
 from streams.contracts.decisions import decision_id_for
 from streams.exposure import CustomerState
 from streams.mirror import MirrorUpdate, RedisMirror
-from streams.model_store import MemoryModelStore, ModelStore, RedisModelStore
+from streams.model_store import MemoryModelStore, ModelStore, ModelStoreError, RedisModelStore
 from streams.money import Converter
 from streams.pipeline import BatchResult, Pipeline, PipelineConfig, RawMessage
 from streams.settings import Settings
@@ -86,6 +85,7 @@ class SalesguardApp:
     mirror: RedisMirror | None
     model_store: ModelStore
     trainer: Trainer
+    #: Whether the newest model version was asked for before the first batch.
     models_loaded: bool = False
     watermark: float = 0.0
     #: One batch at a time per worker, from processing to its state write: the agents share
@@ -105,7 +105,8 @@ class SalesguardApp:
             )
             for e in events
         ]
-        if not self.models_loaded:
+        if not self.models_loaded:  # one try before the first batch; then the refresh timer
+            self.models_loaded = True
             await self.refresh_models()
         async with self.batch_lock:
             result = self.pipeline.process(messages, self.states.get)
@@ -160,14 +161,13 @@ class SalesguardApp:
         """Score with the newest saved model version, if newer than the current one. True when
         the models changed; a store that cannot be read keeps the current models."""
         try:
-            if self.models_loaded and await self.model_store.version() <= self.pipeline.models.version:
+            if await self.model_store.version() <= self.pipeline.models.version:
                 return False
             checkpoint = await self.model_store.load()
-            self.models_loaded = True
             if checkpoint is None or checkpoint.version <= self.pipeline.models.version:
                 return False
             self.pipeline.models = RiskModels.from_bytes(checkpoint.models)
-        except (RedisError, OSError, ModelSnapshotError) as exc:
+        except (ModelStoreError, ModelSnapshotError) as exc:
             metrics.MODEL_STORE_ERRORS.inc()
             log.warning("cannot read model version (%s: %s); scoring with %s",
                         type(exc).__name__, exc, self.pipeline.models.label)
@@ -216,7 +216,7 @@ class SalesguardApp:
         examples the checkpoint covered."""
         try:
             covered = await self.trainer.checkpoint()
-        except (RedisError, OSError) as exc:
+        except ModelStoreError as exc:
             metrics.MODEL_STORE_ERRORS.inc()
             log.warning("model checkpoint failed (%s); retrying later", type(exc).__name__)
             return 0

@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+
+class ModelStoreError(Exception):
+    """The store cannot be read or written right now (callers keep their models and retry)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ return 1
 
 
 class RedisModelStore:
-    """Model checkpoints in a Redis hash. Redis errors propagate (callers count and retry)."""
+    """Model checkpoints in a Redis hash. Redis errors become :class:`ModelStoreError`."""
 
     def __init__(self, url: str, prefix: str = "sg:") -> None:
         self.client = aioredis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
@@ -78,11 +83,18 @@ class RedisModelStore:
         self._save = self.client.register_script(_SAVE)
 
     async def version(self) -> int:
-        value = await self.client.hget(self.key, "version")
+        try:
+            value = await self.client.hget(self.key, "version")
+        except (RedisError, OSError) as exc:
+            raise ModelStoreError(f"Redis: {type(exc).__name__}: {exc}") from exc
         return int(value) if value else 0
 
     async def load(self) -> Checkpoint | None:
-        version, models, learned, offset = await self.client.hmget(self.key, ["version", "models", "learned", "offset"])
+        try:
+            version, models, learned, offset = await self.client.hmget(
+                self.key, ["version", "models", "learned", "offset"])
+        except (RedisError, OSError) as exc:
+            raise ModelStoreError(f"Redis: {type(exc).__name__}: {exc}") from exc
         if not version or not isinstance(models, bytes):
             return None
         return Checkpoint(int(version), models, learned if isinstance(learned, bytes) else b"", int(offset or -1))
@@ -90,7 +102,10 @@ class RedisModelStore:
     async def save(self, checkpoint: Checkpoint, previous: int) -> bool:
         args: list[bytes | int | float] = [
             previous, checkpoint.version, checkpoint.models, checkpoint.learned, checkpoint.offset, time.time()]
-        return bool(await self._save(keys=[self.key], args=args))
+        try:
+            return bool(await self._save(keys=[self.key], args=args))
+        except (RedisError, OSError) as exc:
+            raise ModelStoreError(f"Redis: {type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from detectors.drift import Drift
 from detectors.risk_models import ModelSnapshotError, RiskModels
 from streams.contracts import TrainingExample
-from streams.model_store import Checkpoint, ModelStore
+from streams.model_store import Checkpoint, ModelStore, ModelStoreError
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +125,21 @@ class Trainer:
         log.info("trainer restored model version %d (examples up to offset %d)", self.models.version, self.offset)
 
     async def learn(self, batch: Batch) -> list[Drift]:
-        """Learn each example not learned yet; returns the drifts detected."""
-        if self.models is None or await self.store.version() > self.models.version:
-            await self.restore()  # first batch, or another trainer saved a newer version
-            if batch and self.replay is not None and batch[0][1] > self.offset + 1:
-                missed = await self.replay(self.offset + 1, batch[0][1])
-                log.info("trainer replays %d examples learned after the checkpoint", len(missed))
-                batch = [*missed, *batch]
-            batch, self.unsaved = [*self.unsaved, *batch], []
+        """Learn each example not learned yet; returns the drifts detected. With the store out
+        of reach, learning goes on (from fresh models if none were restored yet): the next
+        checkpoint finds out whether a newer version exists and relearns on top of it."""
+        try:
+            if self.models is None or await self.store.version() > self.models.version:
+                await self.restore()  # first batch, or another trainer saved a newer version
+                if batch and self.replay is not None and batch[0][1] > self.offset + 1:
+                    missed = await self.replay(self.offset + 1, batch[0][1])
+                    log.info("trainer replays %d examples learned after the checkpoint", len(missed))
+                    batch = [*missed, *batch]
+                batch, self.unsaved = [*self.unsaved, *batch], []
+        except ModelStoreError as exc:
+            log.warning("model store unavailable (%s); learning on without it", exc)
+            if self.models is None:
+                self.models, self.learned, self.offset = self.make_models(), RecentIds(), -1
         return self._learn(batch)
 
     def _learn(self, batch: Batch) -> list[Drift]:

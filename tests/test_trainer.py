@@ -10,7 +10,7 @@ from streams.contracts import TrainingExample
 from streams.exposure import DAY
 from streams.features import credit_features
 from streams.generator import SalesSimulator
-from streams.model_store import Checkpoint, MemoryModelStore
+from streams.model_store import Checkpoint, MemoryModelStore, ModelStoreError
 from streams.pipeline import RawMessage
 from streams.trainer import Trainer
 from tests import events as ev
@@ -164,3 +164,39 @@ def test_an_order_unusual_for_its_salesperson_scores_higher_than_the_same_order_
     unusual, usual = models.score(same, {}, "S-LOW"), models.score(same, {}, "S-HIGH")
     assert unusual.anomaly > usual.anomaly
     assert unusual.anomaly >= 0.8 and "discount_vs_salesperson" in dict(unusual.anomaly_factors)
+
+
+class UnreachableFirst(MemoryModelStore):
+    """A store that is out of reach until ``reachable`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reachable = False
+
+    async def version(self) -> int:
+        if not self.reachable:
+            raise ModelStoreError("down")
+        return await super().version()
+
+    async def save(self, checkpoint, previous):
+        if not self.reachable:
+            raise ModelStoreError("down")
+        return await super().save(checkpoint, previous)
+
+
+def test_the_trainer_learns_on_while_the_store_is_down_and_saves_when_it_is_back():
+    examples = simulated_examples()[:100]
+
+    async def run():
+        store = UnreachableFirst()
+        trainer = Trainer(store, make_models)
+        await trainer.learn([(x, i) for i, x in enumerate(examples[:50])])
+        with pytest.raises(ModelStoreError):
+            await trainer.checkpoint()
+        store.reachable = True
+        await trainer.learn([(x, i + 50) for i, x in enumerate(examples[50:])])
+        return trainer, await trainer.checkpoint(), await store.version()
+
+    trainer, covered, version = asyncio.run(run())
+    assert covered == 100 and version == 1
+    assert trainer.models.order_examples + trainer.models.credit_examples == 100
