@@ -3,8 +3,7 @@ scores in (decisions carry scores, factors, model version; score rules fire)."""
 
 from detectors.risk_models import RiskModels
 from streams.exposure import DAY
-from streams.generator import SalesSimulator
-from streams.pipeline import RawMessage
+from streams.model_evaluation import simulated_examples
 from tests import events as ev
 from tests.test_pipeline import Harness
 
@@ -56,11 +55,8 @@ def test_an_invoice_unpaid_past_the_threshold_is_labelled_late_by_the_timer_with
 
 def trained_models() -> RiskModels:
     """Models that have learned the orders of simulated sales traffic."""
-    h = Harness()
     models = RiskModels(seed=0, anomaly_min_examples=300, credit_min_labels=1)
-    traffic = [m for m in SalesSimulator(seed=3, total_events=4000, bad_rate=0.0)]
-    result = h.run(*(RawMessage(m.topic, 0, i, m.key, m.value, 0.0) for i, m in enumerate(traffic)))
-    for example in result.examples:
+    for example in simulated_examples(seed=3, events=4000):
         if example.kind == "order":
             models.learn_order(example.features)
     models.learn_credit({"late_share": 0.0}, False)

@@ -6,12 +6,11 @@ import asyncio
 import pytest
 
 from detectors.risk_models import ModelSnapshotError, RiskModels
+from streams import model_evaluation
 from streams.contracts import TrainingExample
 from streams.exposure import DAY
 from streams.features import credit_features
-from streams.generator import SalesSimulator
 from streams.model_store import Checkpoint, MemoryModelStore, ModelStoreError
-from streams.pipeline import RawMessage
 from streams.trainer import Trainer
 from tests import events as ev
 from tests.test_pipeline import Harness
@@ -19,10 +18,7 @@ from tests.test_pipeline import Harness
 
 def simulated_examples(seed: int = 5, events: int = 3000) -> list[TrainingExample]:
     """Order examples and invoice outcomes of simulated traffic, as the pipeline emits them."""
-    h = Harness(late_payment_days=10)
-    traffic = list(SalesSimulator(seed=seed, total_events=events, bad_rate=0.0))
-    result = h.run(*(RawMessage(m.topic, 0, i, m.key, m.value, 0.0) for i, m in enumerate(traffic)))
-    return result.examples
+    return model_evaluation.simulated_examples(seed, events, late_payment_days=10)
 
 
 def make_models() -> RiskModels:
