@@ -49,6 +49,17 @@ def _scale(x, lows, highs, margin):  # type: ignore[no-untyped-def]
     return out
 
 
+@njit(f"int64({_ROW}, int64, int64, {_INDEX}, {_MATRIX}, {_MATRIX})", cache=True)
+def _child(scaled, t, node, features, thresholds, l_mass):  # type: ignore[no-untyped-def]
+    """The child of ``node`` in tree ``t`` that ``scaled`` goes down to (heap layout: children of
+    n are 2n+1 and 2n+2); a missing value follows the branch more rows took, as in river."""
+    value = scaled[features[t, node]]
+    left = 2 * node + 1
+    if math.isnan(value):
+        return left + 1 if l_mass[t, left] < l_mass[t, left + 1] else left
+    return left if value < thresholds[t, node] else left + 1
+
+
 @njit(f"float64({_ROW}, {_ROW}, {_ROW}, float64, {_INDEX}, {_MATRIX}, {_MATRIX}, {_MATRIX}, int64, float64)",
       cache=True)
 def _score(x, lows, highs, margin, features, thresholds, r_mass, l_mass, height, size_limit):  # type: ignore[no-untyped-def]
@@ -62,12 +73,7 @@ def _score(x, lows, highs, margin, features, thresholds, r_mass, l_mass, height,
             if r < size_limit:
                 stopped = True
                 break
-            value = scaled[features[t, node]]
-            left = 2 * node + 1
-            if math.isnan(value):
-                node = left + 1 if l_mass[t, left] < l_mass[t, left + 1] else left
-            else:
-                node = left if value < thresholds[t, node] else left + 1
+            node = _child(scaled, t, node, features, thresholds, l_mass)
             depth_pow <<= 1
         if not stopped:
             score += r_mass[t, node] * depth_pow
@@ -85,12 +91,7 @@ def _learn(x, lows, highs, margin, features, thresholds, l_mass, height):  # typ
         node = 0
         for _ in range(height):
             l_mass[t, node] += 1.0
-            value = scaled[features[t, node]]
-            left = 2 * node + 1
-            if math.isnan(value):
-                node = left + 1 if l_mass[t, left] < l_mass[t, left + 1] else left
-            else:
-                node = left if value < thresholds[t, node] else left + 1
+            node = _child(scaled, t, node, features, thresholds, l_mass)
         l_mass[t, node] += 1.0
 
 
