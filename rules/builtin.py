@@ -108,36 +108,30 @@ def overdue(policy: RulePolicy, ctx: DecisionContext) -> RuleHit | None:
     )
 
 
-def _factors(factors: tuple[tuple[str, float], ...]) -> str:
-    return ", ".join(f"{name} ({value:g})" for name, value in factors)
+def _high_score(code: str, name: str, score: float | None, threshold: float,
+                factors: tuple[tuple[str, float], ...], sentence: str, lead: str) -> RuleHit | None:
+    """Review when a model's score reaches its threshold. ``sentence`` is formatted with the
+    score; the features behind it follow ``lead``."""
+    if score is None or score < threshold:
+        return None
+    listed = ", ".join(f"{feature} ({value:g})" for feature, value in factors)
+    because = f"; {lead} {listed}" if listed else ""
+    return RuleHit(code, Outcome.REVIEW, sentence.format(score) + because + ".",
+                   {name: score, "factors": listed or None})
 
 
 def anomalous_order(policy: RulePolicy, ctx: DecisionContext) -> RuleHit | None:
     """An order more unusual than almost all recent ones is looked at by a person."""
-    score = ctx.anomaly_score
-    if score is None or score < policy.anomaly_review_score:
-        return None
-    because = f"; most unusual: {_factors(ctx.anomaly_factors)}" if ctx.anomaly_factors else ""
-    return RuleHit(
-        "ANOMALOUS_ORDER",
-        Outcome.REVIEW,
-        f"Order is more unusual than {score:.1%} of recent orders{because}.",
-        {"anomaly_score": score, "factors": _factors(ctx.anomaly_factors) or None},
-    )
+    return _high_score("ANOMALOUS_ORDER", "anomaly_score", ctx.anomaly_score, policy.anomaly_review_score,
+                       ctx.anomaly_factors, "Order is more unusual than {:.1%} of recent orders", "most unusual:")
 
 
 def late_payment_risk(policy: RulePolicy, ctx: DecisionContext) -> RuleHit | None:
     """A customer likely to pay late is looked at by a person."""
-    p = ctx.late_payment_probability
-    if p is None or p < policy.late_payment_review_probability:
-        return None
-    because = f"; driven by {_factors(ctx.late_payment_factors)}" if ctx.late_payment_factors else ""
-    return RuleHit(
-        "LATE_PAYMENT_RISK",
-        Outcome.REVIEW,
-        f"Late-payment probability {p:.0%} (review from {policy.late_payment_review_probability:.0%}){because}.",
-        {"late_payment_probability": p, "factors": _factors(ctx.late_payment_factors) or None},
-    )
+    threshold = policy.late_payment_review_probability
+    return _high_score("LATE_PAYMENT_RISK", "late_payment_probability", ctx.late_payment_probability, threshold,
+                       ctx.late_payment_factors, f"Late-payment probability {{:.0%}} (review from {threshold:.0%})",
+                       "driven by")
 
 
 def builtin_rules(policy: RulePolicy) -> tuple[Rule, ...]:
