@@ -7,7 +7,9 @@ for a single worker.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,6 +76,15 @@ return 1
 """
 
 
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """Redis and connection errors as :class:`ModelStoreError`."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise ModelStoreError(f"Redis: {type(exc).__name__}: {exc}") from exc
+
+
 class RedisModelStore:
     """Model checkpoints in a Redis hash. Redis errors become :class:`ModelStoreError`."""
 
@@ -83,18 +94,14 @@ class RedisModelStore:
         self._save = self.client.register_script(_SAVE)
 
     async def version(self) -> int:
-        try:
+        with _store_errors():
             value = await self.client.hget(self.key, "version")
-        except (RedisError, OSError) as exc:
-            raise ModelStoreError(f"Redis: {type(exc).__name__}: {exc}") from exc
         return int(value) if value else 0
 
     async def load(self) -> Checkpoint | None:
-        try:
+        with _store_errors():
             version, models, learned, offset = await self.client.hmget(
                 self.key, ["version", "models", "learned", "offset"])
-        except (RedisError, OSError) as exc:
-            raise ModelStoreError(f"Redis: {type(exc).__name__}: {exc}") from exc
         if not version or not isinstance(models, bytes):
             return None
         return Checkpoint(int(version), models, learned if isinstance(learned, bytes) else b"", int(offset or -1))
@@ -102,10 +109,8 @@ class RedisModelStore:
     async def save(self, checkpoint: Checkpoint, previous: int) -> bool:
         args: list[bytes | int | float] = [
             previous, checkpoint.version, checkpoint.models, checkpoint.learned, checkpoint.offset, time.time()]
-        try:
+        with _store_errors():
             return bool(await self._save(keys=[self.key], args=args))
-        except (RedisError, OSError) as exc:
-            raise ModelStoreError(f"Redis: {type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:
         """Close the connection pool."""
