@@ -252,24 +252,21 @@ class SalesguardApp:
             await consumer.stop()
         return examples
 
-    async def label_overdue(self) -> int:
-        """Publish a late label for every invoice now unpaid past the lateness threshold (timer,
-        as of the newest event time this worker has seen). Returns how many."""
+    async def refresh_overdue(self) -> tuple[int, int]:
+        """Move the business clock on without events (timer, as of the newest event time this
+        worker has seen), in one pass over the customers who owe something: publish a late label
+        for every invoice now unpaid past the lateness threshold, and re-mirror those customers
+        so their days past due move on. Returns ``(labels, customers re-mirrored)``."""
         if not self.watermark:
-            return 0
+            return 0, 0
         async with self.batch_lock:
-            examples = self.pipeline.label_overdue((state for _, state in self.states.items()), self.watermark)
+            owing = [state for _, state in self.states.items() if state.receivables() > 0]
+            examples = self.pipeline.label_overdue(owing, self.watermark)
             topic = self.outputs["model-examples"]
             await asyncio.gather(*[await topic.send(key=x.customer_id.encode(), value=dumps(x)) for x in examples])
-        return len(examples)
-
-    async def refresh_overdue(self) -> int:
-        """Re-mirror every customer with open receivables (timer). Returns how many."""
-        if self.mirror is None or not self.watermark:
-            return 0
-        customers = {cid for cid, state in self.states.items() if state.receivables() > 0}
-        await self.mirror.write(MirrorUpdate(customers=customers))
-        return len(customers)
+        if self.mirror is not None:
+            await self.mirror.write(MirrorUpdate(customers={state.customer_id for state in owing}))
+        return len(examples), len(owing)
 
 
 def consumer_of(sg: SalesguardApp, topic: str) -> Callable[[Any], Awaitable[None]]:
@@ -345,7 +342,6 @@ def build_app(settings: Settings) -> SalesguardApp:
 
     @app.timer(settings.overdue_refresh_s, on_leader=False)
     async def overdue_refresh() -> None:
-        await sg.label_overdue()
         await sg.refresh_overdue()
 
     @app.timer(settings.model_publish_s, on_leader=False)
