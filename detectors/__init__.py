@@ -9,6 +9,5 @@ and customers, with no Kafka or Redis import.
 
 from detectors.anomaly import OrderAnomalyDetector
 from detectors.late_payment import LatePaymentModel
-from detectors.woe import OnlineWoE
 
-__all__ = ["LatePaymentModel", "OnlineWoE", "OrderAnomalyDetector"]
+__all__ = ["LatePaymentModel", "OrderAnomalyDetector"]

@@ -107,23 +107,11 @@ class OrderAnomalyDetector(base.AnomalyDetector):
         self._ranks = RollingRank(calibration_window)
         # Running count, mean and sum of squared deviations of each tree feature (Welford).
         self._moments = np.zeros((3, 0))
-        self._last: tuple[tuple[tuple[str, float], ...], np.ndarray, float] | None = None
         self._learned = 0
-
-    def _view(self, x: Mapping[str, float]) -> tuple[np.ndarray, float]:
-        """``x`` as the trees' row and its raw score; scoring then learning the same order
-        computes them once."""
-        key = tuple(x.items())
-        if self._last is None or self._last[0] != key:
-            if not self._model.names:
-                return np.zeros(0), 0.0
-            row = self._model.row(x)
-            self._last = (key, row, self._model.score_row(row))
-        return self._last[1], self._last[2]
 
     def raw_score(self, x: Mapping[str, float]) -> float:
         """The half-space trees' score (higher = more unusual), not calibrated."""
-        return self._view(x)[1]
+        return self._model.score_one(x)
 
     def calibrate(self, raw: float) -> float:
         """Share of recent raw scores below ``raw`` (0.5 until any is seen)."""
@@ -133,33 +121,48 @@ class OrderAnomalyDetector(base.AnomalyDetector):
         """Share of recent orders less unusual than this one."""
         return self.calibrate(self.raw_score(x))
 
+    def explain_one(self, x: Mapping[str, float], explain_from: float = 0.0,
+                    top: int = 3) -> tuple[float, list[tuple[str, float]]]:
+        """The score and, when it is at least ``explain_from``, its reasons (see :meth:`reasons`)."""
+        if not self._model.names:
+            return self.calibrate(0.0), []
+        row = self._model.row(x)
+        score = self.calibrate(self._model.score_row(row))
+        if score < explain_from:
+            return score, []
+        strongest, z = _strongest(row, self._moments, top)
+        names, distances = self._model.names, z.tolist()  # Python floats: rounding numpy's is slow
+        return score, [(names[i], round(distances[i], 2)) for i in strongest.tolist()]
+
+    def reasons(self, x: Mapping[str, float], top: int = 3) -> list[tuple[str, float]]:
+        """The features farthest from their usual values, as ``(feature, |z-score|)``."""
+        return self.explain_one(x, top=top)[1]
+
     def learn_one(self, x: Mapping[str, float]) -> None:  # type: ignore[override]
         """Learn an order (unless it is protected against, see ``protect_above``)."""
+        self.score_then_learn(x)
+
+    def score_then_learn(self, x: Mapping[str, float]) -> tuple[float, float]:
+        """The raw and the calibrated score of ``x`` before learning it, then learn it (unless
+        it is protected against, see ``protect_above``)."""
         if not self._model.names:
             self._model.learn_one(x)
             self._moments = np.zeros((3, len(self._model.names)))
             _welford(self._model.row(x), self._moments)
             self._learned += 1
-            return
-        row, raw = self._view(x)
+            return 0.0, self.calibrate(0.0)
+        row = self._model.row(x)
+        raw = self._model.score_row(row)
+        score = self.calibrate(raw)
         protecting = self.protect_above is not None and len(self._ranks) >= PROTECT_AFTER
-        if protecting and self.calibrate(raw) >= self.protect_above:  # type: ignore[operator]
-            return
+        if protecting and score >= self.protect_above:  # type: ignore[operator]
+            return raw, score
         self._model.learn_row(row)
         _welford(row, self._moments)
-        self._last = None
         self._learned += 1
         if self._learned > self.window_size:  # the trees score 0 until their first window is full
             self._ranks.add(raw)
-
-    def reasons(self, x: Mapping[str, float], top: int = 3) -> list[tuple[str, float]]:
-        """The features farthest from their usual values, as ``(feature, |z-score|)``."""
-        row, _ = self._view(x)
-        if not len(row):
-            return []
-        z = _zscores(row, self._moments)
-        names = self._model.names
-        return [(names[i], round(float(z[i]), 2)) for i in np.argsort(-z, kind="stable")[:top] if z[i] >= 0]
+        return raw, score
 
 
 @njit("float64[::1](float64[::1], float64[:, ::1])", cache=True)
@@ -183,3 +186,15 @@ def _welford(row, moments):  # type: ignore[no-untyped-def]
             delta = value - moments[1, i]
             moments[1, i] += delta / moments[0, i]
             moments[2, i] += delta * (value - moments[1, i])
+
+
+@njit("Tuple((int64[::1], float64[::1]))(float64[::1], float64[:, ::1], int64)", cache=True)
+def _strongest(row, moments, top):  # type: ignore[no-untyped-def]
+    """Positions of the ``top`` largest |z-scores| (known ones only), largest first, and the
+    |z-scores|."""
+    z = _zscores(row, moments)
+    strongest = np.argsort(-z, kind="mergesort")[:top]
+    kept = 0
+    while kept < strongest.shape[0] and z[strongest[kept]] >= 0.0:
+        kept += 1
+    return strongest[:kept].copy(), z

@@ -27,8 +27,7 @@ def progressive_credit(rows: Rows, make_model: Callable[[], LatePaymentModel], s
     elapsed, clock = 0.0, time.perf_counter
     for x, y in order:
         started = clock()
-        p = model.predict_proba_one(x)[True]
-        model.learn_one(x, y)
+        p = model.predict_then_learn(x, y)
         elapsed += clock() - started
         auc.update(y, p)
         loss.update(y, {True: p, False: 1 - p})
@@ -53,9 +52,7 @@ def progressive_anomaly(
     elapsed, count, clock = 0.0, 0, time.perf_counter
     for x, y in itertools.islice(rows, limit):
         started = clock()
-        raw = detector.raw_score(x)
-        score = detector.calibrate(raw)
-        detector.learn_one(x)
+        raw, score = detector.score_then_learn(x)
         elapsed += clock() - started
         auc.update(y, score)
         raw_auc.update(y, raw)

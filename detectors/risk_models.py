@@ -50,7 +50,7 @@ CREDIT_BINS: dict[str, list[float]] = {
 EXPLAIN_ANOMALY_FROM = 0.5
 
 #: Snapshot header: format tag + SHA-256 of the pickled body (detects a corrupted or cut value).
-_MAGIC = b"SGRM2"
+_MAGIC = b"SGRM3"
 
 
 class ModelSnapshotError(Exception):
@@ -103,7 +103,7 @@ class RiskModels:
     def order_view(self, order: Mapping[str, float], salesperson: str | None) -> dict[str, float]:
         """The order's features for the anomaly detector: those from its customer's history
         plus how it compares with its salesperson's habits."""
-        return {**order, **self.salespeople.compare(salesperson, order)}
+        return self.salespeople.compare(salesperson, order, into=dict(order))
 
     def score(self, order: Mapping[str, float], credit: Mapping[str, Any], salesperson: str | None = None) -> Scores:
         """Score one order: ``order`` are its anomaly features (see
@@ -111,10 +111,8 @@ class RiskModels:
         ``salesperson`` who took it."""
         anomaly = factors = None
         if self.order_examples >= self.anomaly_min_examples:
-            x = self.order_view(order, salesperson)
-            anomaly = round(self.anomaly.score_one(x), 4)
-            if anomaly >= EXPLAIN_ANOMALY_FROM:
-                factors = tuple(self.anomaly.reasons(x))
+            score, reasons = self.anomaly.explain_one(self.order_view(order, salesperson), EXPLAIN_ANOMALY_FROM)
+            anomaly, factors = round(score, 4), tuple(reasons)
         late = late_factors = None
         if self.credit_examples >= self.credit_min_labels:
             p_late, reasons = self.credit.explain_one(credit)
@@ -123,9 +121,8 @@ class RiskModels:
 
     def learn_order(self, order: Mapping[str, float], salesperson: str | None = None) -> Drift | None:
         """Learn one order; returns a drift of the score stream, if any."""
-        x = self.order_view(order, salesperson)
-        drift = self.drift.anomaly_score(self.anomaly.score_one(x))
-        self.anomaly.learn_one(x)
+        _, score = self.anomaly.score_then_learn(self.order_view(order, salesperson))
+        drift = self.drift.anomaly_score(score)
         self.salespeople.learn(salesperson, order)
         self.order_examples += 1
         return drift
@@ -133,9 +130,8 @@ class RiskModels:
     def learn_credit(self, credit: Mapping[str, Any], late: bool) -> Drift | None:
         """Learn one invoice outcome (``late``: paid more than N days late or written off) from
         the credit features snapshotted when it was issued; returns a drift of the error."""
-        predicted = self.credit.predict_proba_one(credit)[True]
+        predicted = self.credit.predict_then_learn(credit, late)
         drift = self.drift.credit_error(abs(float(late) - predicted))
-        self.credit.learn_one(credit, late)
         self.credit_examples += 1
         self.late_labels += int(late)
         return drift

@@ -24,13 +24,18 @@ class SalespersonHabits:
         self.min_orders = min_orders
         self._habits: dict[str, list[float]] = {}  # salesperson -> [orders, mean discount, mean log amount]
 
-    def compare(self, salesperson: str | None, order: Mapping[str, float]) -> dict[str, float]:
-        """How far the order's discount and (log) amount are above the salesperson's usual."""
+    def compare(self, salesperson: str | None, order: Mapping[str, float],
+                into: dict[str, float] | None = None) -> dict[str, float]:
+        """How far the order's discount and (log) amount are above the salesperson's usual,
+        added to ``into`` when given (which is returned)."""
+        view = {} if into is None else into
         habit = self._habits.get(salesperson) if salesperson is not None else None
         if habit is None or habit[0] < self.min_orders:
-            return {"discount_vs_salesperson": 0.0, "amount_vs_salesperson": 0.0}
-        return {"discount_vs_salesperson": round(order["max_discount"] - habit[1], 6),
-                "amount_vs_salesperson": round(order["log_amount"] - habit[2], 6)}
+            view["discount_vs_salesperson"] = view["amount_vs_salesperson"] = 0.0
+        else:
+            view["discount_vs_salesperson"] = order["max_discount"] - habit[1]
+            view["amount_vs_salesperson"] = order["log_amount"] - habit[2]
+        return view
 
     def learn(self, salesperson: str | None, order: Mapping[str, float]) -> None:
         """Count one more order of ``salesperson``."""

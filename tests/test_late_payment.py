@@ -3,9 +3,9 @@
 import random
 
 import pytest
-from river import base
+from river import base, linear_model, optim, preprocessing
 
-from detectors import LatePaymentModel, OnlineWoE
+from detectors import LatePaymentModel
 from detectors.datasets import GERMAN_BINS, DatasetMissing, german_credit
 from detectors.evaluation import mean_of, progressive_credit
 
@@ -50,11 +50,31 @@ def test_reason_codes_name_the_features_that_push_the_probability_up():
 
 
 def test_rare_categories_are_pulled_towards_no_evidence():
-    woe = OnlineWoE(prior=10.0)
+    model = LatePaymentModel(woe_prior=10.0)
     for _ in range(100):
-        woe.learn_one({"k": "common"}, 0)
-    woe.learn_one({"k": "rare"}, 1)
-    assert 0 < woe.transform_one({"k": "rare"})["k"] < 2.0
+        model.learn_one({"k": "common"}, False)
+    model.learn_one({"k": "rare"}, True)
+    # one late payer in a category: some evidence, far from the log-odds of "always late"
+    assert 0 < dict(model.reasons({"k": "rare"}))["k"] < 2.0
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_without_scorecard_cells_it_is_rivers_scaler_and_logistic_regression(l2):
+    """Numbers without bins and no missing values reach the regression only (the scorecard
+    stays at even odds): the probability is then river's, computed in arrays."""
+    rng = random.Random(3)
+    model = LatePaymentModel(learning_rate=0.05, l2=l2)
+    scaler = preprocessing.StandardScaler()
+    regression = linear_model.LogisticRegression(optimizer=optim.SGD(0.05), l2=l2)
+    for i in range(300):
+        x = {"a": rng.gauss(0, 2), "b": rng.uniform(0, 100), "c": float(i % 3 == 0)}
+        if i % 7 == 0:
+            x["late_a_bit"] = rng.random()  # a feature that comes and goes
+        y = rng.random() < (0.8 if x["a"] > 1 else 0.2)
+        expected = 0.5 * (0.5 + regression.predict_proba_one(scaler.transform_one(x))[True])
+        assert model.predict_then_learn(x, y) == pytest.approx(expected, abs=1e-12)
+        scaler.learn_one(x)
+        regression.learn_one(scaler.transform_one(x), y)
 
 
 def test_german_credit_progressive_auc():
