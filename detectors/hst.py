@@ -22,8 +22,10 @@ True
 from __future__ import annotations
 
 import math
+import operator
 import random
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -111,6 +113,7 @@ class ScaledHalfSpaceTrees:
         self.seed = seed
         self.rng = random.Random(seed)
         self.names: list[str] = []
+        self._values_of: operator.itemgetter[Any] | None = None
         self.counter = 0
         self.first_window = True
         nodes = 2 ** (height + 1) - 1
@@ -123,10 +126,17 @@ class ScaledHalfSpaceTrees:
 
     def row(self, x: Mapping[str, float]) -> np.ndarray:
         """``x`` as the array the trees read (``nan`` where a feature is missing)."""
+        if self._values_of is not None:
+            try:
+                return np.array(self._values_of(x), dtype=np.float64)
+            except KeyError:
+                pass
         return np.array([x.get(name, math.nan) for name in self.names], dtype=np.float64)
 
     def _build(self, x: Mapping[str, float]) -> None:
         self.names = sorted(x)
+        # all values in one C call when every feature is there (a tuple needs two or more)
+        self._values_of = operator.itemgetter(*self.names) if len(self.names) > 1 else None
         index = {name: i for i, name in enumerate(self.names)}
         for t in range(self.n_trees):
             tree = make_padded_tree(limits={name: (0.0, 1.0) for name in self.names}, height=self.height,

@@ -31,7 +31,6 @@ True
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -48,13 +47,16 @@ Features = Mapping[str, Any]
 #: river's LogisticRegression defaults that this model keeps: the intercept's learning rate.
 _INTERCEPT_LR = 0.01
 
-# Arrays of the model's state (see LatePaymentModel._grow) and of one encoded row:
+# Arrays of the model's state (see LatePaymentModel._state) and of one encoded row:
 # regression: weights[t] and scaler moments[count|mean|var, t] per term t (number or one-hot);
+# bands of a numeric term: edges[t, :n] and banding[first cell|n, t] (first cell -1: no bins);
 # scorecard: cells[bad|good|woe, c] per cell c (a feature's band, category or "missing"),
 # cell_feature[c], iv_weight[f] per scorecard feature f; totals = [intercept, bad, good].
-# A row is idx = its numbers' terms, then its one-hot terms, then its cells; values = its numbers.
-_SIGNATURE_ARGS = ("int64[::1], float64[::1], int64, int64, float64[::1], float64[:, ::1], float64[::1], "
-                   "float64[:, ::1], int64[::1], float64[::1]")
+# A row is idx = its numbers' terms, then its one-hot terms, then the cells of its categories and
+# missing values; values = its numbers. A row's scorecard terms are one per number (0 without
+# bins), then one per cell of idx.
+_SIGNATURE_ARGS = ("int64[::1], float64[::1], int64, int64, float64[::1], float64[:, ::1], float64[:, ::1], "
+                   "int64[:, ::1], float64[::1], float64[:, ::1], int64[::1], float64[::1]")
 
 
 @njit(cache=True)
@@ -69,12 +71,27 @@ def _regression_raw(idx, values, n_numbers, n_onehot, weights, moments, intercep
     return raw
 
 
-@njit(f"float64({_SIGNATURE_ARGS}, float64[::1], int64[::1])", cache=True)
-def _explain(idx, values, n_numbers, n_onehot, weights, moments, totals, cells, cell_feature, iv_weight,  # type: ignore[no-untyped-def]
-             terms, strongest):
-    """The late-payment probability of one encoded row; fills ``terms`` with its scorecard
-    terms (one per cell) and ``strongest`` with the positions of the largest positive terms
-    (-1 after the last)."""
+@njit(cache=True)
+def _band_cell(term, value, edges, banding):  # type: ignore[no-untyped-def]
+    """The cell of ``value``'s band for a numeric term (bisect right: a value on an edge is in
+    the band above), -1 when the term has no bins."""
+    first = banding[0, term]
+    if first < 0:
+        return -1
+    band = 0
+    while band < banding[1, term] and edges[term, band] <= value:
+        band += 1
+    return first + band
+
+
+@njit(f"Tuple((float64, int64))({_SIGNATURE_ARGS}, int64[::1], float64[::1])", cache=True)
+def _explain(idx, values, n_numbers, n_onehot, weights, moments, edges, banding, totals, cells, cell_feature,  # type: ignore[no-untyped-def]
+             iv_weight, reason_features, reason_terms):
+    """The late-payment probability of one encoded row, and how many reasons it has: the
+    scorecard features of its largest positive terms, largest first, written to
+    ``reason_features`` with their terms in ``reason_terms``."""
+    terms = np.empty(idx.shape[0] - n_onehot)
+    features = np.empty(idx.shape[0] - n_onehot, dtype=np.int64)
     raw = _regression_raw(idx, values, n_numbers, n_onehot, weights, moments, totals[0])
     if raw < -30.0:  # river's sigmoid
         regression = 0.0
@@ -82,16 +99,18 @@ def _explain(idx, values, n_numbers, n_onehot, weights, moments, totals, cells, 
         regression = 1.0
     else:
         regression = 1.0 / (1.0 + math.exp(-raw))
-    first_cell = n_numbers + n_onehot
     evidence = 0.0
-    for j in range(first_cell, idx.shape[0]):
-        term = iv_weight[cell_feature[idx[j]]] * cells[2, idx[j]]
-        terms[j - first_cell] = term
-        evidence += term
+    for j in range(terms.shape[0]):
+        cell = _band_cell(idx[j], values[j], edges, banding) if j < n_numbers else idx[j + n_onehot]
+        features[j] = cell_feature[cell] if cell >= 0 else -1
+        terms[j] = iv_weight[features[j]] * cells[2, cell] if cell >= 0 else 0.0
+        evidence += terms[j]
     scorecard = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, evidence))))
-    kept = largest_above(terms[:idx.shape[0] - first_cell], 0.0, strongest)
-    strongest[kept:] = -1
-    return 0.5 * (scorecard + regression)
+    kept = largest_above(terms, 0.0, reason_features)
+    for k in range(kept):
+        reason_terms[k] = terms[reason_features[k]]
+        reason_features[k] = features[reason_features[k]]
+    return 0.5 * (scorecard + regression), kept
 
 
 @njit(cache=True)
@@ -115,12 +134,12 @@ def _derive_scorecard(cells, cell_feature, iv_weight, totals, n_features, prior)
 
 
 @njit(f"float64({_SIGNATURE_ARGS}, int64, float64, float64, float64, float64)", cache=True)
-def _learn(idx, values, n_numbers, n_onehot, weights, moments, totals, cells, cell_feature, iv_weight,  # type: ignore[no-untyped-def]
-           n_features, late, prior, learning_rate, l2):
+def _learn(idx, values, n_numbers, n_onehot, weights, moments, edges, banding, totals, cells, cell_feature,  # type: ignore[no-untyped-def]
+           iv_weight, n_features, late, prior, learning_rate, l2):
     """Learn one encoded row with outcome ``late`` (1.0 or 0.0); returns the probability the
     model gave it before learning."""
-    before = _explain(idx, values, n_numbers, n_onehot, weights, moments, totals, cells, cell_feature, iv_weight,
-                      np.empty(idx.shape[0]), np.empty(0, dtype=np.int64))
+    before, _ = _explain(idx, values, n_numbers, n_onehot, weights, moments, edges, banding, totals, cells,
+                         cell_feature, iv_weight, np.empty(0, dtype=np.int64), np.empty(0))
     # the scaler learns the numbers first (river's StandardScaler)
     for j in range(n_numbers):
         t = idx[j]
@@ -142,9 +161,14 @@ def _learn(idx, values, n_numbers, n_onehot, weights, moments, totals, cells, ce
             x = (values[j] - moments[1, t]) / math.sqrt(variance) if variance > 0.0 else 0.0
         weights[t] -= learning_rate * (gradient * x + l2 * weights[t])
     # the scorecard counts the row's cells, then re-derives every cell's WoE and each feature's IV
+    outcome = 0 if late > 0.0 else 1
+    for j in range(n_numbers):
+        cell = _band_cell(idx[j], values[j], edges, banding)
+        if cell >= 0:
+            cells[outcome, cell] += 1.0
     for j in range(n_numbers + n_onehot, idx.shape[0]):
-        cells[0 if late > 0.0 else 1, idx[j]] += 1.0
-    totals[1 if late > 0.0 else 2] += 1.0
+        cells[outcome, idx[j]] += 1.0
+    totals[1 + outcome] += 1.0
     _derive_scorecard(cells, cell_feature, iv_weight, totals, n_features, prior)
     return before
 
@@ -174,19 +198,20 @@ class LatePaymentModel(base.Classifier):
         self.woe_prior = woe_prior
         self.learning_rate = learning_rate
         self.l2 = l2
-        # Per feature, where its value goes: a number to its regression term and (when it has
-        # bins) the cell of its band, one of consecutive cells from the first band's; a category
-        # (string or bool) to its one-hot term and cell; a missing value to its cell. Slots are
-        # made when a feature, category or missing value is first learned.
-        self._number_slots: dict[str, tuple[int, list[float] | None, int]] = {}
+        # Per feature, where its value goes: a number to its regression term (whose bands, if it
+        # has bins, are consecutive cells); a category (string or bool) to its one-hot term and
+        # cell; a missing value to its cell. Slots are made when first learned.
+        self._number_slots: dict[str, int] = {}
         self._category_slots: dict[str, dict[Any, tuple[int, int]]] = {}
         self._missing_cells: dict[str, int] = {}
-        self._terms = 0
+        self._terms = 0  # regression terms made so far
         self._cells = 0
         self._features: dict[str, int] = {}  # scorecard feature of each feature name
-        self._cell_names: list[str] = []  # feature name of each cell
+        self._feature_names: list[str] = []
         self._weights = np.zeros(0)
         self._moments = np.zeros((3, 0))
+        self._edges = np.zeros((0, max((len(edges) for edges in self.bins.values()), default=1)))
+        self._banding = np.zeros((2, 0), dtype=np.int64)
         self._scorecard = np.zeros((3, 0))
         self._cell_feature = np.zeros(0, dtype=np.int64)
         self._iv_weight = np.zeros(0)
@@ -226,24 +251,22 @@ class LatePaymentModel(base.Classifier):
                     if not learn:
                         continue
                     number = number_slots[key] = self._new_number(key)
-                term, edges, first_cell = number
-                numbers.append(term)
+                numbers.append(number)
                 values.append(value)
-                if edges is not None:
-                    cells.append(first_cell + bisect.bisect(edges, value))
         idx = np.array(numbers + onehots + cells, dtype=np.int64)
         return idx, np.array(values, dtype=np.float64), len(numbers), len(onehots)
 
-    def _new_number(self, key: str) -> tuple[int, list[float] | None, int]:
-        """Slot of a numeric feature first learned: its regression term, its bins and the cell
-        of its first band (all its bands get cells; one never learned is no evidence)."""
+    def _new_number(self, key: str) -> int:
+        """Term of a numeric feature first learned, with a cell for each of its bands (one never
+        learned is no evidence)."""
+        term = self._new_term()
         edges = self.bins.get(key)
-        first_cell = -1
         if edges is not None:
-            first_cell = self._new_cell(key)
+            self._banding[:, term] = self._new_cell(key), len(edges)
+            self._edges[term, :len(edges)] = edges
             for _ in edges:
                 self._new_cell(key)
-        return self._new_term(), edges, first_cell
+        return term
 
     def _new_category(self, key: str, value: str | bool) -> tuple[int, int]:
         """Slot of a category first learned: its one-hot term and its scorecard cell."""
@@ -256,6 +279,8 @@ class LatePaymentModel(base.Classifier):
             size = max(16, 2 * term)
             self._weights = np.concatenate([self._weights, np.zeros(size - term)])
             self._moments = np.ascontiguousarray(np.hstack([self._moments, np.zeros((3, size - term))]))
+            self._edges = np.ascontiguousarray(np.vstack([self._edges, np.zeros((size - term, self._edges.shape[1]))]))
+            self._banding = np.ascontiguousarray(np.hstack([self._banding, np.full((2, size - term), -1)]))
         return term
 
     def _new_cell(self, key: str) -> int:
@@ -264,17 +289,18 @@ class LatePaymentModel(base.Classifier):
             size = max(32, 2 * cell)
             self._scorecard = np.ascontiguousarray(np.hstack([self._scorecard, np.zeros((3, size - cell))]))
             self._cell_feature = np.concatenate([self._cell_feature, np.zeros(size - cell, dtype=np.int64)])
-        self._cell_names.append(key)
         feature = self._features.get(key)
         if feature is None:
             feature = self._features[key] = len(self._features)
+            self._feature_names.append(key)
             if feature >= len(self._iv_weight):
                 self._iv_weight = np.concatenate([self._iv_weight, np.ones(max(8, feature + 1))])
         self._cell_feature[cell] = feature
         return cell
 
     def _state(self) -> tuple[Any, ...]:
-        return (self._weights, self._moments, self._totals, self._scorecard, self._cell_feature, self._iv_weight)
+        return (self._weights, self._moments, self._edges, self._banding, self._totals, self._scorecard,
+                self._cell_feature, self._iv_weight)
 
     # --- river API -------------------------------------------------------------------------
 
@@ -303,10 +329,9 @@ class LatePaymentModel(base.Classifier):
     def explain_one(self, x: Features, top: int = 3) -> tuple[float, list[tuple[str, float]]]:
         """The late-payment probability and its reasons (see :meth:`reasons`), computed once."""
         idx, values, n_numbers, n_onehot = self._encode(x, learn=False)
-        terms, strongest = np.empty(len(idx)), np.empty(top, dtype=np.int64)
-        p_late = _explain(idx, values, n_numbers, n_onehot, *self._state(), terms, strongest)
-        if strongest[0] < 0:
+        features, terms = np.empty(top, dtype=np.int64), np.empty(top)
+        p_late, kept = _explain(idx, values, n_numbers, n_onehot, *self._state(), features, terms)
+        if not kept:
             return p_late, []
-        # through Python lists: indexing numpy arrays one element at a time is slow
-        cells, weights, names = idx[n_numbers + n_onehot:].tolist(), terms.tolist(), self._cell_names
-        return p_late, [(names[cells[i]], round(weights[i], 4)) for i in strongest.tolist() if i >= 0]
+        names = self._feature_names  # through Python lists: numpy's elements one by one are slow
+        return p_late, [(names[f], round(t, 4)) for f, t in zip(features.tolist()[:kept], terms.tolist())]

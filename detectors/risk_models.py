@@ -25,7 +25,7 @@ import hashlib
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from detectors.anomaly import OrderAnomalyDetector
 from detectors.drift import Drift, DriftMonitor
@@ -46,7 +46,7 @@ CREDIT_BINS: dict[str, list[float]] = {
 }
 
 #: Anomaly scores from which the features that made them high are reported (below, an order
-#: is ordinary and there is nothing to explain).
+#: is ordinary and there is nothing to explain; above, any review threshold a rule may use).
 EXPLAIN_ANOMALY_FROM = 0.5
 
 #: Snapshot header: format tag + SHA-256 of the pickled body (detects a corrupted or cut value).
@@ -57,8 +57,7 @@ class ModelSnapshotError(Exception):
     """Bytes that are not an intact :class:`RiskModels` snapshot."""
 
 
-@dataclass(frozen=True)
-class Scores:
+class Scores(NamedTuple):
     """Scores of one order. A score is ``None`` while its model has learned too little to mean
     anything; factors are ``(feature, strength)``, strongest first (anomaly factors only from
     ``EXPLAIN_ANOMALY_FROM``)."""
