@@ -20,51 +20,19 @@ True
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Mapping
 
 import numpy as np
 from numba import njit
 from river import base
-from sortedcontainers import SortedList
 
 from detectors.hst import ScaledHalfSpaceTrees
+from detectors.rolling_rank import RollingRank
+from detectors.strongest import largest_above
 
 #: Calibrated scores needed before ``protect_above`` applies (a young ranking is no ground
 #: for refusing to learn).
 PROTECT_AFTER = 1000
-
-
-class RollingRank:
-    """Rank of a value among the last ``window`` values added, in [0, 1].
-
-    >>> ranks = RollingRank(window=3)
-    >>> for v in (1.0, 2.0, 3.0, 4.0):
-    ...     ranks.add(v)
-    >>> ranks.rank(3.5), len(ranks)
-    (0.6666666666666666, 3)
-    """
-
-    def __init__(self, window: int) -> None:
-        self.window = window
-        self._recent: deque[float] = deque()
-        self._sorted: SortedList = SortedList()
-
-    def rank(self, value: float) -> float:
-        """Share of remembered values below ``value`` (0.5 before any)."""
-        if not self._sorted:
-            return 0.5
-        return self._sorted.bisect_left(value) / len(self._sorted)
-
-    def add(self, value: float) -> None:
-        """Remember ``value``, forgetting the oldest beyond the window."""
-        self._recent.append(value)
-        self._sorted.add(value)
-        if len(self._recent) > self.window:
-            self._sorted.remove(self._recent.popleft())
-
-    def __len__(self) -> int:
-        return len(self._sorted)
 
 
 class OrderAnomalyDetector(base.AnomalyDetector):
@@ -130,9 +98,10 @@ class OrderAnomalyDetector(base.AnomalyDetector):
         score = self.calibrate(self._model.score_row(row))
         if score < explain_from:
             return score, []
-        strongest, z = _strongest(row, self._moments, top)
-        names, distances = self._model.names, z.tolist()  # Python floats: rounding numpy's is slow
-        return score, [(names[i], round(distances[i], 2)) for i in strongest.tolist()]
+        positions, distances = np.empty(top, dtype=np.int64), np.empty(top)
+        kept = _strongest(row, self._moments, positions, distances)
+        names = self._model.names  # through Python lists: numpy's elements one by one are slow
+        return score, list(zip([names[i] for i in positions.tolist()[:kept]], distances.tolist()))
 
     def reasons(self, x: Mapping[str, float], top: int = 3) -> list[tuple[str, float]]:
         """The features farthest from their usual values, as ``(feature, |z-score|)``."""
@@ -188,13 +157,12 @@ def _welford(row, moments):  # type: ignore[no-untyped-def]
             moments[2, i] += delta * (value - moments[1, i])
 
 
-@njit("Tuple((int64[::1], float64[::1]))(float64[::1], float64[:, ::1], int64)", cache=True)
-def _strongest(row, moments, top):  # type: ignore[no-untyped-def]
-    """Positions of the ``top`` largest |z-scores| (known ones only), largest first, and the
-    |z-scores|."""
+@njit("int64(float64[::1], float64[:, ::1], int64[::1], float64[::1])", cache=True)
+def _strongest(row, moments, positions, distances):  # type: ignore[no-untyped-def]
+    """Fill ``positions`` with the features of the largest known |z-scores|, largest first, and
+    ``distances`` with those |z-scores| (to 2 decimals); returns how many were filled."""
     z = _zscores(row, moments)
-    strongest = np.argsort(-z, kind="mergesort")[:top]
-    kept = 0
-    while kept < strongest.shape[0] and z[strongest[kept]] >= 0.0:
-        kept += 1
-    return strongest[:kept].copy(), z
+    kept = largest_above(z, -1.0, positions)  # unknown ones are -1
+    for k in range(kept):
+        distances[k] = round(z[positions[k]], 2)
+    return kept

@@ -89,7 +89,7 @@ def _explain(idx, values, n_numbers, n_onehot, weights, moments, edges, banding,
              iv_weight, reason_features, reason_terms):
     """The late-payment probability of one encoded row, and how many reasons it has: the
     scorecard features of its largest positive terms, largest first, written to
-    ``reason_features`` with their terms in ``reason_terms``."""
+    ``reason_features`` with their terms (to 4 decimals) in ``reason_terms``."""
     terms = np.empty(idx.shape[0] - n_onehot)
     features = np.empty(idx.shape[0] - n_onehot, dtype=np.int64)
     raw = _regression_raw(idx, values, n_numbers, n_onehot, weights, moments, totals[0])
@@ -108,7 +108,7 @@ def _explain(idx, values, n_numbers, n_onehot, weights, moments, edges, banding,
     scorecard = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, evidence))))
     kept = largest_above(terms, 0.0, reason_features)
     for k in range(kept):
-        reason_terms[k] = terms[reason_features[k]]
+        reason_terms[k] = round(terms[reason_features[k]], 4)
         reason_features[k] = features[reason_features[k]]
     return 0.5 * (scorecard + regression), kept
 
@@ -334,4 +334,4 @@ class LatePaymentModel(base.Classifier):
         if not kept:
             return p_late, []
         names = self._feature_names  # through Python lists: numpy's elements one by one are slow
-        return p_late, [(names[f], round(t, 4)) for f, t in zip(features.tolist()[:kept], terms.tolist())]
+        return p_late, list(zip([names[f] for f in features.tolist()[:kept]], terms.tolist()))
