@@ -101,7 +101,7 @@ class OrderAnomalyDetector(base.AnomalyDetector):
         positions, distances = np.empty(top, dtype=np.int64), np.empty(top)
         kept = _strongest(row, self._moments, positions, distances)
         names = self._model.names  # through Python lists: numpy's elements one by one are slow
-        return score, list(zip([names[i] for i in positions.tolist()[:kept]], distances.tolist()))
+        return score, list(zip([names[i] for i in positions.tolist()[:kept]], distances.tolist()[:kept], strict=True))
 
     def reasons(self, x: Mapping[str, float], top: int = 3) -> list[tuple[str, float]]:
         """The features farthest from their usual values, as ``(feature, |z-score|)``."""

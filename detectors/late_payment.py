@@ -298,7 +298,8 @@ class LatePaymentModel(base.Classifier):
         self._cell_feature[cell] = feature
         return cell
 
-    def _state(self) -> tuple[Any, ...]:
+    def _state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                              np.ndarray]:
         return (self._weights, self._moments, self._edges, self._banding, self._totals, self._scorecard,
                 self._cell_feature, self._iv_weight)
 
@@ -334,4 +335,4 @@ class LatePaymentModel(base.Classifier):
         if not kept:
             return p_late, []
         names = self._feature_names  # through Python lists: numpy's elements one by one are slow
-        return p_late, list(zip([names[f] for f in features.tolist()[:kept]], terms.tolist()))
+        return p_late, list(zip([names[f] for f in features.tolist()[:kept]], terms.tolist()[:kept], strict=True))

@@ -3,11 +3,13 @@
 import itertools
 import random
 
+import pytest
 from river import base
 
 from detectors import OrderAnomalyDetector
 from detectors.datasets import shuttle
 from detectors.evaluation import progressive_anomaly
+from detectors.rolling_rank import RollingRank
 
 
 def usual_order(rng: random.Random) -> dict[str, float]:
@@ -67,3 +69,16 @@ def test_compiled_trees_score_exactly_like_rivers_half_space_trees():
         fast.learn_one(x)
         slow.learn_one(x)
     assert max(differences) < 1e-12 and sum(1 for x in rows[-500:] if fast.score_one(x) > 0) > 400
+
+
+def test_rolling_rank_is_the_share_of_the_last_values_below():
+    rng = random.Random(5)
+    ranks, recent = RollingRank(window=100), []
+    for _ in range(1000):
+        value = rng.random()
+        probe = rng.random()
+        below = sum(v < probe for v in recent) / len(recent) if recent else 0.5
+        assert ranks.rank(probe) == pytest.approx(below)
+        ranks.add(value)
+        recent = (recent + [value])[-100:]
+    assert len(ranks) == 100
