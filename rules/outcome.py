@@ -34,9 +34,12 @@ _STRENGTH = {Outcome.APPROVE: 0, Outcome.REVIEW: 1, Outcome.HOLD: 2, Outcome.REJ
 @dataclass(frozen=True)
 class RuleHit:
     """One rule that matched: a machine-readable code, the action it asks for, a sentence for
-    people, and the values that triggered it."""
+    people, the values that triggered it, the risk transfer a hold requires (if any) and the
+    rule's id."""
 
     code: str
     action: Outcome
     message: str
     values: dict[str, float | str | None] = field(default_factory=dict)
+    remedy: str | None = None
+    rule_id: str | None = None

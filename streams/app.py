@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from detectors.drift import Drift
 from detectors.risk_models import ModelSnapshotError, RiskModels
 from monitoring import metrics
-from rules import BUILTIN_RULESET_VERSION, Outcome, RulePolicy, builtin_rules
+from rules import Outcome, load_rulebook
 from streams.contracts import DeadLetter, ModelAlert, TrainingExample, dumps
 from streams.contracts.common import utc_from_timestamp
 from streams.contracts.decisions import decision_id_for
@@ -54,17 +54,8 @@ log = logging.getLogger(__name__)
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
     """The pipeline configuration the settings describe."""
-    policy = RulePolicy(
-        limit_tolerance=settings.limit_tolerance,
-        reject_over_limit=settings.reject_over_limit,
-        overdue_review_days=settings.overdue_review_days,
-        overdue_hold_days=settings.overdue_hold_days,
-        anomaly_review_score=settings.anomaly_review_score,
-        late_payment_review_probability=settings.late_payment_review_probability,
-    )
     return PipelineConfig(
-        rules=builtin_rules(policy),
-        rulebook_version=BUILTIN_RULESET_VERSION,
+        rules=load_rulebook(settings.rulebook),
         converter=Converter(settings.fx_rates),
         base_currency=settings.base_currency,
         max_event_bytes=settings.max_event_bytes,

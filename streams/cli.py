@@ -1,4 +1,4 @@
-"""The ``salesguard`` command: ``worker``, ``demo``, ``schemas``."""
+"""The ``salesguard`` command: ``worker``, ``demo``, ``generate``, ``evaluate``, ``schemas``, ``rules``."""
 
 from __future__ import annotations
 
@@ -23,12 +23,17 @@ FAUST_LOG_LEVELS = {"warning": "warn"}
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment (plus overrides); exit 2 with the bad variables named."""
+    """Settings from the environment (plus overrides), with their rulebook checked; exit 2
+    with the bad variables or the rulebook's errors named."""
+    from rules import RulebookError, load_rulebook
+
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ConfigError as exc:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+        load_rulebook(settings.rulebook)
+    except (ConfigError, RulebookError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    return settings
 
 
 def require_broker(settings: Settings, who: str) -> None:
@@ -170,6 +175,27 @@ def schemas(topic: str | None = typer.Argument(None, help="Only this topic's con
         err.print(f"[red]unknown topic {topic!r}; known: {', '.join(all_schemas)}[/red]")
         raise typer.Exit(2)
     print(json.dumps(all_schemas[topic] if topic else all_schemas, indent=2))
+
+
+rules_cli = typer.Typer(no_args_is_help=True, help="Check and deploy rulebooks.")
+cli.add_typer(rules_cli, name="rules")
+
+
+@rules_cli.command("validate")
+def rules_validate(path: Path = typer.Argument(..., help="Rulebook file (YAML).")) -> None:
+    """Check a rulebook: exit 0 when it can be applied, else exit 2 with every error, each
+    naming its rule and field."""
+    from rules import RulebookError, load_rulebook
+
+    try:
+        book = load_rulebook(path)
+    except RulebookError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    shadow = sum(rule.shadow for rule in book.rules)
+    disabled = len(book.book.rules) - len(book.rules)
+    print(f"{path}: valid, version {book.version}: {len(book.rules)} rules enabled "
+          f"({shadow} shadow), {disabled} disabled")
 
 
 def main() -> None:

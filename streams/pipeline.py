@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from detectors.risk_models import RiskModels, Scores
-from rules import DecisionContext, Outcome, evaluate
-from rules.evaluate import Rule
+from rules import CompiledRulebook, DecisionContext, Outcome, RuleHit
 from streams.contracts import (
     CreditNoteIssued,
     CustomerCreated,
@@ -93,8 +92,7 @@ class InvalidMessage(Exception):
 class PipelineConfig:
     """What the pipeline needs to know beyond the events themselves."""
 
-    rules: tuple[Rule, ...]
-    rulebook_version: str
+    rules: CompiledRulebook
     converter: Converter
     base_currency: str = "EUR"
     max_event_bytes: int = 65_536
@@ -270,26 +268,46 @@ class Pipeline:
     def _decision(self, event: OrderPlaced | OrderAmended, message: RawMessage, state: CustomerState,
                   amount: int, exposure: int, scores: Scores, model_version: str) -> Decision:
         profile = state.profile
-        overdue_amount, days_past_due = state.overdue(event.event_timestamp)
+        at = event.event_timestamp
+        overdue_amount, days_past_due = state.overdue(at)
+        earlier = [(o.placed_at, units(o.amount)) for oid, o in state.orders.items()  # other orders of the last day
+                   if oid != event.order_id and o.amount and at - DAY <= o.placed_at <= at]
+        recent = tuple(amount for _, amount in earlier)
         context = DecisionContext(
             order_amount=units(amount),
             exposure=units(exposure),
-            credit_limit=units(profile.credit_limit) if profile else None,
+            credit_limit=units(profile.credit_limit) if profile else 0.0,
             customer_known=profile is not None,
+            customer_id=event.customer_id,
+            salesperson_id=event.salesperson_id,
+            channel=event.channel,
+            country=profile.country if profile else "",
+            industry=profile.industry if profile else "",
+            risk_class=profile.risk_class if profile else "",
             on_stop=profile.on_stop if profile else False,
-            risk_class=profile.risk_class if profile else None,
+            payment_terms_days=event.payment_terms_days,
+            customer_terms_days=profile.payment_terms_days if profile else 0,
+            max_discount=max(line.discount for line in event.lines),
             overdue_amount=units(overdue_amount),
             days_past_due=days_past_due,
-            anomaly_score=scores.anomaly,
-            anomaly_factors=scores.anomaly_factors,
-            late_payment_probability=scores.late_payment,
-            late_payment_factors=scores.late_payment_factors,
+            tenure_days=(at - state.first_order_at) / DAY if state.first_order_at is not None else 0.0,
+            previous_orders=state.order_count,
+            orders_last_hour=sum(1 for placed_at, _ in earlier if placed_at >= at - DAY / 24),
+            orders_last_day=len(recent),
+            amount_last_day=round(sum(recent), 2),
+            recent_order_amounts=recent,
+            anomaly_scored=scores.anomaly is not None,
+            anomaly_score=scores.anomaly or 0.0,
+            anomaly_factors=_listed(scores.anomaly_factors),
+            late_payment_scored=scores.late_payment is not None,
+            late_payment_probability=scores.late_payment or 0.0,
+            late_payment_factors=_listed(scores.late_payment_factors),
         )
-        verdict = evaluate(context, self.config.rules)
+        verdict = self.config.rules.evaluate(context)
         named = {"anomaly": (scores.anomaly, scores.anomaly_factors),
                  "late_payment": (scores.late_payment, scores.late_payment_factors)}
         now = self.clock()
-        limit = context.credit_limit
+        limit = context.credit_limit if context.customer_known else None
         return Decision(
             decision_id=decision_id_for(event.event_id),
             source_event_id=event.event_id,
@@ -299,7 +317,8 @@ class Pipeline:
             salesperson_id=event.salesperson_id,
             channel=event.channel,
             outcome=verdict.outcome,
-            reasons=[Reason(code=h.code, action=h.action, message=h.message, values=h.values) for h in verdict.hits],
+            reasons=[_reason(hit) for hit in verdict.hits],
+            shadow_reasons=[_reason(hit) for hit in verdict.shadow_hits],
             summary=summarize(verdict.outcome, [h.message for h in verdict.hits]),
             order_amount=context.order_amount,
             base_currency=self.config.base_currency,
@@ -309,7 +328,7 @@ class Pipeline:
             utilization_after=round(context.exposure_after / limit, 4) if limit else None,
             scores={name: score for name, (score, _) in named.items() if score is not None},
             score_factors={name: dict(factors) for name, (score, factors) in named.items() if score is not None},
-            rulebook_version=self.config.rulebook_version,
+            rulebook_version=self.config.rules.version,
             model_version=model_version,
             event_time=event.event_time,
             decided_at=utc_from_timestamp(now),
@@ -324,6 +343,16 @@ class Pipeline:
         at = utc_from_timestamp(as_of)
         return [credit_example(state.customer_id, outcome, at)
                 for state in states for outcome in state.credit_outcomes(as_of, self.config.late_payment_days)]
+
+
+def _listed(factors: tuple[tuple[str, float], ...]) -> str:
+    """Score factors as text for rule messages: ``"amount_ratio (4.2), hour (3.1)"``."""
+    return ", ".join(f"{name} ({value:g})" for name, value in factors)
+
+
+def _reason(hit: RuleHit) -> Reason:
+    return Reason(code=hit.code, action=hit.action, message=hit.message, values=hit.values, remedy=hit.remedy,
+                  rule_id=hit.rule_id)
 
 
 def credit_example(customer_id: str, outcome: CreditOutcome, at: datetime) -> TrainingExample:

@@ -16,6 +16,7 @@ invalid configuration:
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
@@ -87,18 +88,10 @@ class Settings(BaseSettings):
         30, ge=1, description="Closed orders/invoices are forgotten this many days (event time) after closing; "
         "duplicates older than that are no longer recognised.")
 
-    # --- first rule set (the rulebook issue replaces these) -------------------------------
-    limit_tolerance: float = Field(
-        0.10, ge=0, le=1, description="Over the limit by at most this share: review, not hold.")
-    reject_over_limit: float = Field(1.5, gt=1, description="Exposure after the order above limit x this: reject.")
-    overdue_review_days: int = Field(1, ge=0, description="Days past due above which an order is reviewed.")
-    overdue_hold_days: int = Field(30, ge=1, description="Days past due above which an order is held.")
-
-    anomaly_review_score: float = Field(
-        0.99, ge=0, le=1, description="Anomaly score (share of recent orders less unusual) from which an order is "
-        "reviewed.")
-    late_payment_review_probability: float = Field(
-        0.7, ge=0, le=1, description="Late-payment probability from which an order is reviewed.")
+    # --- rules --------------------------------------------------------------------------------
+    rulebook: Path | None = Field(
+        None, description="Rulebook file (YAML, see README \"Rulebook\"); the shipped default when unset. "
+        "Checked at start: an invalid rulebook stops the worker with every error listed.")
 
     # --- models -------------------------------------------------------------------------------
     late_payment_days: int = Field(

@@ -20,10 +20,34 @@ def test_schemas_of_an_unknown_topic_fails_clearly():
 
 def test_bad_configuration_fails_fast_naming_the_variable(monkeypatch):
     monkeypatch.setenv("SALESGUARD_BATCH_SIZE", "lots")
-    monkeypatch.setenv("SALESGUARD_OVERDUE_HOLD_DAYS", "0")
+    monkeypatch.setenv("SALESGUARD_LATE_PAYMENT_DAYS", "-1")
     result = runner.invoke(cli, ["worker"])
     assert result.exit_code == 2
-    assert "SALESGUARD_BATCH_SIZE" in result.stderr and "SALESGUARD_OVERDUE_HOLD_DAYS" in result.stderr
+    assert "SALESGUARD_BATCH_SIZE" in result.stderr and "SALESGUARD_LATE_PAYMENT_DAYS" in result.stderr
+
+
+def test_rules_validate_accepts_the_default_and_lists_every_error_of_a_bad_one(tmp_path):
+    from rules import DEFAULT_RULEBOOK
+    from tests import rulebooks
+
+    good = runner.invoke(cli, ["rules", "validate", str(DEFAULT_RULEBOOK)])
+    assert good.exit_code == 0 and "valid, version default@" in good.stdout
+    data = rulebooks.changed(OVERDUE={"action": "escalate"}, VELOCITY_COUNT={"when": "orders_last_hour > 2.5"})
+    data["rules"].append(dict(data["rules"][0]))
+    bad = runner.invoke(cli, ["rules", "validate", str(rulebooks.write(tmp_path / "bad.yaml", data))])
+    assert bad.exit_code == 2
+    assert bad.stderr.splitlines()[1:] == [
+        "  rules: duplicate rule id 'BLOCKED_CUSTOMER'",
+        "  rules[9] (OVERDUE).action: Input should be 'approve', 'review', 'hold' or 'reject'",
+        "  rules[11] (VELOCITY_COUNT).when: at 1:18: found no matching overload for '_>_' applied to '(int, double)'",
+    ]
+
+
+def test_a_worker_with_a_bad_rulebook_fails_fast(monkeypatch, tmp_path):
+    (tmp_path / "r.yaml").write_text("name: x\nrules: []\n")
+    monkeypatch.setenv("SALESGUARD_RULEBOOK", str(tmp_path / "r.yaml"))
+    result = runner.invoke(cli, ["worker"])
+    assert result.exit_code == 2 and "rules: List should have at least 1 item" in result.stderr
 
 
 def test_worker_without_a_broker_says_what_to_set(monkeypatch):

@@ -5,6 +5,7 @@ from detectors.risk_models import RiskModels
 from streams.exposure import DAY
 from streams.model_evaluation import simulated_examples
 from tests import events as ev
+from tests import rulebooks
 from tests.test_pipeline import Harness
 
 
@@ -65,7 +66,8 @@ def trained_models() -> RiskModels:
 
 
 def test_a_trained_model_scores_orders_and_an_order_ten_times_the_usual_is_reviewed():
-    h = Harness(anomaly_review_score=0.7)
+    h = Harness(rules=rulebooks.compiled(rulebooks.changed(
+        ANOMALOUS_ORDER={"when": "anomaly_scored && anomaly_score >= 0.7"})))
     h.pipeline.models = trained_models()
     h.feed(ev.customer("C1", limit=1e9))
     for i in range(8):
@@ -83,7 +85,9 @@ def test_a_trained_model_scores_orders_and_an_order_ten_times_the_usual_is_revie
 
 
 def test_a_model_still_warming_up_gives_no_score_and_triggers_no_rule():
-    h = Harness(anomaly_review_score=0.0, late_payment_review_probability=0.0)
+    h = Harness(rules=rulebooks.compiled(rulebooks.changed(
+        ANOMALOUS_ORDER={"when": "anomaly_scored && anomaly_score >= 0.0"},
+        LATE_PAYMENT_RISK={"when": "late_payment_scored && late_payment_probability >= 0.0"})))
     h.pipeline.models = RiskModels(anomaly_min_examples=10, credit_min_labels=10)
     h.feed(ev.customer("C1"))
     decision = h.feed(ev.order("C1", "SO-1", 100.0)).decisions[0]

@@ -1,9 +1,10 @@
 import base64
+import dataclasses
 
 import orjson
 import pytest
 
-from rules import BUILTIN_RULESET_VERSION
+from rules import CompiledRulebook, default_rulebook
 from streams.app import pipeline_config
 from streams.exposure import CustomerState
 from streams.generator import SalesSimulator
@@ -15,8 +16,11 @@ from tests import events as ev
 class Harness:
     """A pipeline over an in-memory state dict, fed one message list at a time."""
 
-    def __init__(self, **settings):
-        self.pipeline = Pipeline(pipeline_config(Settings(**settings)), clock=lambda: 1_800_000_000.0)
+    def __init__(self, rules: CompiledRulebook | None = None, **settings):
+        config = pipeline_config(Settings(**settings))
+        if rules is not None:
+            config = dataclasses.replace(config, rules=rules)
+        self.pipeline = Pipeline(config, clock=lambda: 1_800_000_000.0)
         self.states: dict[str, CustomerState] = {}
         self.offset = 0
 
@@ -44,7 +48,7 @@ def test_decision_carries_exposure_limit_reasons_and_versions():
     assert first.outcome.value == "approve" and first.exposure_after == 600.0
     assert second.outcome.value == "hold" and second.exposure_before == 600.0
     assert second.reasons[0].code == "CREDIT_LIMIT_EXCEEDED" and second.credit_limit == 1000.0
-    assert second.rulebook_version == BUILTIN_RULESET_VERSION and "exceeds the credit limit" in second.summary
+    assert second.rulebook_version == default_rulebook().version and "exceeds the credit limit" in second.summary
     assert second.model_version == "models-0" and second.scores == {}  # untrained models give no scores
     assert [h.order_id for h in result.holds] == ["SO-2"]
     assert h.states["C1"].exposure() == 600_00

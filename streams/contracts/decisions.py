@@ -27,12 +27,16 @@ def decision_id_for(source_event_id: str) -> str:
 
 
 class Reason(Contract):
-    """Why: a machine-readable code, the action the rule asked for, a sentence, the values."""
+    """Why: a machine-readable code, the action the rule asked for, a sentence, the values,
+    the risk transfer a hold requires before the order may ship (``remedy``: prepayment,
+    guarantee, letter_of_credit, credit_insurance) and the rulebook rule that matched."""
 
     code: str
     action: Outcome
     message: str
     values: dict[str, float | str | None] = Field(default_factory=dict)
+    remedy: str | None = None
+    rule_id: str | None = None
 
 
 class Decision(Contract):
@@ -44,7 +48,8 @@ class Decision(Contract):
     ``anomaly`` (share of recent orders less unusual than this one) and ``late_payment``
     (probability that the customer's invoice is paid late or written off) once their models
     have learned enough; ``score_factors`` the features behind each; ``model_version`` the
-    model snapshot that scored it.
+    model snapshot that scored it. ``shadow_reasons`` are the hits of shadow rules, which are
+    reported and never change the outcome; ``rulebook_version`` the rulebook that decided.
     """
 
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -57,6 +62,7 @@ class Decision(Contract):
     channel: str
     outcome: Outcome
     reasons: list[Reason]
+    shadow_reasons: list[Reason] = Field(default_factory=list)
     summary: str
     order_amount: float
     base_currency: str
@@ -74,7 +80,8 @@ class Decision(Contract):
 
 
 class OrderHold(Contract):
-    """Tells the ERP to stop an order (``hold``: until the desk releases it; ``reject``: for good)."""
+    """Tells the ERP to stop an order (``hold``: until the desk releases it; ``reject``: for good).
+    ``remedy``: the risk transfer (e.g. prepayment) that lets the desk release a hold."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     hold_id: str
@@ -83,6 +90,7 @@ class OrderHold(Contract):
     customer_id: str
     outcome: Literal[Outcome.HOLD, Outcome.REJECT]
     reason_codes: list[str]
+    remedy: str | None = None
     message: str
     order_amount: float
     base_currency: str
@@ -98,6 +106,7 @@ class OrderHold(Contract):
             customer_id=decision.customer_id,
             outcome=cast(Literal[Outcome.HOLD, Outcome.REJECT], decision.outcome),
             reason_codes=[reason.code for reason in decision.reasons],
+            remedy=next((r.remedy for r in decision.reasons if r.remedy and r.action is decision.outcome), None),
             message=decision.summary,
             order_amount=decision.order_amount,
             base_currency=decision.base_currency,
