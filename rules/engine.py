@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import string
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,8 @@ class CompiledRulebook:
         self._tables_used = [table for table in self._tables if table[0] in referenced]
         self._lists_used = [named for named in self._lists if named[0] in referenced]
         self._derived_used = referenced & set(DERIVED_VARIABLES)
+        self.evaluations = 0
+        self.seconds = 0.0
 
     def variables(self, context: DecisionContext) -> dict[str, Any]:
         """Every variable a condition or message can use, for this order."""
@@ -94,7 +97,15 @@ class CompiledRulebook:
         return out
 
     def evaluate(self, context: DecisionContext) -> Verdict:
-        """Decide one order: approve when no enforced rule matches, else the strongest action."""
+        """Decide one order: approve when no enforced rule matches, else the strongest action.
+        ``evaluations`` / ``seconds`` count the calls and the time they took."""
+        started = time.perf_counter()
+        verdict = self._evaluate(context)
+        self.seconds += time.perf_counter() - started
+        self.evaluations += 1
+        return verdict
+
+    def _evaluate(self, context: DecisionContext) -> Verdict:
         base = context.__dict__
         known = {name: base[name] for name in self._context_used}
         for name in self._sequences_used:

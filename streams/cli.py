@@ -8,6 +8,7 @@ import json
 import tempfile
 from functools import partial
 from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -31,9 +32,14 @@ def load_settings(**overrides: object) -> Settings:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
         load_rulebook(settings.rulebook)
     except (ConfigError, RulebookError) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     return settings
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``message`` to stderr (unwrapped: errors name files, rules and fields) and exit 2."""
+    typer.echo(message, err=True)
+    raise typer.Exit(2)
 
 
 def require_broker(settings: Settings, who: str) -> None:
@@ -69,6 +75,8 @@ def demo(
     seed: int = typer.Option(7, help="Seed of the traffic generator."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line instead of live progress."),
     timeout: float = typer.Option(600, help="Give up after this many seconds (with --events)."),
+    record: Path | None = typer.Option(None, help="Also write every produced event to this file (JSON Lines), "
+                                       "for `salesguard backtest`."),
 ) -> None:
     """Start the embedded broker and Redis (unless SALESGUARD_KAFKA_BOOTSTRAP / SALESGUARD_REDIS_URL
     are set), a worker and the traffic generator, and show decisions live."""
@@ -87,7 +95,9 @@ def demo(
             if not as_json:
                 console.print(f"broker {live_settings.kafka_bootstrap} · redis {live_settings.redis_url} "
                               f"· logs {run_dir}")
-            summary = asyncio.run(run_demo(live_settings, run_dir, events, rate, seed, as_json, timeout, console))
+            with open(record, "w", encoding="utf-8") if record else contextlib.nullcontext() as out:
+                summary = asyncio.run(run_demo(live_settings, run_dir, events, rate, seed, as_json, timeout, console,
+                                               out))
     except KeyboardInterrupt:
         console.print("stopped.")
         return
@@ -177,6 +187,72 @@ def schemas(topic: str | None = typer.Argument(None, help="Only this topic's con
     print(json.dumps(all_schemas[topic] if topic else all_schemas, indent=2))
 
 
+@cli.command()
+def backtest(
+    events: Path = typer.Option(..., help="Recorded events, JSON Lines (`salesguard demo --record FILE`)."),
+    rules: Path | None = typer.Option(None, help="Rulebook to try (default: SALESGUARD_RULEBOOK or the shipped one)."),
+    compare: Path | None = typer.Option(None, help="A second rulebook: both side by side, with the orders whose "
+                                        "outcome changed."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON line."),
+) -> None:
+    """Replay recorded events through the worker's pipeline (state, models, rulebook) without a
+    broker, and report decisions by outcome, hits per rule, hold rate, and precision/recall of
+    holds against later write-offs."""
+    from rich.progress import Progress
+
+    from rules import RulebookError, load_rulebook
+    from streams.backtest import backtest as run_backtest
+    from streams.backtest import changed_orders
+    from streams.event_file import read_messages
+
+    settings = load_settings()
+    try:
+        books = [load_rulebook(rules or settings.rulebook)] + ([load_rulebook(compare)] if compare else [])
+        with events.open(encoding="utf-8") as f:
+            total = sum(1 for _ in f)
+    except (RulebookError, OSError) as exc:
+        fail(str(exc))
+    reports = []
+    with Progress(console=err, transient=True, disable=as_json) as bar:
+        for book in books:
+            task = bar.add_task(f"replaying with {book.version}", total=total)
+            with events.open(encoding="utf-8") as f:
+                reports.append(run_backtest(read_messages(f), book, settings, partial(bar.advance, task)))
+    summaries = [report.summary() for report in reports]
+    changed = ([{"order_id": o, "outcome": a, "compared": b} for o, a, b in changed_orders(*reports)]
+               if compare else None)
+    if as_json:
+        print(json.dumps({"reports": summaries, **({"changed": changed} if compare else {})}), flush=True)
+        return
+    print_backtest(summaries, changed)
+
+
+def print_backtest(reports: list[dict[str, Any]], changed: list[dict[str, str]] | None) -> None:
+    """The backtest report as a table, rulebooks side by side, then the orders that changed."""
+    from rich.table import Table
+
+    table = Table(title="backtest")
+    table.add_column("")
+    for report in reports:
+        table.add_column(report["rulebook_version"], justify="right")
+    rows = ["events", "orders", "dead_letters", "hold_rate", "bad_orders", "precision", "recall", "elapsed_s",
+            "rules_us_per_order"]
+    for row in rows:
+        table.add_row(row, *(str(report[row]) for report in reports))
+    for outcome in ("approve", "review", "hold", "reject"):
+        table.add_row(outcome, *(str(report["outcomes"].get(outcome, 0)) for report in reports))
+    for rule in sorted({rule for report in reports for rule in report["hits"]}):
+        table.add_row(f"hits {rule}", *(str(report["hits"].get(rule, 0)) for report in reports))
+    for rule in sorted({rule for report in reports for rule in report["shadow_hits"]}):
+        table.add_row(f"shadow {rule}", *(str(report["shadow_hits"].get(rule, 0)) for report in reports))
+    console = Console()
+    console.print(table)
+    if changed is not None:
+        console.print(f"{len(changed)} orders changed outcome" + (" (first 20):" if len(changed) > 20 else ":"))
+        for item in changed[:20]:
+            console.print(f"  {item['order_id']}: {item['outcome']} -> {item['compared']}")
+
+
 rules_cli = typer.Typer(no_args_is_help=True, help="Check and deploy rulebooks.")
 cli.add_typer(rules_cli, name="rules")
 
@@ -190,8 +266,7 @@ def rules_validate(path: Path = typer.Argument(..., help="Rulebook file (YAML)."
     try:
         book = load_rulebook(path)
     except RulebookError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc))
     shadow = sum(rule.shadow for rule in book.rules)
     disabled = len(book.book.rules) - len(book.rules)
     print(f"{path}: valid, version {book.version}: {len(book.rules)} rules enabled "

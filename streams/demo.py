@@ -12,10 +12,10 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from rich.console import Console
@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.table import Table
 
 from streams.embedded import ChildService, EmbeddedStack, free_port
+from streams.event_file import write_message
 from streams.generator import GeneratedMessage, SalesSimulator
 from streams.kafka_clients import producer, reader
 from streams.settings import Settings
@@ -159,6 +160,13 @@ async def worker_process(settings: Settings, run_dir: Path) -> AsyncIterator[Chi
 MAX_UNDECIDED_ORDERS = 200
 
 
+def recorded(messages: Iterable[GeneratedMessage], out: IO[str]) -> Iterator[GeneratedMessage]:
+    """``messages``, each written to ``out`` as it is taken (see :mod:`streams.event_file`)."""
+    for message in messages:
+        write_message(out, message.topic, message.key, message.value)
+        yield message
+
+
 async def produce(settings: Settings, messages: Iterator[GeneratedMessage], tally: Tally, rate: float | None,
                   pace_to_decisions: bool = True) -> None:
     """Send generated messages, at ``rate`` events/s when given, and (``pace_to_decisions``)
@@ -200,15 +208,17 @@ async def watch(settings: Settings, tally: Tally) -> None:
 
 
 async def run_demo(settings: Settings, run_dir: Path, events: int | None, rate: float | None, seed: int,
-                   as_json: bool, timeout_s: float, console: Console) -> dict[str, Any]:
-    """Run the demo until ``events`` are decided (or forever when None); return the summary."""
+                   as_json: bool, timeout_s: float, console: Console, record: IO[str] | None = None) -> dict[str, Any]:
+    """Run the demo until ``events`` are decided (or forever when None); return the summary.
+    ``record``: also write every produced message there (an event file for backtests)."""
     await ensure_topics(settings)
     tally = Tally()
     run_id = f"r{int(time.time())}"
     simulator = SalesSimulator(seed=seed, total_events=events, run_id=run_id)
+    messages = iter(simulator) if record is None else recorded(simulator, record)
     async with worker_process(settings, run_dir):
         watcher = asyncio.create_task(watch(settings, tally))
-        producer_task = asyncio.create_task(produce(settings, iter(simulator), tally, rate))
+        producer_task = asyncio.create_task(produce(settings, messages, tally, rate))
         live = None if as_json else Live(tally.table(), console=console, refresh_per_second=4)
         try:
             if live is not None:

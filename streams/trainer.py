@@ -150,10 +150,7 @@ class Trainer:
             self.unsaved.append((example, offset))
             if not self.learned.add(example.example_id):
                 continue
-            if example.kind == "order":
-                drift = models.learn_order(example.features, example.salesperson_id)  # type: ignore[arg-type]
-            else:
-                drift = models.learn_credit(example.features, bool(example.late))
+            drift = learn_example(models, example)
             if drift is not None:
                 drifts.append(drift)
         return drifts
@@ -186,3 +183,10 @@ class Trainer:
         await self.restore()
         self._learn(pending)
         return 0
+
+
+def learn_example(models: RiskModels, example: TrainingExample) -> Drift | None:
+    """Learn one training example (an order, or an invoice's outcome); returns a drift, if any."""
+    if example.kind == "order":
+        return models.learn_order(example.features, example.salesperson_id)  # type: ignore[arg-type]
+    return models.learn_credit(example.features, bool(example.late))

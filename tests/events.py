@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from streams.event_file import input_topic_of
+
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 _ids = itertools.count(1)
 
@@ -54,13 +56,12 @@ def payment(cid: str, payment_id: str, invoice_id: str, amount: float, days: flo
 
 def topic_of(event: dict[str, Any]) -> str:
     """The input topic an event belongs on."""
-    kind = event["type"]
-    if kind.startswith("order."):
-        return "orders"
-    if kind.startswith("customer."):
-        return "customers"
-    return "ledger"
+    return input_topic_of(event)
 
 
 def encode(event: dict[str, Any]) -> bytes:
     return orjson.dumps(event)
+
+
+def write_off(cid: str, invoice_id: str, days: float = 0.0, event_id: str | None = None) -> dict[str, Any]:
+    return _event("invoice.written_off", cid, days, event_id, invoice_id=invoice_id, reason="insolvent")
