@@ -5,7 +5,7 @@ Labels are bounded (topic, outcome, dead-letter code): never a customer or order
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 #: Bucket edges in seconds; 0.05 is the decision latency objective.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -15,6 +15,11 @@ DUPLICATE_EVENTS = Counter(
     "salesguard_duplicate_events_total", "Input events that changed nothing (redelivered or duplicated).")
 DEAD_LETTERS = Counter("salesguard_dead_letters_total", "Messages sent to the dead-letter topic, by code.", ["code"])
 DECISIONS = Counter("salesguard_decisions_total", "Decisions published, by outcome.", ["outcome"])
+RULE_HITS = Counter("salesguard_rule_hits_total", "Rule matches in published decisions, by rule, action and whether "
+                    "the rule is a shadow rule (reported, never deciding).", ["rule", "action", "shadow"])
+RULEBOOK = Info("salesguard_rulebook", "The rulebook this worker decides with.")
+RULEBOOKS_REJECTED = Counter("salesguard_rulebooks_rejected_total",
+                             "Deployed rulebooks this worker refused (they do not compile); the running one stayed.")
 DECISION_LATENCY = Histogram(
     "salesguard_decision_latency_seconds", "From an order's produce time to its decision.", buckets=LATENCY_BUCKETS)
 BATCH_SECONDS = Histogram(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,7 +35,8 @@ from pydantic import ValidationError
 from detectors.drift import Drift
 from detectors.risk_models import ModelSnapshotError, RiskModels
 from monitoring import metrics
-from rules import Outcome, load_rulebook
+from rules import CompiledRulebook, Outcome, load_rulebook
+from streams import rulebook_control
 from streams.contracts import DeadLetter, ModelAlert, TrainingExample, dumps
 from streams.contracts.common import utc_from_timestamp
 from streams.contracts.decisions import decision_id_for
@@ -50,6 +52,9 @@ from streams.topics import INPUT_TOPICS, OUTPUT_TOPICS, partitions_of
 from streams.trainer import Trainer
 
 log = logging.getLogger(__name__)
+
+#: How long the first batch waits for the rulebooks topic before deciding with the configured file.
+RULES_WAIT_S = 30.0
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -84,6 +89,16 @@ class SalesguardApp:
     #: changes is written (another agent's write would otherwise persist them early, and two
     #: agents creating the same new customer would overwrite each other).
     batch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Set once the rulebooks topic's history has been read (see :mod:`streams.rulebook_control`).
+    rules_ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def use_rulebook(self, book: CompiledRulebook) -> None:
+        """Decide with ``book`` from the next batch on (never inside a batch)."""
+        async with self.batch_lock:
+            self.pipeline.config = dataclasses.replace(self.pipeline.config, rules=book)
+        metrics.RULEBOOK.info({"version": book.version, "rules": str(len(book.rules)),
+                               "shadow": str(sum(rule.shadow for rule in book.rules))})
+        log.info("deciding with rulebook %s", book.version)
 
     async def handle(self, topic: str, events: Sequence[EventT]) -> BatchResult:
         """Process one batch of events consumed from input topic ``topic`` (logical name) and
@@ -99,6 +114,13 @@ class SalesguardApp:
         if not self.models_loaded:  # one try before the first batch; then the refresh timer
             self.models_loaded = True
             await self.refresh_models()
+        if not self.rules_ready.is_set():  # the first batch waits for the applied rulebook
+            try:
+                await asyncio.wait_for(self.rules_ready.wait(), RULES_WAIT_S)
+            except TimeoutError:
+                log.warning("rulebooks topic not read within %.0f s; deciding with %s", RULES_WAIT_S,
+                            self.pipeline.config.rules.version)
+                self.rules_ready.set()
         async with self.batch_lock:
             result = self.pipeline.process(messages, self.states.get)
             # Outputs are delivered before the state that records them is written: after a crash,
@@ -141,6 +163,9 @@ class SalesguardApp:
         for decision in result.decisions:
             metrics.DECISIONS.labels(decision.outcome.value).inc()
             metrics.DECISION_LATENCY.observe(decision.latency_ms / 1000.0)
+            for reasons, shadow in ((decision.reasons, "false"), (decision.shadow_reasons, "true")):
+                for reason in reasons:
+                    metrics.RULE_HITS.labels(reason.rule_id or reason.code, reason.action.value, shadow).inc()
 
     def snapshot(self, customer_id: str) -> dict[str, Any]:
         """The customer's risk snapshot as of the latest event time this worker has seen, so
@@ -330,6 +355,13 @@ def build_app(settings: Settings) -> SalesguardApp:
             await sg.train(events)
             for event in events:
                 await stream.ack(event)
+
+    if settings.kafka_bootstrap:  # deployed rulebooks arrive on the rulebooks topic
+        @app.task
+        async def follow_rulebooks() -> None:
+            await rulebook_control.follow(settings, sg.use_rulebook, sg.rules_ready)
+    else:  # no broker (tests): the configured rulebook is all there is
+        sg.rules_ready.set()
 
     @app.timer(settings.overdue_refresh_s, on_leader=False)
     async def overdue_refresh() -> None:

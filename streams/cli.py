@@ -273,6 +273,51 @@ def rules_validate(path: Path = typer.Argument(..., help="Rulebook file (YAML)."
           f"({shadow} shadow), {disabled} disabled")
 
 
+@rules_cli.command("apply")
+def rules_apply(path: Path = typer.Argument(..., help="Rulebook file (YAML).")) -> None:
+    """Deploy a rulebook to every running worker (via the rulebooks topic). It is validated
+    first: an invalid rulebook is refused (exit 2) and never reaches a worker."""
+    from rules import RulebookError, load_rulebook
+    from streams import rulebook_control
+    from streams.topics import ensure_topics
+
+    try:
+        book = load_rulebook(path)
+        content = path.read_text(encoding="utf-8")
+    except (RulebookError, OSError) as exc:
+        fail(str(exc))
+    settings = load_settings()
+    require_broker(settings, "deploying a rulebook")
+
+    async def run() -> rulebook_control.RulebookApplied:
+        await ensure_topics(settings)
+        return await rulebook_control.publish(settings, content)
+
+    applied = asyncio.run(run())
+    print(f"applied #{applied.sequence}: {applied.sequence}:{book.version} ({len(book.rules)} rules enabled)")
+
+
+@rules_cli.command("rollback")
+def rules_rollback() -> None:
+    """Return every worker to the rulebook deployed before the current one."""
+    from streams import rulebook_control
+
+    settings = load_settings()
+    require_broker(settings, "rolling back a rulebook")
+
+    async def run() -> tuple[rulebook_control.RulebookApplied, rulebook_control.RulebookApplied] | None:
+        target = rulebook_control.to_restore(await rulebook_control.history(settings))
+        if target is None:
+            return None
+        return target, await rulebook_control.publish(settings, target.content, restores=target.sequence)
+
+    done = asyncio.run(run())
+    if done is None:
+        fail("nothing to roll back to: fewer than two rulebooks were applied")
+    target, applied = done
+    print(f"applied #{applied.sequence}: the rulebook of #{target.sequence} ({target.compile().version})")
+
+
 def main() -> None:
     """Entry point of the ``salesguard`` console script."""
     cli()

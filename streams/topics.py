@@ -16,9 +16,10 @@ log = logging.getLogger(__name__)
 #: Input topics (logical names), in the order the agent subscribes to them.
 INPUT_TOPICS = ("customers", "orders", "ledger")
 #: Output topics (logical names).
-OUTPUT_TOPICS = ("decisions", "order-holds", "dead-letters", "model-examples", "model-alerts")
-#: Topics with one partition: one trainer learns every example, in order; alerts are rare.
-SINGLE_PARTITION_TOPICS = ("model-examples", "model-alerts")
+OUTPUT_TOPICS = ("decisions", "order-holds", "dead-letters", "model-examples", "model-alerts", "rulebooks")
+#: Topics with one partition: one trainer learns every example, in order; alerts are rare;
+#: rulebook deployments are one ordered history every worker reads whole.
+SINGLE_PARTITION_TOPICS = ("model-examples", "model-alerts", "rulebooks")
 
 
 def partitions_of(name: str, settings: Settings) -> int:

@@ -43,6 +43,15 @@ def test_rules_validate_accepts_the_default_and_lists_every_error_of_a_bad_one(t
     ]
 
 
+def test_rules_apply_refuses_an_invalid_rulebook_before_anything_is_published(tmp_path, monkeypatch):
+    from tests import rulebooks
+
+    monkeypatch.setenv("SALESGUARD_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # never reached
+    bad = rulebooks.write(tmp_path / "bad.yaml", rulebooks.changed(OVERDUE={"when": "days_past_due > 1.5"}))
+    result = runner.invoke(cli, ["rules", "apply", str(bad)])
+    assert result.exit_code == 2 and "rules[9] (OVERDUE).when" in result.stderr
+
+
 def test_a_worker_with_a_bad_rulebook_fails_fast(monkeypatch, tmp_path):
     (tmp_path / "r.yaml").write_text("name: x\nrules: []\n")
     monkeypatch.setenv("SALESGUARD_RULEBOOK", str(tmp_path / "r.yaml"))

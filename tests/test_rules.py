@@ -197,3 +197,21 @@ def test_unreadable_files_and_bad_yaml_are_refused(tmp_path):
         read_rulebook(tmp_path / "bad.yaml")
     with pytest.raises(RulebookError, match=r"rules: Field required"):
         parse_rulebook({"name": "x"})
+
+
+def test_rollback_steps_back_over_earlier_rollbacks():
+    from datetime import UTC, datetime
+
+    from streams.rulebook_control import RulebookApplied, to_restore
+
+    valid = rulebooks.DEFAULT_RULEBOOK.read_text()
+
+    def applied(sequence, restores=None, content=valid):
+        return RulebookApplied(sequence=sequence, content=content, applied_at=datetime.now(UTC), restores=restores)
+
+    assert to_restore([]) is None and to_restore([applied(1)]) is None
+    assert to_restore([applied(1), applied(2)]).sequence == 1
+    # 1, 2, 3; rollback to 2 (#4); rolling back again goes to 1, not back to 3
+    assert to_restore([applied(1), applied(2), applied(3), applied(4, restores=2)]).sequence == 1
+    # a deployment the workers refused is not the current one: rolling back from 2 goes to 1
+    assert to_restore([applied(1), applied(2), applied(3, content="rules: []")]).sequence == 1

@@ -1,0 +1,146 @@
+"""Deploying rulebooks to running workers: ``salesguard rules apply`` / ``rollback`` publish a
+:class:`RulebookApplied` message on the single-partition ``rulebooks`` topic; every worker reads
+the whole topic (outside any consumer group), starts with the latest rulebook that compiles,
+and switches to each new one between two batches — never inside one, so no order is decided by
+a half-applied rulebook. A message whose rulebook does not compile is logged and counted, and
+the running rulebook stays.
+
+Decisions record ``<sequence>:<name>@<content hash>``; before anything was applied, the
+configured file's ``<name>@<content hash>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Literal
+
+import orjson
+import yaml
+from pydantic import Field, ValidationError
+
+from monitoring import metrics
+from rules import CompiledRulebook, RulebookError, compile_data
+from streams.contracts.common import SCHEMA_VERSION, Contract
+from streams.kafka_clients import producer, reader
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TOPIC = "rulebooks"
+
+
+class RulebookApplied(Contract):
+    """One deployment: the rulebook file's text, its place in the sequence, and — for a
+    rollback — the sequence whose rulebook it restores."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    type: Literal["rulebook.applied"] = "rulebook.applied"
+    sequence: int = Field(ge=1)
+    content: str
+    applied_at: datetime
+    restores: int | None = None
+
+    def compile(self) -> CompiledRulebook:
+        """The rulebook, compiled; raises :class:`RulebookError`."""
+        try:
+            data = yaml.safe_load(self.content)
+        except yaml.YAMLError as exc:
+            raise RulebookError(f"rulebook #{self.sequence}", [" ".join(f"not valid YAML: {exc}".split())]) from None
+        book = compile_data(data, source=f"rulebook #{self.sequence}")
+        book.version = f"{self.sequence}:{book.version}"
+        return book
+
+
+def parse(value: bytes) -> RulebookApplied | None:
+    """A control message, or None (logged) when it is not one."""
+    try:
+        return RulebookApplied.model_validate(orjson.loads(value))
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        log.error("ignoring a message on the rulebooks topic that is not a rulebook: %s", str(exc)[:200])
+        return None
+
+
+async def history(settings: Settings, quiet_s: float = 1.0, timeout_s: float = 30.0) -> list[RulebookApplied]:
+    """Every deployment so far, in order (read until the topic has been quiet for ``quiet_s``)."""
+    consumer = reader(settings.kafka_bootstrap or "", settings.topic(TOPIC))
+    await consumer.start()
+    found: list[RulebookApplied] = []
+    try:
+        deadline, last_seen = time.monotonic() + timeout_s, time.monotonic()
+        while time.monotonic() - last_seen < quiet_s and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                last_seen = time.monotonic()
+                found += [applied for r in records if (applied := parse(r.value)) is not None]
+    finally:
+        await consumer.stop()
+    return found
+
+
+def to_restore(history: list[RulebookApplied]) -> RulebookApplied | None:
+    """The deployment a rollback returns to: the one before the current one (stepping over
+    rollbacks, so rolling back twice goes two versions back). Deployments the workers refused
+    (they do not compile) never count."""
+    applied = [a for a in history if _compiles(a)]
+    by_sequence = {a.sequence: a for a in applied}
+    current = applied[-1] if applied else None
+    while current is not None and current.restores is not None:
+        current = by_sequence.get(current.restores)
+    if current is None:
+        return None
+    earlier = [a for a in applied if a.sequence < current.sequence and a.restores is None]
+    return earlier[-1] if earlier else None
+
+
+def _compiles(applied: RulebookApplied) -> bool:
+    try:
+        applied.compile()
+    except RulebookError:
+        return False
+    return True
+
+
+async def publish(settings: Settings, content: str, restores: int | None = None) -> RulebookApplied:
+    """Publish a deployment after the latest one (the caller has validated ``content``)."""
+    applied = await history(settings)
+    message = RulebookApplied(sequence=(applied[-1].sequence if applied else 0) + 1, content=content,
+                              applied_at=datetime.now(UTC), restores=restores)
+    kafka = producer(settings.kafka_bootstrap or "")
+    await kafka.start()
+    try:
+        await kafka.send_and_wait(settings.topic(TOPIC), key=b"rulebook", value=message.model_dump_json().encode())
+    finally:
+        await kafka.stop()
+    return message
+
+
+async def follow(settings: Settings, use: Callable[[CompiledRulebook], Awaitable[None]],
+                 ready: asyncio.Event, quiet_s: float = 1.0) -> None:
+    """A worker's side: apply the latest rulebook that compiles, set ``ready`` once the topic's
+    history is read, then apply each new deployment as it arrives (run as a task, forever)."""
+    consumer = reader(settings.kafka_bootstrap or "", settings.topic(TOPIC))
+    await consumer.start()
+    try:
+        last_seen = time.monotonic()
+        while True:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                last_seen = time.monotonic()
+                for record in records:
+                    applied = parse(record.value)
+                    if applied is None:
+                        continue
+                    try:
+                        book = applied.compile()
+                    except RulebookError as exc:
+                        metrics.RULEBOOKS_REJECTED.inc()
+                        log.error("rulebook #%d not applied, keeping the running one: %s", applied.sequence, exc)
+                        continue
+                    await use(book)
+            if not ready.is_set() and time.monotonic() - last_seen >= quiet_s:
+                ready.set()
+    finally:
+        await consumer.stop()
