@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from streams.contracts import DeadLetter, Decision, ModelAlert, OrderHold, TrainingExample, parse_input
+from streams.rulebook_control import RulebookApplied
 from streams.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +21,8 @@ def test_every_example_in_the_contract_docs_validates(block):
         TrainingExample.model_validate(example)
     elif example.get("type") == "model.drift":
         ModelAlert.model_validate(example)
+    elif example.get("type") == "rulebook.applied":
+        RulebookApplied.model_validate(example).compile()
     elif "type" in example:
         topic = {"order": "orders", "customer": "customers"}.get(example["type"].split(".")[0], "ledger")
         parse_input(topic, block.encode())
