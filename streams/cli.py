@@ -318,6 +318,40 @@ def rules_rollback() -> None:
     print(f"applied #{applied.sequence}: the rulebook of #{target.sequence} ({target.compile().version})")
 
 
+@rules_cli.command("emergency")
+def rules_emergency(
+    off: bool = typer.Option(False, "--off", help="Switch emergency mode off."),
+    country: list[str] = typer.Option([], help="Hold every order from this country (repeatable)."),
+    industry: list[str] = typer.Option([], help="Hold every order from this industry (repeatable)."),
+    channel: list[str] = typer.Option([], help="Hold every order from this channel (repeatable)."),
+    limit_factor: float | None = typer.Option(None, min=0.01, max=1.0,
+                                              help="Every credit limit counts as this share of itself."),
+) -> None:
+    """Emergency mode in one action: deploy the running rulebook with its emergency section
+    switched on (segments to hold, limits to tighten) or off."""
+    from rules import DEFAULT_RULEBOOK, RulebookError
+    from streams import rulebook_control
+
+    settings = load_settings()
+    require_broker(settings, "switching emergency mode")
+    segments = ([{"country": c} for c in country] + [{"industry": i} for i in industry]
+                + [{"channel": c} for c in channel])
+    if not off and not segments and limit_factor is None:
+        fail("say what the emergency is: --country / --industry / --channel to hold, and/or --limit-factor")
+
+    async def run() -> rulebook_control.RulebookApplied:
+        running = rulebook_control.current(await rulebook_control.history(settings))
+        base = running.content if running else (settings.rulebook or DEFAULT_RULEBOOK).read_text(encoding="utf-8")
+        content = rulebook_control.with_emergency(base, not off, segments, limit_factor)
+        return await rulebook_control.publish(settings, content)
+
+    try:
+        applied = asyncio.run(run())
+    except RulebookError as exc:
+        fail(str(exc))
+    print(f"applied #{applied.sequence}: emergency mode {'off' if off else 'on'} ({applied.compile().version})")
+
+
 def main() -> None:
     """Entry point of the ``salesguard`` console script."""
     cli()

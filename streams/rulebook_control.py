@@ -95,6 +95,29 @@ def to_restore(history: list[RulebookApplied]) -> RulebookApplied | None:
     return earlier[-1] if earlier else None
 
 
+def current(history: list[RulebookApplied]) -> RulebookApplied | None:
+    """The deployment the workers decide with: the latest that compiles."""
+    return next((a for a in reversed(history) if _compiles(a)), None)
+
+
+def with_emergency(content: str, active: bool, segments: list[dict[str, str]], limit_factor: float | None) -> str:
+    """A rulebook's text with its emergency section switched on (holding ``segments``, every
+    limit times ``limit_factor``) or off — "emergency mode in one action". Raises
+    :class:`RulebookError` when the result is not a valid rulebook."""
+    data = yaml.safe_load(content)
+    if not isinstance(data, dict):
+        raise RulebookError("rulebook", ["not a rulebook (a YAML mapping)"])
+    emergency = dict(data.get("emergency") or {})
+    emergency["active"] = active
+    if segments:
+        emergency["hold_segments"] = segments
+    if limit_factor is not None:
+        emergency["limit_factor"] = limit_factor
+    data["emergency"] = emergency
+    compile_data(data)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
 def _compiles(applied: RulebookApplied) -> bool:
     try:
         applied.compile()

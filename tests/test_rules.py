@@ -2,6 +2,7 @@
 that must be refused, each error naming its rule and field."""
 
 import pytest
+import yaml
 
 from rules import DecisionContext, Outcome, RulebookError, default_rulebook
 from rules.rulebook import parse_rulebook, read_rulebook
@@ -215,3 +216,16 @@ def test_rollback_steps_back_over_earlier_rollbacks():
     assert to_restore([applied(1), applied(2), applied(3), applied(4, restores=2)]).sequence == 1
     # a deployment the workers refused is not the current one: rolling back from 2 goes to 1
     assert to_restore([applied(1), applied(2), applied(3, content="rules: []")]).sequence == 1
+
+
+def test_emergency_mode_in_one_action_switches_the_section_and_keeps_the_rest():
+    from streams.rulebook_control import with_emergency
+
+    base = rulebooks.DEFAULT_RULEBOOK.read_text()
+    on = rulebooks.compiled(yaml.safe_load(with_emergency(base, True, [{"country": "RU"}], 0.8)))
+    assert codes(decide(on, country="RU")) == ["EMERGENCY_SEGMENT_HOLD"]
+    assert decide(on, order_amount=100.0, exposure=750.0).outcome is Outcome.REVIEW   # 850 > 0.8 x 1,000
+    off = rulebooks.compiled(yaml.safe_load(with_emergency(base, False, [], None)))
+    assert decide(off, country="RU").outcome is Outcome.APPROVE
+    with pytest.raises(RulebookError, match="limit_factor"):
+        with_emergency(base, True, [], 1.5)

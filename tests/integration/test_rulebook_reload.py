@@ -32,26 +32,34 @@ async def test_a_rulebook_applied_while_orders_flow_switches_between_batches(cli
     import yaml
 
     await client.onboard(ev.customer("C-RB", limit=1e9))
-    orders = [ev.order("C-RB", f"SO-RB-{i}", 10.0, days=2 + i / 1000) for i in range(300)]
+    sent: list[str] = []
+    switched = asyncio.Event()
 
-    async def flow() -> None:
-        for start in range(0, len(orders), 10):
-            await client.send(*orders[start:start + 10])
-            await asyncio.sleep(0.02)
+    async def flow() -> None:  # orders keep coming until decisions by the new rulebook are seen
+        i = 0
+        while not switched.is_set() and i < 5000:
+            batch = [ev.order("C-RB", f"SO-RB-{i + k}", 10.0, days=2 + (i + k) / 10_000) for k in range(10)]
+            await client.send(*batch)
+            sent.extend(o["order_id"] for o in batch)
+            i += 10
+            await asyncio.sleep(0.05)
 
     sending = asyncio.create_task(flow())
     await asyncio.sleep(0.5)
     marked = await rulebook_control.publish(settings, yaml.safe_dump(MARKED))
+    new_version = f"{marked.sequence}:marked@"
+    await client.collect("decisions", lambda rs: any(r["rulebook_version"].startswith(new_version) for r in rs))
+    switched.set()
     await sending
-    ids = {o["order_id"] for o in orders}
+    ids = set(sent)
     records = await client.collect("decisions", lambda rs: len(decided(rs, ids)) == len(ids), timeout=120)
     by_version: dict[str, int] = {}
     for decision in decided(records, ids).values():
         version = decision["rulebook_version"]
         by_version[version] = by_version.get(version, 0) + 1
         marked_hit = any(reason["code"] == "EVERY_ORDER" for reason in decision["reasons"])
-        assert marked_hit == version.startswith(f"{marked.sequence}:marked@"), decision
-    assert any(v.startswith(f"{marked.sequence}:") for v in by_version), by_version
+        assert marked_hit == version.startswith(new_version), decision
+    assert len(by_version) == 2, by_version  # orders decided before and after the switch
 
     # a broken deployment (published around the CLI's validation) is refused by the worker
     kafka = producer(settings.kafka_bootstrap or "")
@@ -79,3 +87,15 @@ async def test_a_rulebook_applied_while_orders_flow_switches_between_batches(cli
     decision = next(r for r in last if r["order_id"] == "SO-RB-AFTER-ROLLBACK")
     assert decision["rulebook_version"].startswith(f"{restored.sequence}:default@")
     assert all(reason["code"] != "EVERY_ORDER" for reason in decision["reasons"])
+
+    # emergency mode in one action: the running rulebook with its emergency section on, then off
+    running = rulebook_control.current(await rulebook_control.history(settings))
+    assert running is not None and running.sequence == restored.sequence
+    await rulebook_control.publish(settings, rulebook_control.with_emergency(running.content, True, [{"country": "DE"}],
+                                                                             None))
+    await asyncio.sleep(2)
+    await client.send(ev.order("C-RB", "SO-RB-EMERGENCY", 10.0, days=5))
+    held = await client.collect("decisions", lambda rs: any(r["order_id"] == "SO-RB-EMERGENCY" for r in rs))
+    decision = next(r for r in held if r["order_id"] == "SO-RB-EMERGENCY")
+    assert decision["outcome"] == "hold" and decision["reasons"][0]["code"] == "EMERGENCY_SEGMENT_HOLD"
+    await rulebook_control.publish(settings, rulebook_control.with_emergency(running.content, False, [], None))
