@@ -56,12 +56,13 @@ _ERROR = cel.Type.ERROR
 class CompiledRulebook:
     """A validated rulebook ready to decide orders; ``version`` is recorded in decisions."""
 
-    def __init__(self, book: Rulebook, version: str, rules: list[RuleSpec], program: Any, env: Any,
-                 referenced: set[str]) -> None:
+    def __init__(self, book: Rulebook, version: str, rules: list[RuleSpec], program: Any, singles: list[Any],
+                 env: Any, referenced: set[str]) -> None:
         self.book = book
         self.version = version
         self.rules = rules  #: the enabled rules, in rulebook order
-        self._program = program
+        self._program = program  # all conditions as one CEL list
+        self._singles = singles  # each condition alone: to find which one failed, and why
         self._env = env
         self._segments = [segment.model_dump(exclude_none=True) for segment in book.emergency.hold_segments]
         self._tables: list[_TableLookup] = [(name, t.by, t.values, t.default) for name, t in book.tables.items()]
@@ -115,7 +116,7 @@ class CompiledRulebook:
         flags = self._program.eval(activation).plain_value()  # the error's text when one failed
         errors: list[str | None] | None = None
         if type(flags) is not list:
-            checked = [self._one(rule, activation) for rule in self.rules]
+            checked = [_one(single, activation) for single in self._singles]
             flags, errors = [matched for matched, _ in checked], [error for _, error in checked]
         elif True not in flags:
             return _APPROVED
@@ -140,17 +141,22 @@ class CompiledRulebook:
         ordered = tuple(hit for *_, hit in hits)
         return Verdict(ordered[0].action if ordered else Outcome.APPROVE, ordered, tuple(shadow))
 
-    def _one(self, rule: RuleSpec, activation: Any) -> tuple[bool, str | None]:
-        """One condition alone, when the combined evaluation failed: which rule, and why."""
-        result = self._env.compile(rule.when).eval(activation)
-        if result.type() == _ERROR:
-            return False, str(result.value()).split(": ", 1)[-1]
-        return bool(result.plain_value()), None
+
+
+def _one(single: Any, activation: Any) -> tuple[bool, str | None]:
+    """One condition alone, when the combined evaluation failed: whether it matched, or why it failed."""
+    result = single.eval(activation)
+    if result.type() == _ERROR:
+        return False, str(result.value()).split(": ", 1)[-1]
+    return bool(result.plain_value()), None
 
 
 def _reported(value: Any) -> float | str | None:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value if not isinstance(value, bool) else str(value).lower()
+    """A variable's value as a hit reports it: numbers rounded, lists and booleans as text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None or isinstance(value, str):
+        return value
     if isinstance(value, tuple):
         return ", ".join(f"{v:g}" for v in value)
     return round(float(value), 4)
@@ -205,8 +211,10 @@ def compile_rulebook(book: Rulebook, version: str | None = None, source: str = "
         raise RulebookError(source, errors)
     rules = [rule for _, rule in enabled]
     program = env.compile("[" + ", ".join(f"({rule.when})" for rule in rules) + "]")
+    singles = [env.compile(rule.when) for rule in rules]
     used = {token for rule in rules for token in _IDENTIFIER.findall(rule.when)} & set(types)
-    return CompiledRulebook(book, version or f"{book.name}@{rulebook_digest(book)}", rules, program, env, used)
+    return CompiledRulebook(book, version or f"{book.name}@{rulebook_digest(book)}", rules, program, singles, env,
+                            used)
 
 
 def compile_data(data: Any, version: str | None = None, source: str = "rulebook") -> CompiledRulebook:
