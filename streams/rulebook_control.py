@@ -20,6 +20,7 @@ from typing import Literal
 
 import orjson
 import yaml
+from aiokafka.errors import KafkaError
 from pydantic import Field, ValidationError
 
 from monitoring import metrics
@@ -149,7 +150,12 @@ async def follow(settings: Settings, use: Callable[[CompiledRulebook], Awaitable
     try:
         last_seen = time.monotonic()
         while True:
-            batches = await consumer.getmany(timeout_ms=200)
+            try:
+                batches = await consumer.getmany(timeout_ms=200)
+            except KafkaError as exc:  # the broker away for a while: keep the running rulebook, retry
+                log.warning("cannot read the rulebooks topic (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+                continue
             for records in batches.values():
                 last_seen = time.monotonic()
                 for record in records:
