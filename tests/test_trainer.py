@@ -31,6 +31,11 @@ def probes(examples: list[TrainingExample]) -> list[tuple[dict, dict]]:
     return list(zip(orders, credits, strict=False))
 
 
+def at_offsets(examples: list[TrainingExample], start: int = 0, stop: int | None = None):
+    """``examples[start:stop]`` as a trainer batch: each with its offset on the examples topic."""
+    return [(x, i + start) for i, x in enumerate(examples[start:stop])]
+
+
 def test_simulated_traffic_yields_both_kinds_of_examples_with_late_labels():
     examples = simulated_examples()
     credit = [x for x in examples if x.kind == "credit"]
@@ -43,7 +48,7 @@ def test_checkpoint_then_restore_gives_the_same_predictions():
     async def run():
         store = MemoryModelStore()
         first = Trainer(store, make_models)
-        await first.learn([(x, i) for i, x in enumerate(examples)])
+        await first.learn(at_offsets(examples))
         acked = await first.checkpoint()
         second = Trainer(store, make_models)  # a restarted worker
         await second.restore()
@@ -64,18 +69,18 @@ def test_a_restarted_trainer_replays_what_the_checkpoint_missed_and_learns_nothi
     async def run():
         store = MemoryModelStore()
         first = Trainer(store, make_models)
-        await first.learn([(x, i) for i, x in enumerate(examples[:300])])
+        await first.learn(at_offsets(examples, 0, 300))
         await first.checkpoint()
-        await first.learn([(x, i + 300) for i, x in enumerate(examples[300:400])])  # acked, never saved: crash
+        await first.learn(at_offsets(examples, 300, 400))  # acked, never saved: crash
         replayed = []
 
         async def replay(start, end):
             replayed.append((start, end))
-            return [(x, i + start) for i, x in enumerate(examples[start:end])]
+            return at_offsets(examples, start, end)
 
         restarted = Trainer(store, make_models, replay)
         # the consumer resumes after the acked offsets; a duplicate of an early example comes too
-        await restarted.learn([(x, i + 400) for i, x in enumerate(examples[400:])] + [(examples[10], 500)])
+        await restarted.learn(at_offsets(examples, 400) + [(examples[10], 500)])
         return restarted.models, replayed
 
     models, replayed = asyncio.run(run())
@@ -91,8 +96,8 @@ def test_a_trainer_that_loses_the_race_takes_the_newer_version_and_relearns_its_
     async def run():
         store = MemoryModelStore()
         old_owner, new_owner = Trainer(store, make_models), Trainer(store, make_models)
-        await old_owner.learn([(x, i) for i, x in enumerate(examples[:200])])
-        await new_owner.learn([(x, i + 100) for i, x in enumerate(examples[100:400])])
+        await old_owner.learn(at_offsets(examples, 0, 200))
+        await new_owner.learn(at_offsets(examples, 100, 400))
         assert await new_owner.checkpoint() == 300
         assert await old_owner.checkpoint() == 0  # lost: version 1 exists now
         assert old_owner.models.version == 1 and await old_owner.checkpoint() == 200
@@ -186,11 +191,11 @@ def test_the_trainer_learns_on_while_the_store_is_down_and_saves_when_it_is_back
     async def run():
         store = UnreachableFirst()
         trainer = Trainer(store, make_models)
-        await trainer.learn([(x, i) for i, x in enumerate(examples[:50])])
+        await trainer.learn(at_offsets(examples, 0, 50))
         with pytest.raises(ModelStoreError):
             await trainer.checkpoint()
         store.reachable = True
-        await trainer.learn([(x, i + 50) for i, x in enumerate(examples[50:])])
+        await trainer.learn(at_offsets(examples, 50))
         return trainer, await trainer.checkpoint(), await store.version()
 
     trainer, covered, version = asyncio.run(run())
