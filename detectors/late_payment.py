@@ -173,6 +173,14 @@ def _learn(idx, values, n_numbers, n_onehot, weights, moments, edges, banding, t
     return before
 
 
+def _grown(array: np.ndarray, size: int, axis: int = -1, fill: float = 0) -> np.ndarray:
+    """``array`` extended along ``axis`` to ``size`` slots holding ``fill`` (C-contiguous, as the
+    compiled loops want it)."""
+    pad = [(0, 0)] * array.ndim
+    pad[axis] = (0, size - array.shape[axis])
+    return np.pad(array, pad, constant_values=fill)
+
+
 class LatePaymentModel(base.Classifier):
     """Online late-payment probability with reason codes.
 
@@ -277,24 +285,24 @@ class LatePaymentModel(base.Classifier):
         term, self._terms = self._terms, self._terms + 1
         if term == len(self._weights):
             size = max(16, 2 * term)
-            self._weights = np.concatenate([self._weights, np.zeros(size - term)])
-            self._moments = np.ascontiguousarray(np.hstack([self._moments, np.zeros((3, size - term))]))
-            self._edges = np.ascontiguousarray(np.vstack([self._edges, np.zeros((size - term, self._edges.shape[1]))]))
-            self._banding = np.ascontiguousarray(np.hstack([self._banding, np.full((2, size - term), -1)]))
+            self._weights = _grown(self._weights, size)
+            self._moments = _grown(self._moments, size)
+            self._edges = _grown(self._edges, size, axis=0)
+            self._banding = _grown(self._banding, size, fill=-1)
         return term
 
     def _new_cell(self, key: str) -> int:
         cell, self._cells = self._cells, self._cells + 1
         if cell == len(self._cell_feature):
             size = max(32, 2 * cell)
-            self._scorecard = np.ascontiguousarray(np.hstack([self._scorecard, np.zeros((3, size - cell))]))
-            self._cell_feature = np.concatenate([self._cell_feature, np.zeros(size - cell, dtype=np.int64)])
+            self._scorecard = _grown(self._scorecard, size)
+            self._cell_feature = _grown(self._cell_feature, size)
         feature = self._features.get(key)
         if feature is None:
             feature = self._features[key] = len(self._features)
             self._feature_names.append(key)
-            if feature >= len(self._iv_weight):
-                self._iv_weight = np.concatenate([self._iv_weight, np.ones(max(8, feature + 1))])
+            if feature == len(self._iv_weight):
+                self._iv_weight = _grown(self._iv_weight, max(8, 2 * feature), fill=1.0)
         self._cell_feature[cell] = feature
         return cell
 
