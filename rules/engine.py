@@ -74,14 +74,12 @@ class CompiledRulebook:
         self._tables_used = [table for table in self._tables if table[0] in referenced]
         self._lists_used = [named for named in self._lists if named[0] in referenced]
         self._derived_used = referenced & set(DERIVED_VARIABLES)
+        # what a hit's message and values may use beyond that
+        self._tables_rest = [table for table in self._tables if table[0] not in referenced]
+        self._lists_rest = [named for named in self._lists if named[0] not in referenced]
+        self._derived_rest = set(DERIVED_VARIABLES) - referenced
         self.evaluations = 0
         self.seconds = 0.0
-
-    def variables(self, context: DecisionContext) -> dict[str, Any]:
-        """Every variable a condition or message can use, for this order."""
-        values = dict(context.__dict__)
-        values.update(self._derived(values, self._tables, self._lists, set(DERIVED_VARIABLES)))
-        return values
 
     def _derived(self, base: dict[str, Any], tables: list[_TableLookup], lists: list[_ListLookup],
                  derived: set[str]) -> dict[str, Any]:
@@ -111,7 +109,8 @@ class CompiledRulebook:
         known = {name: base[name] for name in self._context_used}
         for name in self._sequences_used:
             known[name] = list(known[name])
-        known.update(self._derived(base, self._tables_used, self._lists_used, self._derived_used))
+        derived = self._derived(base, self._tables_used, self._lists_used, self._derived_used)
+        known.update(derived)
         activation = self._env.Activation(known)
         flags = self._program.eval(activation).plain_value()  # the error's text when one failed
         errors: list[str | None] | None = None
@@ -120,7 +119,8 @@ class CompiledRulebook:
             flags, errors = [matched for matched, _ in checked], [error for _, error in checked]
         elif True not in flags:
             return _APPROVED
-        values = self.variables(context)
+        # every variable, for messages and reported values
+        values = {**base, **derived, **self._derived(base, self._tables_rest, self._lists_rest, self._derived_rest)}
         hits: list[tuple[int, int, RuleHit]] = []
         shadow: list[RuleHit] = []
         for i, rule in enumerate(self.rules):

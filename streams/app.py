@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -41,6 +41,7 @@ from streams.contracts import DeadLetter, ModelAlert, TrainingExample, dumps
 from streams.contracts.common import utc_from_timestamp
 from streams.contracts.decisions import decision_id_for
 from streams.exposure import CustomerState
+from streams.kafka_clients import reader
 from streams.mirror import MirrorUpdate, RedisMirror
 from streams.model_store import MemoryModelStore, ModelStore, ModelStoreError, RedisModelStore
 from streams.money import Converter
@@ -246,8 +247,7 @@ class SalesguardApp:
         """The valid training examples at offsets ``[start, end)`` of the examples partition,
         read directly from the broker (the trainer's consumer has moved past them)."""
         topic = self.settings.topic("model-examples")
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
-                                    enable_auto_commit=False)
+        consumer = reader(self.settings.kafka_bootstrap or "")
         partition = TopicPartition(topic, 0)
         examples: list[tuple[TrainingExample, int]] = []
         await consumer.start()

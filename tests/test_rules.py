@@ -229,3 +229,11 @@ def test_emergency_mode_in_one_action_switches_the_section_and_keeps_the_rest():
     assert decide(off, country="RU").outcome is Outcome.APPROVE
     with pytest.raises(RulebookError, match="limit_factor"):
         with_emergency(base, True, [], 1.5)
+
+
+def test_messages_may_use_tables_and_lists_that_no_condition_uses():
+    data = rulebooks.default_data()
+    data["rules"] = [{"id": "EVERYTHING", "when": "order_amount > 0.0", "action": "review",
+                      "message": "{max_order:,.0f} {blocked_customers} {limit_factor}", "values": ["velocity_amount"]}]
+    hit = decide(rulebooks.compiled(data)).hits[0]
+    assert hit.message == "500,000 False 1.0" and hit.values == {"velocity_amount": 1000000.0}
