@@ -37,17 +37,17 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def fail(message: str) -> NoReturn:
-    """Print ``message`` to stderr (unwrapped: errors name files, rules and fields) and exit 2."""
-    typer.echo(message, err=True)
+    """Print ``message`` to stderr in red, as it is (no line wrapping, no markup: errors name
+    files, rules and fields like ``rules[2]``), and exit 2."""
+    err.print(message, style="red", soft_wrap=True, markup=False, highlight=False)
     raise typer.Exit(2)
 
 
 def require_broker(settings: Settings, who: str) -> None:
     """Exit 2 with what to set when no Kafka broker is configured."""
     if not settings.kafka_bootstrap:
-        err.print(f"[red]SALESGUARD_KAFKA_BOOTSTRAP is not set: {who} needs a Kafka broker "
-                  "(`salesguard demo` starts an embedded one).[/red]")
-        raise typer.Exit(2)
+        fail(f"SALESGUARD_KAFKA_BOOTSTRAP is not set: {who} needs a Kafka broker "
+             "(`salesguard demo` starts an embedded one).")
 
 
 @cli.command()
@@ -153,13 +153,11 @@ def evaluate(
     from streams.model_evaluation import progressive_simulated, simulated_examples
 
     if dataset not in ("german-credit", "shuttle", "simulated"):
-        err.print(f"[red]unknown dataset {dataset!r}; known: german-credit, shuttle, simulated[/red]")
-        raise typer.Exit(2)
+        fail(f"unknown dataset {dataset!r}; known: german-credit, shuttle, simulated")
     try:
         rows = german_credit() if dataset == "german-credit" else []
     except DatasetMissing as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     seeds = seed or [0]
     results = []
     for one_seed in seeds:
@@ -182,8 +180,7 @@ def schemas(topic: str | None = typer.Argument(None, help="Only this topic's con
 
     all_schemas = json_schemas()
     if topic is not None and topic not in all_schemas:
-        err.print(f"[red]unknown topic {topic!r}; known: {', '.join(all_schemas)}[/red]")
-        raise typer.Exit(2)
+        fail(f"unknown topic {topic!r}; known: {', '.join(all_schemas)}")
     print(json.dumps(all_schemas[topic] if topic else all_schemas, indent=2))
 
 
@@ -279,6 +276,7 @@ def rules_apply(path: Path = typer.Argument(..., help="Rulebook file (YAML).")) 
     first: an invalid rulebook is refused (exit 2) and never reaches a worker."""
     from rules import RulebookError, load_rulebook
     from streams import rulebook_control
+    from streams.contracts import RulebookApplied
     from streams.topics import ensure_topics
 
     try:
@@ -289,7 +287,7 @@ def rules_apply(path: Path = typer.Argument(..., help="Rulebook file (YAML).")) 
     settings = load_settings()
     require_broker(settings, "deploying a rulebook")
 
-    async def run() -> rulebook_control.RulebookApplied:
+    async def run() -> RulebookApplied:
         await ensure_topics(settings)
         return await rulebook_control.publish(settings, content)
 
@@ -301,11 +299,12 @@ def rules_apply(path: Path = typer.Argument(..., help="Rulebook file (YAML).")) 
 def rules_rollback() -> None:
     """Return every worker to the rulebook deployed before the current one."""
     from streams import rulebook_control
+    from streams.contracts import RulebookApplied
 
     settings = load_settings()
     require_broker(settings, "rolling back a rulebook")
 
-    async def run() -> tuple[rulebook_control.RulebookApplied, rulebook_control.RulebookApplied] | None:
+    async def run() -> tuple[RulebookApplied, RulebookApplied] | None:
         target = rulebook_control.to_restore(await rulebook_control.history(settings))
         if target is None:
             return None
@@ -315,7 +314,8 @@ def rules_rollback() -> None:
     if done is None:
         fail("nothing to roll back to: fewer than two rulebooks were applied")
     target, applied = done
-    print(f"applied #{applied.sequence}: the rulebook of #{target.sequence} ({target.compile().version})")
+    version = rulebook_control.compile_applied(target).version
+    print(f"applied #{applied.sequence}: the rulebook of #{target.sequence} ({version})")
 
 
 @rules_cli.command("emergency")
@@ -331,6 +331,7 @@ def rules_emergency(
     switched on (segments to hold, limits to tighten) or off."""
     from rules import DEFAULT_RULEBOOK, RulebookError
     from streams import rulebook_control
+    from streams.contracts import RulebookApplied
 
     settings = load_settings()
     require_broker(settings, "switching emergency mode")
@@ -339,7 +340,7 @@ def rules_emergency(
     if not off and not segments and limit_factor is None:
         fail("say what the emergency is: --country / --industry / --channel to hold, and/or --limit-factor")
 
-    async def run() -> rulebook_control.RulebookApplied:
+    async def run() -> RulebookApplied:
         running = rulebook_control.current(await rulebook_control.history(settings))
         base = running.content if running else (settings.rulebook or DEFAULT_RULEBOOK).read_text(encoding="utf-8")
         content = rulebook_control.with_emergency(base, not off, segments, limit_factor)
@@ -349,7 +350,8 @@ def rules_emergency(
         applied = asyncio.run(run())
     except RulebookError as exc:
         fail(str(exc))
-    print(f"applied #{applied.sequence}: emergency mode {'off' if off else 'on'} ({applied.compile().version})")
+    version = rulebook_control.compile_applied(applied).version
+    print(f"applied #{applied.sequence}: emergency mode {'off' if off else 'on'} ({version})")
 
 
 def main() -> None:

@@ -16,16 +16,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Literal
 
 import orjson
 import yaml
 from aiokafka.errors import KafkaError
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from monitoring import metrics
 from rules import CompiledRulebook, RulebookError, compile_data
-from streams.contracts.common import SCHEMA_VERSION, Contract
+from streams.contracts import RulebookApplied, dumps
 from streams.kafka_clients import producer, reader
 from streams.settings import Settings
 
@@ -34,26 +33,16 @@ log = logging.getLogger(__name__)
 TOPIC = "rulebooks"
 
 
-class RulebookApplied(Contract):
-    """One deployment: the rulebook file's text, its place in the sequence, and — for a
-    rollback — the sequence whose rulebook it restores."""
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    type: Literal["rulebook.applied"] = "rulebook.applied"
-    sequence: int = Field(ge=1)
-    content: str
-    applied_at: datetime
-    restores: int | None = None
-
-    def compile(self) -> CompiledRulebook:
-        """The rulebook, compiled; raises :class:`RulebookError`."""
-        try:
-            data = yaml.safe_load(self.content)
-        except yaml.YAMLError as exc:
-            raise RulebookError(f"rulebook #{self.sequence}", [" ".join(f"not valid YAML: {exc}".split())]) from None
-        book = compile_data(data, source=f"rulebook #{self.sequence}")
-        book.version = f"{self.sequence}:{book.version}"
-        return book
+def compile_applied(applied: RulebookApplied) -> CompiledRulebook:
+    """A deployment's rulebook, compiled, with its sequence in the version; raises
+    :class:`RulebookError`."""
+    try:
+        data = yaml.safe_load(applied.content)
+    except yaml.YAMLError as exc:
+        raise RulebookError(f"rulebook #{applied.sequence}", [" ".join(f"not valid YAML: {exc}".split())]) from None
+    book = compile_data(data, source=f"rulebook #{applied.sequence}")
+    book.version = f"{applied.sequence}:{book.version}"
+    return book
 
 
 def parse(value: bytes) -> RulebookApplied | None:
@@ -121,7 +110,7 @@ def with_emergency(content: str, active: bool, segments: list[dict[str, str]], l
 
 def _compiles(applied: RulebookApplied) -> bool:
     try:
-        applied.compile()
+        compile_applied(applied)
     except RulebookError:
         return False
     return True
@@ -135,7 +124,7 @@ async def publish(settings: Settings, content: str, restores: int | None = None)
     kafka = producer(settings.kafka_bootstrap or "")
     await kafka.start()
     try:
-        await kafka.send_and_wait(settings.topic(TOPIC), key=b"rulebook", value=message.model_dump_json().encode())
+        await kafka.send_and_wait(settings.topic(TOPIC), key=b"rulebook", value=dumps(message))
     finally:
         await kafka.stop()
     return message
@@ -163,7 +152,7 @@ async def follow(settings: Settings, use: Callable[[CompiledRulebook], Awaitable
                     if applied is None:
                         continue
                     try:
-                        book = applied.compile()
+                        book = compile_applied(applied)
                     except RulebookError as exc:
                         metrics.RULEBOOKS_REJECTED.inc()
                         log.error("rulebook #%d not applied, keeping the running one: %s", applied.sequence, exc)

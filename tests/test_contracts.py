@@ -39,6 +39,6 @@ def test_invoice_due_before_issue_is_refused():
 def test_every_contract_has_a_json_schema_with_schema_version():
     schemas = json_schemas()
     assert set(schemas) == {"orders", "ledger", "customers", "decisions", "order-holds", "dead-letters",
-                            "model-examples", "model-alerts"}
+                            "model-examples", "model-alerts", "rulebooks"}
     assert "schema_version" in schemas["decisions"]["properties"]
     assert "order.placed" in json.dumps(schemas["orders"])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.contracts import DeadLetter, Decision, ModelAlert, OrderHold, TrainingExample, parse_input
-from streams.rulebook_control import RulebookApplied
+from streams.contracts import DeadLetter, Decision, ModelAlert, OrderHold, RulebookApplied, TrainingExample, parse_input
+from streams.rulebook_control import compile_applied
 from streams.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ def test_every_example_in_the_contract_docs_validates(block):
     elif example.get("type") == "model.drift":
         ModelAlert.model_validate(example)
     elif example.get("type") == "rulebook.applied":
-        RulebookApplied.model_validate(example).compile()
+        compile_applied(RulebookApplied.model_validate(example))
     elif "type" in example:
         topic = {"order": "orders", "customer": "customers"}.get(example["type"].split(".")[0], "ledger")
         parse_input(topic, block.encode())

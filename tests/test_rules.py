@@ -203,7 +203,8 @@ def test_unreadable_files_and_bad_yaml_are_refused(tmp_path):
 def test_rollback_steps_back_over_earlier_rollbacks():
     from datetime import UTC, datetime
 
-    from streams.rulebook_control import RulebookApplied, to_restore
+    from streams.contracts import RulebookApplied
+    from streams.rulebook_control import to_restore
 
     valid = rulebooks.DEFAULT_RULEBOOK.read_text()
 

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from streams.contracts.common import SCHEMA_VERSION, InputEvent
+from streams.contracts.control import RulebookApplied
 from streams.contracts.customers import CustomerCreated, CustomerEvent, CustomerUpdated
 from streams.contracts.dead_letters import DeadLetter, DeadLetterCode
 from streams.contracts.decisions import Decision, OrderHold, Reason, decision_id_for
@@ -45,6 +46,7 @@ CONTRACTS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "dead-letters": DeadLetter,
     "model-examples": TrainingExample,
     "model-alerts": ModelAlert,
+    "rulebooks": RulebookApplied,
 }
 
 
@@ -89,6 +91,7 @@ __all__ = [
     "OrderPlaced",
     "PaymentReceived",
     "Reason",
+    "RulebookApplied",
     "TrainingExample",
     "decision_id_for",
     "dumps",

@@ -11,6 +11,7 @@ import pytest
 
 from rules import DEFAULT_RULEBOOK
 from streams import rulebook_control
+from streams.contracts import RulebookApplied
 from streams.kafka_clients import producer
 from tests import events as ev
 from tests import rulebooks
@@ -64,7 +65,7 @@ async def test_a_rulebook_applied_while_orders_flow_switches_between_batches(cli
     # a broken deployment (published around the CLI's validation) is refused by the worker
     kafka = producer(settings.kafka_bootstrap or "")
     await kafka.start()
-    broken = rulebook_control.RulebookApplied(sequence=marked.sequence + 1, content="name: x\nrules: []\n",
+    broken = RulebookApplied(sequence=marked.sequence + 1, content="name: x\nrules: []\n",
                                               applied_at=marked.applied_at)
     await kafka.send_and_wait(settings.topic("rulebooks"), value=orjson.dumps(broken.model_dump(mode="json")))
     await kafka.stop()
