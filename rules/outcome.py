@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Outcome(StrEnum):
@@ -31,15 +31,14 @@ class Outcome(StrEnum):
 _STRENGTH = {Outcome.APPROVE: 0, Outcome.REVIEW: 1, Outcome.HOLD: 2, Outcome.REJECT: 3}
 
 
-@dataclass(frozen=True)
-class RuleHit:
+class RuleHit(NamedTuple):
     """One rule that matched: a machine-readable code, the action it asks for, a sentence for
     people, the values that triggered it, the risk transfer a hold requires (if any) and the
-    rule's id."""
+    rule's id. (A named tuple: the hits of a batch are made by the thousand.)"""
 
     code: str
     action: Outcome
     message: str
-    values: dict[str, float | str | None] = field(default_factory=dict)
+    values: dict[str, float | str | None]
     remedy: str | None = None
     rule_id: str | None = None

@@ -11,14 +11,15 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
 from detectors.risk_models import RiskModels, Scores
-from rules import CompiledRulebook, DecisionContext, Outcome, RuleHit
+from rules import CompiledRulebook, DecisionContext, Outcome, RuleHit, Verdict
 from streams.contracts import (
     CreditNoteIssued,
     CustomerCreated,
@@ -80,6 +81,20 @@ class BatchResult:
     consumed: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PendingOrder:
+    """An order request scored and put in context, waiting for its round's verdicts."""
+
+    event: OrderPlaced | OrderAmended
+    message: RawMessage
+    state: CustomerState
+    amount: int
+    anomaly_x: dict[str, float]
+    scores: Scores
+    context: DecisionContext
+    was_held: bool
+
+
 class InvalidMessage(Exception):
     """A message that cannot be processed; it goes to the dead-letter topic with ``code``."""
 
@@ -116,37 +131,91 @@ class Pipeline:
 
     def process(self, messages: Sequence[RawMessage],
                 load: Callable[[str], CustomerState | None]) -> BatchResult:
-        """Process ``messages`` in order; ``load(customer_id)`` returns the current state."""
+        """Process ``messages``; ``load(customer_id)`` returns the current state.
+
+        Each customer's events are applied in their order; customers are independent, so the
+        batch goes in rounds: every customer's events up to its next order request, then the
+        orders of the round decided together (one rulebook evaluation for all of them).
+        """
         result = BatchResult()
         models = self.models  # one model version for the whole batch
         states: dict[str, CustomerState] = {}
+        queues: dict[str, list[tuple[RawMessage, InputEvent]]] = {}
         for message in messages:
             result.consumed[message.topic] = result.consumed.get(message.topic, 0) + 1
             try:
                 event = self._validate(message)
-                state = states.get(event.customer_id)
-                if state is None:
-                    state = load(event.customer_id) or CustomerState(event.customer_id)
-                    states[event.customer_id] = state
-                changed = self._apply(event, message, state, result, models)
             except InvalidMessage as invalid:
                 result.dead_letters.append(self._dead_letter(message, invalid))
                 continue
-            except Exception as exc:  # a bug must not stop the partition nor lose the message
-                log.exception("processing failed at %s[%d]@%d", message.topic, message.partition, message.offset)
-                failure = InvalidMessage("processing_error", f"{type(exc).__name__}: {exc}"[:500])
-                result.dead_letters.append(self._dead_letter(message, failure))
-                continue
-            if changed:
-                state.events_applied += 1
-                state.last_event_time = max(state.last_event_time, event.event_timestamp)
-                result.changed[event.customer_id] = (message.partition, state)
-            else:
-                result.duplicates += 1
+            queues.setdefault(event.customer_id, []).append((message, event))
+        waiting = [iter(queue) for queue in queues.values()]
+        while waiting:
+            pending: list[PendingOrder] = []
+            stopped = []
+            for queue in waiting:
+                for message, event in queue:
+                    if self._take(message, event, states, load, models, result, pending):
+                        stopped.append(queue)  # the customer's next events wait for this decision
+                        break
+            self._decide(pending, result, models.label)
+            waiting = stopped
         horizon = self.config.retention_days * DAY
         for _, state in result.changed.values():
             state.forget_closed(state.last_event_time - horizon)
         return result
+
+    def _take(self, message: RawMessage, event: InputEvent, states: dict[str, CustomerState],
+              load: Callable[[str], CustomerState | None], models: RiskModels, result: BatchResult,
+              pending: list[PendingOrder]) -> bool:
+        """Apply a fact, or score an order request and add it to ``pending`` (then True)."""
+        state = self._state(event.customer_id, states, load, message, result)
+        if state is None:
+            return False
+        with self._guard(message, result):
+            if isinstance(event, (OrderPlaced, OrderAmended)):
+                order = self._prepare(event, message, state, models)
+                if order is not None:
+                    pending.append(order)
+                    return True
+                changed = False
+            else:
+                changed = self._apply_fact(event, state, result)
+            self._applied(changed, event, message.partition, state, result)
+        return False
+
+    def _state(self, customer_id: str, states: dict[str, CustomerState],
+               load: Callable[[str], CustomerState | None], message: RawMessage,
+               result: BatchResult) -> CustomerState | None:
+        """The customer's state in this batch (loaded once); None when loading failed."""
+        state = states.get(customer_id)
+        if state is None:
+            with self._guard(message, result):
+                state = states[customer_id] = load(customer_id) or CustomerState(customer_id)
+        return state
+
+    @contextmanager
+    def _guard(self, message: RawMessage, result: BatchResult) -> Iterator[None]:
+        """Dead-letter ``message`` when processing it fails: an invalid event with its code, a
+        bug as ``processing_error`` (it must not stop the partition nor lose the message)."""
+        try:
+            yield
+        except InvalidMessage as invalid:
+            result.dead_letters.append(self._dead_letter(message, invalid))
+        except Exception as exc:
+            log.exception("processing failed at %s[%d]@%d", message.topic, message.partition, message.offset)
+            failure = InvalidMessage("processing_error", f"{type(exc).__name__}: {exc}"[:500])
+            result.dead_letters.append(self._dead_letter(message, failure))
+
+    @staticmethod
+    def _applied(changed: bool, event: InputEvent, partition: int, state: CustomerState,
+                 result: BatchResult) -> None:
+        if changed:
+            state.events_applied += 1
+            state.last_event_time = max(state.last_event_time, event.event_timestamp)
+            result.changed[event.customer_id] = (partition, state)
+        else:
+            result.duplicates += 1
 
     # --- validation ------------------------------------------------------------------------
 
@@ -183,18 +252,16 @@ class Pipeline:
 
     # --- state changes ---------------------------------------------------------------------
 
-    def _apply(self, event: InputEvent, message: RawMessage, state: CustomerState, result: BatchResult,
-               models: RiskModels) -> bool:
-        if isinstance(event, (OrderPlaced, OrderAmended)):
-            return self._decide(event, message, state, result, models)
-        changed = self._apply_fact(event, state, result)
+    def _apply_fact(self, event: InputEvent, state: CustomerState, result: BatchResult) -> bool:
+        """Apply an event that is not an order request; a ledger event that settles an invoice
+        (or shows it late) makes a training example."""
+        changed = self._change(event, state, result)
         if changed and isinstance(event, (InvoiceIssued, PaymentReceived, CreditNoteIssued, InvoiceWrittenOff)):
             outcomes = state.credit_outcomes(event.event_timestamp, self.config.late_payment_days)
             result.examples += [credit_example(state.customer_id, o, event.event_time) for o in outcomes]
         return changed
 
-    def _apply_fact(self, event: InputEvent, state: CustomerState, result: BatchResult) -> bool:
-        """Apply an event that is not an order request."""
+    def _change(self, event: InputEvent, state: CustomerState, result: BatchResult) -> bool:
         cents = self.config.converter.cents
         at = event.event_timestamp
         if isinstance(event, OrderCancelled):
@@ -229,16 +296,18 @@ class Pipeline:
             return state.set_profile(event.event_id, profile)
         raise AssertionError(f"no handler for {type(event).__name__}")  # pragma: no cover
 
-    def _decide(self, event: OrderPlaced | OrderAmended, message: RawMessage, state: CustomerState,
-                result: BatchResult, models: RiskModels) -> bool:
+    def _prepare(self, event: OrderPlaced | OrderAmended, message: RawMessage, state: CustomerState,
+                 models: RiskModels) -> PendingOrder | None:
+        """Score an order request and gather its decision context (nothing changes yet); None
+        for a duplicate."""
         order = state.orders.get(event.order_id)
         amending = isinstance(event, OrderAmended)
         if order is not None and event.event_id in order.event_ids:
-            return False  # already decided: its decision was delivered before the state was written
+            return None  # already decided: its decision was delivered before the state was written
         if amending and (order is None or order.status == "cancelled"):
             raise InvalidMessage("unknown_reference", f"amendment of unknown or cancelled order {event.order_id!r}")
         if not amending and order is not None and order.status != "cancelled":
-            return False  # the order id is already taken by a decided order: a duplicate
+            return None  # the order id is already taken by a decided order: a duplicate
         amount = self.config.converter.cents(event.total, event.currency)
         # Exposure without this order: neither its open part nor receivables already invoiced
         # for it (an invoice may be processed before its order: the topics are separate).
@@ -251,29 +320,50 @@ class Pipeline:
             ship_to_country=event.ship_to_country, max_discount=max(line.discount for line in event.lines),
             hour=when.hour + when.minute / 60, weekday=float(when.weekday()))
         scores = models.score(anomaly_x, credit_features(state, event.event_timestamp, amount), event.salesperson_id)
-        decision = self._decision(event, message, state, amount, exposure, scores, models.label)
-        was_held = order is not None and order.status == "held"
-        record = state.amend_order if amending else state.place_order
-        record(event.order_id, event.event_id, amount, event.event_timestamp, ORDER_STATUS[decision.outcome])
+        context = self._context(event, state, amount, exposure, scores)
+        return PendingOrder(event, message, state, amount, anomaly_x, scores, context,
+                            was_held=order is not None and order.status == "held")
+
+    def _decide(self, pending: list[PendingOrder], result: BatchResult, model_version: str) -> None:
+        """Decide a round's orders with one rulebook evaluation, then record each."""
+        if not pending:
+            return
+        rules = self.config.rules
+        try:
+            verdicts: list[Verdict] | None = rules.evaluate_many([order.context for order in pending])
+        except Exception:  # decide them one by one: a failure then dead-letters one order only
+            log.exception("deciding %d orders together failed", len(pending))
+            verdicts = None
+        for k, order in enumerate(pending):
+            with self._guard(order.message, result):
+                verdict = verdicts[k] if verdicts is not None else rules.evaluate(order.context)
+                self._record(order, verdict, result, model_version)
+                self._applied(True, order.event, order.message.partition, order.state, result)
+
+    def _record(self, pending: PendingOrder, verdict: Verdict, result: BatchResult, model_version: str) -> None:
+        event, state = pending.event, pending.state
+        decision = self._decision(pending, verdict, model_version)
+        record = state.amend_order if isinstance(event, OrderAmended) else state.place_order
+        record(event.order_id, event.event_id, pending.amount, event.event_timestamp, ORDER_STATUS[decision.outcome])
         result.decisions.append(decision)
         result.examples.append(TrainingExample(
             example_id=f"order:{event.event_id}", kind="order", customer_id=event.customer_id,
-            salesperson_id=event.salesperson_id, features=dict(anomaly_x), event_time=event.event_time))
+            salesperson_id=event.salesperson_id, features=dict(pending.anomaly_x), event_time=event.event_time))
         if decision.outcome.stops_order:
             result.holds.append(OrderHold.from_decision(decision))
-        elif was_held:
+        elif pending.was_held:
             result.holds_closed.append((event.customer_id, event.order_id))
-        return True
 
-    def _decision(self, event: OrderPlaced | OrderAmended, message: RawMessage, state: CustomerState,
-                  amount: int, exposure: int, scores: Scores, model_version: str) -> Decision:
+    @staticmethod
+    def _context(event: OrderPlaced | OrderAmended, state: CustomerState, amount: int, exposure: int,
+                 scores: Scores) -> DecisionContext:
         profile = state.profile
         at = event.event_timestamp
         overdue_amount, days_past_due = state.overdue(at)
         earlier = [(o.placed_at, units(o.amount)) for oid, o in state.orders.items()  # other orders of the last day
                    if oid != event.order_id and o.amount and at - DAY <= o.placed_at <= at]
         recent = tuple(amount for _, amount in earlier)
-        context = DecisionContext(
+        return DecisionContext(
             order_amount=units(amount),
             exposure=units(exposure),
             credit_limit=units(profile.credit_limit) if profile else 0.0,
@@ -294,7 +384,7 @@ class Pipeline:
             previous_orders=state.order_count,
             orders_last_hour=sum(1 for placed_at, _ in earlier if placed_at >= at - DAY / 24),
             orders_last_day=len(recent),
-            amount_last_day=round(sum(recent), 2),
+            amount_last_day=round(sum(recent, 0.0), 2),
             recent_order_amounts=recent,
             anomaly_scored=scores.anomaly is not None,
             anomaly_score=scores.anomaly or 0.0,
@@ -303,7 +393,9 @@ class Pipeline:
             late_payment_probability=scores.late_payment or 0.0,
             late_payment_factors=_listed(scores.late_payment_factors),
         )
-        verdict = self.config.rules.evaluate(context)
+
+    def _decision(self, pending: PendingOrder, verdict: Verdict, model_version: str) -> Decision:
+        event, context, scores = pending.event, pending.context, pending.scores
         named = {"anomaly": (scores.anomaly, scores.anomaly_factors),
                  "late_payment": (scores.late_payment, scores.late_payment_factors)}
         now = self.clock()
@@ -332,9 +424,8 @@ class Pipeline:
             model_version=model_version,
             event_time=event.event_time,
             decided_at=utc_from_timestamp(now),
-            latency_ms=round(max(0.0, now - message.timestamp) * 1000.0, 3),
+            latency_ms=round(max(0.0, now - pending.message.timestamp) * 1000.0, 3),
         )
-
 
     def label_overdue(self, states: Iterable[CustomerState], as_of: float) -> list[TrainingExample]:
         """Training examples for invoices now more than ``late_payment_days`` past due and still
