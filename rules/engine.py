@@ -105,11 +105,12 @@ class CompiledRulebook:
         if "emergency_segment" in self._derived_used:
             keys |= {field for segment in self._segments for field in segment}
         read = sorted(set(self._context_used) | keys)
-        kinds = {CONTEXT_TYPES[name] for name in read}
+        kinds = sorted({CONTEXT_TYPES[name] for name in read}, key=lambda kind: kind.__name__)
         self._column_groups = [(kind, names, attrgetter(*names)) for kind in kinds
                                for names in [tuple(name for name in read if CONTEXT_TYPES[name] is kind)]]
         self._derived_names = ([table[0] for table in self._tables_used] + [named[0] for named in self._lists_used]
                                + sorted(self._derived_used))
+        self._reads_derived = [tuple(name for name in reads if name in self._derived_names) for reads in self._reads]
         self.evaluations = 0
         self.seconds = 0.0
 
@@ -184,15 +185,16 @@ class CompiledRulebook:
         by_order: dict[int, list[int]] = {}
         for j, i in zip(orders.tolist(), rules.tolist(), strict=True):
             by_order.setdefault(j, []).append(i)
-        derived_rows = list(zip(*(np.broadcast_to(columns[name], (n,)).tolist() for name in self._derived_names),
-                                strict=True)) if self._derived_names else [()] * n
+        derived_columns = {name: np.broadcast_to(columns[name], (n,)).tolist() for name in self._derived_names}
         asking = bool(ask_cel.any())
         for j, fired in by_order.items():
             base = contexts[j].__dict__
-            derived = dict(zip(self._derived_names, derived_rows[j], strict=True))
             failed: dict[int, str] = {}
             hits = fired
-            if asking and ask_cel[j].any():
+            if not (asking and ask_cel[j].any()):  # the derived values the hits' messages read
+                derived = {name: derived_columns[name][j] for i in hits for name in self._reads_derived[i]}
+            else:
+                derived = {name: values[j] for name, values in derived_columns.items()}
                 hits = [i for i in fired if matched[j, i]]
                 activation = self._activation(base, derived)
                 for i in fired:

@@ -6,7 +6,7 @@ import json
 from typer.testing import CliRunner
 
 from rules import default_rulebook
-from streams.backtest import backtest, changed_orders
+from streams.backtest import backtest, changed_orders, rules_benchmark
 from streams.cli import cli
 from streams.event_file import read_messages, write_message
 from streams.settings import Settings
@@ -63,3 +63,17 @@ def test_backtest_command_prints_both_reports_and_the_changes(tmp_path):
     outcomes = [r["outcomes"] for r in out["reports"]]
     assert outcomes == [{"approve": 2, "hold": 2, "review": 1}, {"approve": 2, "hold": 3}]
     assert out["changed"] == [{"order_id": "SO-3", "outcome": "review", "compared": "hold"}]
+
+
+def test_rules_bench_decides_the_recorded_rounds_again_and_restores_the_rulebook(tmp_path):
+    path = labelled_file(tmp_path / "events.jsonl")
+    book = default_rulebook()
+    with path.open() as f:
+        result = rules_benchmark(read_messages(f), book, Settings(), repeat=2)
+    # C1's three orders wait for each other: three rounds (SO-1 with C2's and C3's, then SO-2, then SO-3)
+    assert result["orders"] == 5 and result["rounds"] == 3 and result["orders_with_hits"] == 3
+    assert len(result["runs_us_per_order"]) == 2 and result["us_per_order"] == min(result["runs_us_per_order"])
+    assert "evaluate_many" not in vars(book)  # the recording wrapper is gone
+    cli_result = CliRunner().invoke(cli, ["rules", "bench", "--events", str(path), "--repeat", "1"])
+    assert cli_result.exit_code == 0, cli_result.stderr
+    assert json.loads(cli_result.stdout)["orders"] == 5
