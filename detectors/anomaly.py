@@ -20,7 +20,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from numba import njit
@@ -92,16 +92,24 @@ class OrderAnomalyDetector(base.AnomalyDetector):
     def explain_one(self, x: Mapping[str, float], explain_from: float = 0.0,
                     top: int = 3) -> tuple[float, list[tuple[str, float]]]:
         """The score and, when it is at least ``explain_from``, its reasons (see :meth:`reasons`)."""
+        return self.explain_many([x], explain_from, top)[0]
+
+    def explain_many(self, xs: Sequence[Mapping[str, float]], explain_from: float = 0.0,
+                     top: int = 3) -> list[tuple[float, list[tuple[str, float]]]]:
+        """:meth:`explain_one` of each of ``xs``, the compiled steps once for all of them."""
         if not self._model.names:
-            return self.calibrate(0.0), []
-        row = self._model.row(x)
-        score = self.calibrate(self._model.score_row(row))
-        if score < explain_from:
-            return score, []
-        positions, distances = np.empty(top, dtype=np.int64), np.empty(top)
-        kept = _strongest(row, self._moments, positions, distances)
+            return [(self.calibrate(0.0), []) for _ in xs]
+        rows = self._model.rows(xs)
+        scores: list[float] = self._ranks.ranks(self._model.score_rows(rows)).tolist()
+        explained = np.array([i for i, score in enumerate(scores) if score >= explain_from], dtype=np.int64)
+        positions, distances = np.empty((len(explained), top), dtype=np.int64), np.empty((len(explained), top))
+        kept = _strongest_rows(rows, explained, self._moments, positions, distances).tolist()
+        out: list[tuple[float, list[tuple[str, float]]]] = [(score, []) for score in scores]
         names = self._model.names  # through Python lists: numpy's elements one by one are slow
-        return score, list(zip([names[i] for i in positions.tolist()[:kept]], distances.tolist()[:kept], strict=True))
+        for k, (i, found, far) in enumerate(zip(explained.tolist(), positions.tolist(), distances.tolist(),
+                                                strict=True)):
+            out[i] = (scores[i], list(zip([names[p] for p in found[:kept[k]]], far[:kept[k]], strict=True)))
+        return out
 
     def reasons(self, x: Mapping[str, float], top: int = 3) -> list[tuple[str, float]]:
         """The features farthest from their usual values, as ``(feature, |z-score|)``."""
@@ -165,4 +173,13 @@ def _strongest(row, moments, positions, distances):  # type: ignore[no-untyped-d
     kept = largest_above(z, -1.0, positions)  # unknown ones are -1
     for k in range(kept):
         distances[k] = round(z[positions[k]], 2)
+    return kept
+
+
+@njit("int64[::1](float64[:, ::1], int64[::1], float64[:, ::1], int64[:, ::1], float64[:, ::1])", cache=True)
+def _strongest_rows(rows, chosen, moments, positions, distances):  # type: ignore[no-untyped-def]
+    """:func:`_strongest` of the ``chosen`` rows, into the rows of ``positions`` and ``distances``."""
+    kept = np.empty(chosen.shape[0], dtype=np.int64)
+    for k in range(chosen.shape[0]):
+        kept[k] = _strongest(rows[chosen[k]], moments, positions[k], distances[k])
     return kept

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import operator
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,6 +82,15 @@ def _score(x, lows, highs, margin, features, thresholds, r_mass, l_mass, height,
     return score
 
 
+@njit(f"float64[::1]({_MATRIX}, {_ROW}, {_ROW}, float64, {_INDEX}, {_MATRIX}, {_MATRIX}, {_MATRIX}, int64, float64)",
+      cache=True)
+def _score_rows(rows, lows, highs, margin, features, thresholds, r_mass, l_mass, height, size_limit):  # type: ignore[no-untyped-def]
+    out = np.empty(rows.shape[0])
+    for i in range(rows.shape[0]):
+        out[i] = _score(rows[i], lows, highs, margin, features, thresholds, r_mass, l_mass, height, size_limit)
+    return out
+
+
 @njit(f"void({_ROW}, {_ROW}, {_ROW}, float64, {_INDEX}, {_MATRIX}, {_MATRIX}, int64)", cache=True)
 def _learn(x, lows, highs, margin, features, thresholds, l_mass, height):  # type: ignore[no-untyped-def]
     for i in range(x.shape[0]):
@@ -133,6 +142,16 @@ class ScaledHalfSpaceTrees:
                 pass
         return np.array([x.get(name, math.nan) for name in self.names], dtype=np.float64)
 
+    def rows(self, xs: Sequence[Mapping[str, float]]) -> np.ndarray:
+        """Several rows at once (one per ``x``, as :meth:`row` makes them)."""
+        if self._values_of is not None:
+            try:
+                return np.array(list(map(self._values_of, xs)), dtype=np.float64).reshape(len(xs), len(self.names))
+            except KeyError:
+                pass
+        return np.array([[x.get(name, math.nan) for name in self.names] for x in xs],
+                        dtype=np.float64).reshape(len(xs), len(self.names))
+
     def _build(self, x: Mapping[str, float]) -> None:
         self.names = sorted(x)
         # all values in one C call when every feature is there (a tuple needs two or more)
@@ -180,4 +199,15 @@ class ScaledHalfSpaceTrees:
             return 0.0
         score = _score(row, self._lows, self._highs, self.margin, self._features, self._thresholds, self._r_mass,
                        self._l_mass, self.height, 0.1 * self.window_size)
-        return 1.0 - score / (self.n_trees * self.window_size * (2 ** (self.height + 1) - 1))
+        return 1.0 - score / self._largest_score()
+
+    def score_rows(self, rows: np.ndarray) -> np.ndarray:
+        """:meth:`score_row` of every row of ``rows`` (made by :meth:`rows`), in one call."""
+        if self.first_window:
+            return np.zeros(rows.shape[0])
+        scores = _score_rows(rows, self._lows, self._highs, self.margin, self._features, self._thresholds,
+                             self._r_mass, self._l_mass, self.height, 0.1 * self.window_size)
+        return 1.0 - scores / self._largest_score()
+
+    def _largest_score(self) -> int:
+        return self.n_trees * self.window_size * (2 ** (self.height + 1) - 1)

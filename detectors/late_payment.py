@@ -55,8 +55,9 @@ _INTERCEPT_LR = 0.01
 # A row is idx = its numbers' terms, then its one-hot terms, then the cells of its categories and
 # missing values; values = its numbers. A row's scorecard terms are one per number (0 without
 # bins), then one per cell of idx.
-_SIGNATURE_ARGS = ("int64[::1], float64[::1], int64, int64, float64[::1], float64[:, ::1], float64[:, ::1], "
-                   "int64[:, ::1], float64[::1], float64[:, ::1], int64[::1], float64[::1]")
+_STATE_ARGS = ("float64[::1], float64[:, ::1], float64[:, ::1], int64[:, ::1], float64[::1], float64[:, ::1], "
+               "int64[::1], float64[::1]")
+_SIGNATURE_ARGS = f"int64[::1], float64[::1], int64, int64, {_STATE_ARGS}"
 
 
 @njit(cache=True)
@@ -111,6 +112,23 @@ def _explain(idx, values, n_numbers, n_onehot, weights, moments, edges, banding,
         reason_terms[k] = round(terms[reason_features[k]], 4)
         reason_features[k] = features[reason_features[k]]
     return 0.5 * (scorecard + regression), kept
+
+
+@njit(f"Tuple((float64[::1], int64[::1]))(int64[::1], float64[::1], int64[:, ::1], {_STATE_ARGS}, int64[:, ::1], "
+      "float64[:, ::1])", cache=True)
+def _explain_rows(idx, values, shape, weights, moments, edges, banding, totals, cells, cell_feature,  # type: ignore[no-untyped-def]
+                  iv_weight, reason_features, reason_terms):
+    """:func:`_explain` of several rows stored one after the other: row i is
+    ``idx[shape[i, 0]:shape[i + 1, 0]]``, ``values[shape[i, 1]:shape[i + 1, 1]]`` with
+    ``shape[i + 1, 2]`` numbers and ``shape[i + 1, 3]`` one-hots; its reasons go to row i of
+    ``reason_features`` / ``reason_terms``."""
+    n = shape.shape[0] - 1
+    p_late, kept = np.empty(n), np.empty(n, dtype=np.int64)
+    for i in range(n):
+        p_late[i], kept[i] = _explain(idx[shape[i, 0]:shape[i + 1, 0]], values[shape[i, 1]:shape[i + 1, 1]],
+                                      shape[i + 1, 2], shape[i + 1, 3], weights, moments, edges, banding, totals,
+                                      cells, cell_feature, iv_weight, reason_features[i], reason_terms[i])
+    return p_late, kept
 
 
 @njit(cache=True)
@@ -230,6 +248,11 @@ class LatePaymentModel(base.Classifier):
     def _encode(self, x: Features, learn: bool) -> tuple[np.ndarray, np.ndarray, int, int]:
         """``x`` as array indices and values (see ``_SIGNATURE_ARGS``). Learning adds what is
         new; scoring leaves out what the model has never seen (it would contribute nothing)."""
+        idx, values, n_numbers, n_onehot = self._encode_lists(x, learn)
+        return np.array(idx, dtype=np.int64), np.array(values, dtype=np.float64), n_numbers, n_onehot
+
+    def _encode_lists(self, x: Features, learn: bool) -> tuple[list[int], list[float], int, int]:
+        """:meth:`_encode` as lists (to put several rows into one array)."""
         numbers: list[int] = []
         values: list[float] = []
         onehots: list[int] = []
@@ -261,8 +284,7 @@ class LatePaymentModel(base.Classifier):
                     number = number_slots[key] = self._new_number(key)
                 numbers.append(number)
                 values.append(value)
-        idx = np.array(numbers + onehots + cells, dtype=np.int64)
-        return idx, np.array(values, dtype=np.float64), len(numbers), len(onehots)
+        return numbers + onehots + cells, values, len(numbers), len(onehots)
 
     def _new_number(self, key: str) -> int:
         """Term of a numeric feature first learned, with a cell for each of its bands (one never
@@ -337,10 +359,23 @@ class LatePaymentModel(base.Classifier):
 
     def explain_one(self, x: Features, top: int = 3) -> tuple[float, list[tuple[str, float]]]:
         """The late-payment probability and its reasons (see :meth:`reasons`), computed once."""
-        idx, values, n_numbers, n_onehot = self._encode(x, learn=False)
-        features, terms = np.empty(top, dtype=np.int64), np.empty(top)
-        p_late, kept = _explain(idx, values, n_numbers, n_onehot, *self._state(), features, terms)
-        if not kept:
-            return p_late, []
+        return self.explain_many([x], top)[0]
+
+    def explain_many(self, xs: Sequence[Features], top: int = 3) -> list[tuple[float, list[tuple[str, float]]]]:
+        """:meth:`explain_one` of each of ``xs``: the rows encoded one after the other into one
+        array, read by one compiled call."""
+        idx: list[int] = []
+        values: list[float] = []
+        shape = np.zeros((len(xs) + 1, 4), dtype=np.int64)  # per row: end of idx, of values, numbers, one-hots
+        for i, x in enumerate(xs):
+            row_idx, row_values, n_numbers, n_onehot = self._encode_lists(x, learn=False)
+            idx += row_idx
+            values += row_values
+            shape[i + 1] = len(idx), len(values), n_numbers, n_onehot
+        features, terms = np.empty((len(xs), top), dtype=np.int64), np.empty((len(xs), top))
+        p_late, kept = _explain_rows(np.array(idx, dtype=np.int64), np.array(values, dtype=np.float64), shape,
+                                     *self._state(), features, terms)
         names = self._feature_names  # through Python lists: numpy's elements one by one are slow
-        return p_late, list(zip([names[f] for f in features.tolist()[:kept]], terms.tolist()[:kept], strict=True))
+        return [(p, list(zip([names[f] for f in found[:n]], weights[:n], strict=True)) if n else [])
+                for p, n, found, weights in zip(p_late.tolist(), kept.tolist(), features.tolist(), terms.tolist(),
+                                                strict=True)]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -108,15 +108,22 @@ class RiskModels:
         """Score one order: ``order`` are its anomaly features (see
         :func:`streams.features.order_features`), ``credit`` its customer's credit features,
         ``salesperson`` who took it."""
-        anomaly = factors = None
+        return self.score_many([order], [credit], [salesperson])[0]
+
+    def score_many(self, orders: Sequence[Mapping[str, float]], credits: Sequence[Mapping[str, Any]],
+                   salespeople: Sequence[str | None]) -> list[Scores]:
+        """:meth:`score` of several orders, each model's compiled steps called once for all."""
+        n = len(orders)
+        anomaly: list[tuple[float | None, tuple[tuple[str, float], ...]]] = [(None, ())] * n
         if self.order_examples >= self.anomaly_min_examples:
-            score, reasons = self.anomaly.explain_one(self.order_view(order, salesperson), EXPLAIN_ANOMALY_FROM)
-            anomaly, factors = round(score, 4), tuple(reasons)
-        late = late_factors = None
+            views = list(map(self.order_view, orders, salespeople))
+            anomaly = [(round(score, 4), tuple(reasons))
+                       for score, reasons in self.anomaly.explain_many(views, EXPLAIN_ANOMALY_FROM)]
+        late: list[tuple[float | None, tuple[tuple[str, float], ...]]] = [(None, ())] * n
         if self.credit_examples >= self.credit_min_labels:
-            p_late, reasons = self.credit.explain_one(credit)
-            late, late_factors = round(p_late, 4), tuple(reasons)
-        return Scores(anomaly, factors or (), late, late_factors or ())
+            late = [(round(p_late, 4), tuple(reasons)) for p_late, reasons in self.credit.explain_many(credits)]
+        return [Scores(score, factors, p_late, late_factors)
+                for (score, factors), (p_late, late_factors) in zip(anomaly, late, strict=True)]
 
     def learn_order(self, order: Mapping[str, float], salesperson: str | None = None) -> Drift | None:
         """Learn one order; returns a drift of the score stream, if any."""

@@ -49,6 +49,14 @@ def _rank(tree, size, value):  # type: ignore[no-untyped-def]
     return _below(tree, _bin(value)) / size if size else 0.5
 
 
+@njit("float64[::1](int32[::1], int64, float64[::1])", cache=True)
+def _ranks(tree, size, values):  # type: ignore[no-untyped-def]
+    out = np.empty(values.shape[0])
+    for i in range(values.shape[0]):
+        out[i] = _rank(tree, size, values[i])
+    return out
+
+
 @njit("void(int32[::1], int32[::1], int64[::1], float64)", cache=True)
 def _add(tree, ring, position, value):  # type: ignore[no-untyped-def]
     """Count ``value``; when the ring is full, forget the value it replaces.
@@ -73,6 +81,10 @@ class RollingRank:
     def rank(self, value: float) -> float:
         """Share of remembered values below ``value`` (0.5 before any)."""
         return _rank(self._tree, len(self), value)
+
+    def ranks(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`rank` of each of ``values``, in one call."""
+        return _ranks(self._tree, len(self), values)
 
     def add(self, value: float) -> None:
         """Remember ``value``, forgetting the oldest beyond the window."""

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -83,15 +84,16 @@ class BatchResult:
 
 @dataclass(frozen=True)
 class PendingOrder:
-    """An order request scored and put in context, waiting for its round's verdicts."""
+    """An order request waiting for its round to be scored and decided: amounts in cents,
+    exposure without this order, the features of both models."""
 
     event: OrderPlaced | OrderAmended
     message: RawMessage
     state: CustomerState
     amount: int
+    exposure: int
     anomaly_x: dict[str, float]
-    scores: Scores
-    context: DecisionContext
+    credit_x: dict[str, Any]
     was_held: bool
 
 
@@ -155,10 +157,10 @@ class Pipeline:
             stopped = []
             for queue in waiting:
                 for message, event in queue:
-                    if self._take(message, event, states, load, models, result, pending):
+                    if self._take(message, event, states, load, result, pending):
                         stopped.append(queue)  # the customer's next events wait for this decision
                         break
-            self._decide(pending, result, models.label)
+            self._decide(pending, result, models)
             waiting = stopped
         horizon = self.config.retention_days * DAY
         for _, state in result.changed.values():
@@ -166,15 +168,15 @@ class Pipeline:
         return result
 
     def _take(self, message: RawMessage, event: InputEvent, states: dict[str, CustomerState],
-              load: Callable[[str], CustomerState | None], models: RiskModels, result: BatchResult,
+              load: Callable[[str], CustomerState | None], result: BatchResult,
               pending: list[PendingOrder]) -> bool:
-        """Apply a fact, or score an order request and add it to ``pending`` (then True)."""
+        """Apply a fact, or add an order request to ``pending`` (then True)."""
         state = self._state(event.customer_id, states, load, message, result)
         if state is None:
             return False
         with self._guard(message, result):
             if isinstance(event, (OrderPlaced, OrderAmended)):
-                order = self._prepare(event, message, state, models)
+                order = self._prepare(event, message, state)
                 if order is not None:
                     pending.append(order)
                     return True
@@ -296,10 +298,10 @@ class Pipeline:
             return state.set_profile(event.event_id, profile)
         raise AssertionError(f"no handler for {type(event).__name__}")  # pragma: no cover
 
-    def _prepare(self, event: OrderPlaced | OrderAmended, message: RawMessage, state: CustomerState,
-                 models: RiskModels) -> PendingOrder | None:
-        """Score an order request and gather its decision context (nothing changes yet); None
-        for a duplicate."""
+    def _prepare(self, event: OrderPlaced | OrderAmended, message: RawMessage,
+                 state: CustomerState) -> PendingOrder | None:
+        """An order request with its amount, exposure and model features (nothing changes yet);
+        None for a duplicate."""
         order = state.orders.get(event.order_id)
         amending = isinstance(event, OrderAmended)
         if order is not None and event.event_id in order.event_ids:
@@ -319,30 +321,37 @@ class Pipeline:
             state, amount=amount, at=event.event_timestamp, payment_terms_days=event.payment_terms_days,
             ship_to_country=event.ship_to_country, max_discount=max(line.discount for line in event.lines),
             hour=when.hour + when.minute / 60, weekday=float(when.weekday()))
-        scores = models.score(anomaly_x, credit_features(state, event.event_timestamp, amount), event.salesperson_id)
-        context = self._context(event, state, amount, exposure, scores)
-        return PendingOrder(event, message, state, amount, anomaly_x, scores, context,
+        return PendingOrder(event, message, state, amount, exposure, anomaly_x,
+                            credit_features(state, event.event_timestamp, amount),
                             was_held=order is not None and order.status == "held")
 
-    def _decide(self, pending: list[PendingOrder], result: BatchResult, model_version: str) -> None:
-        """Decide a round's orders with one rulebook evaluation, then record each."""
+    def _decide(self, pending: list[PendingOrder], result: BatchResult, models: RiskModels) -> None:
+        """Score a round's orders and decide them, each step once for the whole round (one by one
+        when that fails, so that a failure dead-letters one order only); then record each."""
         if not pending:
             return
         rules = self.config.rules
         try:
-            verdicts: list[Verdict] | None = rules.evaluate_many([order.context for order in pending])
-        except Exception:  # decide them one by one: a failure then dead-letters one order only
+            scores = models.score_many([order.anomaly_x for order in pending], [order.credit_x for order in pending],
+                                       [order.event.salesperson_id for order in pending])
+            contexts = [self._context(order, score) for order, score in zip(pending, scores, strict=True)]
+            verdicts = rules.evaluate_many(contexts)
+        except Exception:
             log.exception("deciding %d orders together failed", len(pending))
-            verdicts = None
-        for k, order in enumerate(pending):
+            for order in pending:
+                with self._guard(order.message, result):
+                    score = models.score(order.anomaly_x, order.credit_x, order.event.salesperson_id)
+                    context = self._context(order, score)
+                    self._record(order, score, context, rules.evaluate(context), result, models.label)
+            return
+        for order, score, context, verdict in zip(pending, scores, contexts, verdicts, strict=True):
             with self._guard(order.message, result):
-                verdict = verdicts[k] if verdicts is not None else rules.evaluate(order.context)
-                self._record(order, verdict, result, model_version)
-                self._applied(True, order.event, order.message.partition, order.state, result)
+                self._record(order, score, context, verdict, result, models.label)
 
-    def _record(self, pending: PendingOrder, verdict: Verdict, result: BatchResult, model_version: str) -> None:
+    def _record(self, pending: PendingOrder, scores: Scores, context: DecisionContext, verdict: Verdict,
+                result: BatchResult, model_version: str) -> None:
         event, state = pending.event, pending.state
-        decision = self._decision(pending, verdict, model_version)
+        decision = self._decision(pending, scores, context, verdict, model_version)
         record = state.amend_order if isinstance(event, OrderAmended) else state.place_order
         record(event.order_id, event.event_id, pending.amount, event.event_timestamp, ORDER_STATUS[decision.outcome])
         result.decisions.append(decision)
@@ -353,10 +362,11 @@ class Pipeline:
             result.holds.append(OrderHold.from_decision(decision))
         elif pending.was_held:
             result.holds_closed.append((event.customer_id, event.order_id))
+        self._applied(True, event, pending.message.partition, state, result)
 
     @staticmethod
-    def _context(event: OrderPlaced | OrderAmended, state: CustomerState, amount: int, exposure: int,
-                 scores: Scores) -> DecisionContext:
+    def _context(pending: PendingOrder, scores: Scores) -> DecisionContext:
+        event, state, amount, exposure = pending.event, pending.state, pending.amount, pending.exposure
         profile = state.profile
         at = event.event_timestamp
         overdue_amount, days_past_due = state.overdue(at)
@@ -394,8 +404,9 @@ class Pipeline:
             late_payment_factors=_listed(scores.late_payment_factors),
         )
 
-    def _decision(self, pending: PendingOrder, verdict: Verdict, model_version: str) -> Decision:
-        event, context, scores = pending.event, pending.context, pending.scores
+    def _decision(self, pending: PendingOrder, scores: Scores, context: DecisionContext, verdict: Verdict,
+                  model_version: str) -> Decision:
+        event = pending.event
         named = {"anomaly": (scores.anomaly, scores.anomaly_factors),
                  "late_payment": (scores.late_payment, scores.late_payment_factors)}
         now = self.clock()

@@ -92,3 +92,27 @@ def test_a_model_still_warming_up_gives_no_score_and_triggers_no_rule():
     h.feed(ev.customer("C1"))
     decision = h.feed(ev.order("C1", "SO-1", 100.0)).decisions[0]
     assert decision.scores == {} and decision.outcome.value == "approve"
+
+
+def test_a_round_of_orders_is_scored_as_each_order_alone():
+    """Scoring many orders in one call (a worker's round) gives each order's own scores and
+    reasons: the anomaly score is the calibrated score of that order alone, and no order's
+    result depends on the others in its round."""
+    examples = simulated_examples(seed=4, events=6000)
+    models = RiskModels(seed=4, anomaly_min_examples=100, credit_min_labels=50)
+    for example in examples[: len(examples) // 2]:
+        if example.kind == "order":
+            models.learn_order(example.features, example.salesperson_id)
+        else:
+            models.learn_credit(example.features, bool(example.late))
+    orders = [x for x in examples[len(examples) // 2:] if x.kind == "order"][:300]
+    credits = [x.features for x in examples if x.kind == "credit"][:300]
+    assert len(orders) == len(credits) == 300
+    salespeople = [x.salesperson_id for x in orders]
+    together = models.score_many([x.features for x in orders], credits, salespeople)
+    alone = [models.score(x.features, credit, x.salesperson_id) for x, credit in zip(orders, credits, strict=True)]
+    assert together == alone
+    views = [models.order_view(x.features, x.salesperson_id) for x in orders]
+    assert [s.anomaly for s in together] == [round(models.anomaly.score_one(view), 4) for view in views]
+    assert sum(bool(s.anomaly_factors) for s in together) > 50
+    assert sum(bool(s.late_payment_factors) for s in together) > 50
