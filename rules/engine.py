@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import string
 import time
@@ -32,15 +33,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from cel_expr_python import cel
+from google.protobuf.message import DecodeError
 
 from rules.cel_ast import parse_checked
 from rules.context import CONTEXT_TYPES, DecisionContext
 from rules.outcome import Outcome, RuleHit
 from rules.rulebook import DERIVED_VARIABLES, Rulebook, RulebookError, RuleSpec, parse_rulebook
-from rules.vectorized import ragged, vectorize
+from rules.vectorized import VectorRule, ragged, vectorize
 
 _CEL_TYPES = {float: cel.Type.DOUBLE, bool: cel.Type.BOOL, str: cel.Type.STRING, int: cel.Type.INT,
               tuple: cel.Type.List(cel.Type.DOUBLE)}
+log = logging.getLogger(__name__)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -100,7 +103,7 @@ class CompiledRulebook:
         self._reports = [tuple((name, _REPORTED[types[name]]) for name in rule.values) for rule in rules]
         # what a batch reads from its contexts, as columns
         lists = {name for name, kind in CONTEXT_TYPES.items() if kind is tuple}
-        self._vectors = [vectorize(parse_checked(single.serialize()), lists) for single in singles]
+        self._vectors = [_vector(single, lists) for single in singles]
         keys = {by for _, by, _, _ in self._tables_used} | {of for _, of, _ in self._lists_used}
         if "emergency_segment" in self._derived_used:
             keys |= {field for segment in self._segments for field in segment}
@@ -260,6 +263,17 @@ class CompiledRulebook:
             hits.sort(key=lambda ranked: ranked[0])
         ordered = tuple(hit for _, hit in hits)
         return Verdict(ordered[0].action if ordered else Outcome.APPROVE, ordered, tuple(shadow))
+
+
+def _vector(single: Any, lists: set[str]) -> VectorRule:
+    """A condition compiled for batches; left to CEL as a whole when its checked tree cannot be
+    read (a serialization this version does not know)."""
+    try:
+        tree = parse_checked(single.serialize())
+    except (ValueError, KeyError, IndexError, DecodeError) as exc:
+        log.warning("a condition is left to CEL for every order: its checked tree cannot be read (%s)", exc)
+        return VectorRule((), complete=False)
+    return vectorize(tree, lists)
 
 
 def _one(single: Any, activation: Any) -> tuple[bool, str | None]:

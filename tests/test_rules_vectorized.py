@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rules import DecisionContext, default_rulebook
 from rules.cel_ast import parse_checked
-from rules.engine import compile_rulebook
+from rules.engine import _vector, compile_rulebook
 from rules.rulebook import parse_rulebook
 from rules.vectorized import vectorize
 from streams.app import pipeline_config
@@ -171,3 +171,13 @@ def test_an_overflow_is_an_error_where_it_happens():
     rule = vectorize(parse_checked(env.compile("n + 1 > 0 || n < 0").serialize()), set())
     matched, failed = rule.evaluate({"n": np.array([5, 2**63 - 1, -3])}, 3)
     assert matched.tolist() == [True, False, True] and failed.tolist() == [False, True, False]
+
+
+def test_a_tree_that_cannot_be_read_leaves_the_condition_to_cel():
+    class Unreadable:
+        def serialize(self) -> bytes:
+            return b"\x0a\x03not a checked expression"
+
+    rule = _vector(Unreadable(), set())
+    assert not rule.complete
+    assert rule.evaluate({}, 2)[1].tolist() == [True, True]  # every order asks CEL
