@@ -80,12 +80,12 @@ class Client:
         raw = await self.redis.get(f"sg:customer:{customer_id}")
         return orjson.loads(raw) if raw else None
 
-    async def onboard(self, *customers: dict) -> None:
+    async def onboard(self, *customers: dict, timeout: float = 60.0) -> None:
         """Send customer master data and wait until it is applied: orders sent afterwards are
         decided against it (the ``customers`` and ``orders`` topics are consumed independently)."""
         await self.send(*customers)
         for customer in customers:
-            await self.settled(customer["customer_id"], events_applied=1)
+            await self.settled(customer["customer_id"], events_applied=1, timeout=timeout)
 
     async def settled(self, customer_id: str, events_applied: int, timeout: float = 60.0) -> dict:
         """The customer's snapshot once ``events_applied`` events have been applied to it."""

@@ -69,7 +69,9 @@ async def test_delayed_labels_reach_the_trainer_and_survive_a_restart(client, wo
 
     worker.stop()
     worker.start()
-    await client.onboard(ev.customer("C-LATE3", limit=5000.0))
+    # the restarted worker's first batch waits for its group to rebalance and for the rulebooks
+    # topic: on a busy machine that took more than the usual minute once
+    await client.onboard(ev.customer("C-LATE3", limit=5000.0), timeout=150)
     await client.send(ev.order("C-LATE3", "SO-L3", 100.0, days=LATER + 70),
                       ev.invoice("C-LATE3", "INV-L3", "SO-L3", 100.0, days=LATER + 70, due_in_days=0),
                       ev.payment("C-LATE3", "P-L3", "INV-L3", 100.0, days=LATER + 71))
