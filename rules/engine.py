@@ -66,7 +66,8 @@ _APPROVED = Verdict(Outcome.APPROVE, ())
 _ERROR = cel.Type.ERROR
 #: Below this many orders, one CEL evaluation per order is cheaper than the array operations.
 VECTOR_MIN = 4
-_COLUMN_TYPES: dict[type, Any] = {float: np.float64, int: np.int64, bool: np.bool_, str: object}
+#: Context types held in numeric columns (strings are object columns, lists ragged ones).
+_COLUMN_TYPES: dict[type, Any] = {float: np.float64, int: np.int64, bool: np.bool_}
 
 
 class CompiledRulebook:
@@ -80,7 +81,10 @@ class CompiledRulebook:
         self._program = program  # all conditions as one CEL list
         self._singles = singles  # each condition alone: to find which one failed, and why
         self._env = env
-        self._segments = [segment.model_dump(exclude_none=True) for segment in book.emergency.hold_segments]
+        emergency = book.emergency  # fixed per version: what it holds and how it scales limits
+        self._held_segments = ([segment.model_dump(exclude_none=True) for segment in emergency.hold_segments]
+                               if emergency.active else [])
+        self._limit_factor = emergency.limit_factor if emergency.active else 1.0
         self._tables: list[_TableLookup] = [(name, t.by, t.values, t.default) for name, t in book.tables.items()]
         self._lists: list[_ListLookup] = [(name, named.of, frozenset(named.values))
                                           for name, named in book.lists.items()]
@@ -106,7 +110,7 @@ class CompiledRulebook:
         self._vectors = [_vector(single, lists) for single in singles]
         keys = {by for _, by, _, _ in self._tables_used} | {of for _, of, _ in self._lists_used}
         if "emergency_segment" in self._derived_used:
-            keys |= {field for segment in self._segments for field in segment}
+            keys |= {field for segment in self._held_segments for field in segment}
         read = sorted(set(self._context_used) | keys)
         kinds = sorted({CONTEXT_TYPES[name] for name in read}, key=lambda kind: kind.__name__)
         self._column_groups = [(kind, names, attrgetter(*names)) for kind in kinds
@@ -123,22 +127,17 @@ class CompiledRulebook:
         out: dict[str, Any] = {name: values.get(base[by], default) for name, by, values, default in tables}
         for name, by, members in lists:
             out[name] = base[by] in members
-        emergency = self.book.emergency
         if "limit_factor" in derived:
-            out["limit_factor"] = emergency.limit_factor if emergency.active else 1.0
+            out["limit_factor"] = self._limit_factor
         if "emergency_segment" in derived:
-            out["emergency_segment"] = emergency.active and any(
-                all(base[field] == wanted for field, wanted in segment.items()) for segment in self._segments)
+            out["emergency_segment"] = any(
+                all(base[field] == wanted for field, wanted in segment.items()) for segment in self._held_segments)
         return out
 
     def evaluate(self, context: DecisionContext) -> Verdict:
         """Decide one order: approve when no enforced rule matches, else the strongest action.
         ``evaluations`` / ``seconds`` count the orders decided and the time it took."""
-        started = time.perf_counter()
-        verdict = self._evaluate(context)
-        self.seconds += time.perf_counter() - started
-        self.evaluations += 1
-        return verdict
+        return self.evaluate_many([context])[0]
 
     def evaluate_many(self, contexts: Sequence[DecisionContext]) -> list[Verdict]:
         """Decide several orders at once: the same verdicts as :meth:`evaluate` one by one."""
@@ -218,7 +217,7 @@ class CompiledRulebook:
         n = len(contexts)
         for kind, names, read in self._column_groups:  # one conversion per type
             rows = list(map(read, contexts))
-            if kind in (float, int, bool):
+            if kind in _COLUMN_TYPES:
                 table = np.array(rows, dtype=_COLUMN_TYPES[kind]).reshape(n, len(names))
                 columns.update((name, table[:, k]) for k, name in enumerate(names))
                 continue
@@ -228,12 +227,11 @@ class CompiledRulebook:
             columns[name] = np.array([table_values.get(key, default) for key in columns[by]], dtype=np.float64)
         for name, by, members in self._lists_used:
             columns[name] = np.array([key in members for key in columns[by]], dtype=bool)
-        emergency = self.book.emergency
         if "limit_factor" in self._derived_used:
-            columns["limit_factor"] = emergency.limit_factor if emergency.active else 1.0
+            columns["limit_factor"] = self._limit_factor
         if "emergency_segment" in self._derived_used:
-            held = np.zeros(len(contexts), dtype=bool)
-            for segment in self._segments if emergency.active else []:
+            held = np.zeros(n, dtype=bool)
+            for segment in self._held_segments:
                 held |= np.logical_and.reduce([columns[field] == wanted for field, wanted in segment.items()])
             columns["emergency_segment"] = held
         return columns
@@ -293,16 +291,8 @@ def _number(value: float) -> float:
     return round(value, 4)
 
 
-def _integer(value: int) -> float:
-    return float(value)
-
-
 def _flag(value: bool) -> str:
     return "true" if value else "false"
-
-
-def _text(value: str) -> str:
-    return value
 
 
 def _numbers(value: tuple[float, ...]) -> str:
@@ -312,7 +302,7 @@ def _numbers(value: tuple[float, ...]) -> str:
 #: How a hit reports a variable's value, by the variable's type: numbers rounded, lists and
 #: booleans as text.
 _REPORTED: dict[type, Callable[[Any], float | str]] = {
-    float: _number, int: _integer, bool: _flag, str: _text, tuple: _numbers}
+    float: _number, int: float, bool: _flag, str: str, tuple: _numbers}
 
 
 def _variable_types(book: Rulebook) -> dict[str, type]:

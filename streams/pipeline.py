@@ -330,19 +330,19 @@ class Pipeline:
         when that fails, so that a failure dead-letters one order only); then record each."""
         if not pending:
             return
-        rules = self.config.rules
         try:
             scores = models.score_many([order.anomaly_x for order in pending], [order.credit_x for order in pending],
                                        [order.event.salesperson_id for order in pending])
             contexts = [self._context(order, score) for order, score in zip(pending, scores, strict=True)]
-            verdicts = rules.evaluate_many(contexts)
+            verdicts = self.config.rules.evaluate_many(contexts)
         except Exception:
-            log.exception("deciding %d orders together failed", len(pending))
+            if len(pending) == 1:
+                with self._guard(pending[0].message, result):
+                    raise  # dead-lettered, with the error
+                return
+            log.exception("deciding %d orders together failed; deciding them one by one", len(pending))
             for order in pending:
-                with self._guard(order.message, result):
-                    score = models.score(order.anomaly_x, order.credit_x, order.event.salesperson_id)
-                    context = self._context(order, score)
-                    self._record(order, score, context, rules.evaluate(context), result, models.label)
+                self._decide([order], result, models)
             return
         for order, score, context, verdict in zip(pending, scores, contexts, verdicts, strict=True):
             with self._guard(order.message, result):

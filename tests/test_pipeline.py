@@ -197,3 +197,20 @@ def test_a_processing_bug_dead_letters_that_message_and_the_batch_goes_on(monkey
     result = h.feed(ev.cancel("C1", "SO-1"), ev.order("C1", "SO-2", 5.0))
     assert [(d.code, d.reason) for d in result.dead_letters] == [("processing_error", "ZeroDivisionError: boom")]
     assert [d.order_id for d in result.decisions] == ["SO-2"]
+
+
+def test_a_failure_in_a_round_dead_letters_only_its_order(monkeypatch):
+    h = Harness()
+    h.feed(*(ev.customer(f"C{i}") for i in range(6)))
+    context = Pipeline._context
+
+    def broken_for_so3(pending, scores):
+        if pending.event.order_id == "SO-3":
+            raise ZeroDivisionError("boom")
+        return context(pending, scores)
+
+    monkeypatch.setattr(Pipeline, "_context", staticmethod(broken_for_so3))
+    result = h.feed(*(ev.order(f"C{i}", f"SO-{i}", 5.0) for i in range(6)))  # one round of six orders
+    assert [(d.code, d.reason) for d in result.dead_letters] == [("processing_error", "ZeroDivisionError: boom")]
+    assert sorted(d.order_id for d in result.decisions) == ["SO-0", "SO-1", "SO-2", "SO-4", "SO-5"]
+    assert "SO-3" not in h.states["C3"].orders
