@@ -27,8 +27,10 @@ import logging
 import re
 import string
 import time
-from collections.abc import Callable, Sequence
-from operator import attrgetter
+from collections import ChainMap
+from collections.abc import Sequence
+from itertools import repeat
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -37,6 +39,7 @@ from google.protobuf.message import DecodeError
 
 from rules.cel_ast import parse_checked
 from rules.context import CONTEXT_TYPES, DecisionContext
+from rules.hits import HitMaker
 from rules.outcome import Outcome, RuleHit
 from rules.rulebook import DERIVED_VARIABLES, Rulebook, RulebookError, RuleSpec, parse_rulebook
 from rules.vectorized import VectorRule, ragged, vectorize
@@ -88,6 +91,9 @@ class CompiledRulebook:
         self._tables: list[_TableLookup] = [(name, t.by, t.values, t.default) for name, t in book.tables.items()]
         self._lists: list[_ListLookup] = [(name, named.of, frozenset(named.values))
                                           for name, named in book.lists.items()]
+        types = _variable_types(book)
+        self._makers = [HitMaker(rule, types) for rule in rules]
+        self._reads = [maker.names for maker in self._makers]
         # what one evaluation hands to CEL: only the variables some condition uses
         self._context_used = tuple(sorted(referenced & set(CONTEXT_TYPES)))
         self._sequences_used = tuple(n for n in self._context_used if CONTEXT_TYPES[n] is tuple)
@@ -99,25 +105,29 @@ class CompiledRulebook:
         self._lists_rest = [named for named in self._lists if named[0] not in referenced]
         self._derived_rest = set(DERIVED_VARIABLES) - referenced
         rest = {table[0] for table in self._tables_rest} | {named[0] for named in self._lists_rest} | self._derived_rest
-        self._reads_rest = [bool(_template_names(rule.message) & rest or set(rule.values) & rest) for rule in rules]
-        types = _variable_types(book)
-        self._codes = [rule.reason or rule.id for rule in rules]
+        self._reads_rest = [bool(set(reads) & rest) for reads in self._reads]
         self._ranks = [(-rule.action.strength(), rule.priority) for rule in rules]  # strongest first
-        self._reads = [tuple(_template_names(rule.message) | set(rule.values)) for rule in rules]
-        self._reports = [tuple((name, _REPORTED[types[name]]) for name in rule.values) for rule in rules]
-        # what a batch reads from its contexts, as columns
+        # a batch: the variables the conditions read as columns, and the derived ones hits read too
         lists = {name for name, kind in CONTEXT_TYPES.items() if kind is tuple}
         self._vectors = [_vector(single, lists) for single in singles]
-        keys = {by for _, by, _, _ in self._tables_used} | {of for _, of, _ in self._lists_used}
-        if "emergency_segment" in self._derived_used:
+        wanted = referenced | {name for reads in self._reads for name in reads}
+        self._tables_columns = [table for table in self._tables if table[0] in wanted]
+        self._lists_columns = [named for named in self._lists if named[0] in wanted]
+        self._derived_columns = wanted & set(DERIVED_VARIABLES)
+        keys = {by for _, by, _, _ in self._tables_columns} | {of for _, of, _ in self._lists_columns}
+        if "emergency_segment" in self._derived_columns:
             keys |= {field for segment in self._held_segments for field in segment}
-        read = sorted(set(self._context_used) | keys)
-        kinds = sorted({CONTEXT_TYPES[name] for name in read}, key=lambda kind: kind.__name__)
-        self._column_groups = [(kind, names, attrgetter(*names)) for kind in kinds
-                               for names in [tuple(name for name in read if CONTEXT_TYPES[name] is kind)]]
-        self._derived_names = ([table[0] for table in self._tables_used] + [named[0] for named in self._lists_used]
-                               + sorted(self._derived_used))
-        self._reads_derived = [tuple(name for name in reads if name in self._derived_names) for reads in self._reads]
+        self._column_reads = [(name, CONTEXT_TYPES[name], itemgetter(name))
+                              for name in sorted(set(self._context_used) | keys)]
+        derived_names = ({table[0] for table in self._tables_columns} | {named[0] for named in self._lists_columns}
+                         | self._derived_columns)
+        # how a batch gathers the values a rule's hits read: derived ones from the columns, the
+        # rest from the contexts; enforced rules strongest first (a hit list needs no sort), then shadow rules
+        self._gathers = [[(name, None) if name in derived_names else (name, attrgetter(name)) for name in reads]
+                         for reads in self._reads]
+        self._report_order = ([i for _, i in sorted((self._ranks[i], i) for i, rule in enumerate(rules)
+                                                    if not rule.shadow)]
+                              + [i for i, rule in enumerate(rules) if rule.shadow])
         self.evaluations = 0
         self.seconds = 0.0
 
@@ -171,65 +181,60 @@ class CompiledRulebook:
         return self._verdict(base, derived, [i for i, matched in enumerate(flags) if matched], {})
 
     def _evaluate_columns(self, contexts: Sequence[DecisionContext]) -> list[Verdict]:
-        """Every rule over every order as array operations; orders that match a rule (or that
-        a rule leaves to CEL's runtime) get their hits one by one."""
+        """Every rule over every order as array operations, then the hits of each rule for the
+        orders it matched. An order that a rule leaves to CEL's runtime (an error to report, a
+        function the arrays do not cover) is decided by CEL alone."""
         n = len(contexts)
         columns = self._columns(contexts)
-        matched = np.empty((n, len(self.rules)), dtype=bool)
-        ask_cel = np.empty((n, len(self.rules)), dtype=bool)
+        matched = np.empty((len(self.rules), n), dtype=bool)
+        ask_cel = np.empty((len(self.rules), n), dtype=bool)
         with np.errstate(all="ignore"):  # IEEE results (inf, NaN) are CEL's too
             for i, vector in enumerate(self._vectors):
-                matched[:, i], ask_cel[:, i] = vector.evaluate(columns, n)
+                matched[i], ask_cel[i] = vector.evaluate(columns, n)
         verdicts = [_APPROVED] * n
-        orders, rules = np.nonzero(matched | ask_cel)
-        if not len(orders):
-            return verdicts
-        by_order: dict[int, list[int]] = {}
-        for j, i in zip(orders.tolist(), rules.tolist(), strict=True):
-            by_order.setdefault(j, []).append(i)
-        derived_columns = {name: np.broadcast_to(columns[name], (n,)).tolist() for name in self._derived_names}
-        asking = bool(ask_cel.any())
-        for j, fired in by_order.items():
-            base = contexts[j].__dict__
-            failed: dict[int, str] = {}
-            hits = fired
-            if not (asking and ask_cel[j].any()):  # the derived values the hits' messages read
-                derived = {name: derived_columns[name][j] for i in hits for name in self._reads_derived[i]}
-            else:
-                derived = {name: values[j] for name, values in derived_columns.items()}
-                hits = [i for i in fired if matched[j, i]]
-                activation = self._activation(base, derived)
-                for i in fired:
-                    if ask_cel[j, i]:
-                        is_hit, error = _one(self._singles[i], activation)
-                        if error is not None:
-                            failed[i] = error
-                        elif is_hit:
-                            hits.append(i)
-                hits.sort()
-            if hits or failed:
-                verdicts[j] = self._verdict(base, derived, hits, failed)
+        for j in np.flatnonzero(ask_cel.any(axis=0)).tolist():
+            verdicts[j] = self._evaluate(contexts[j])
+            matched[:, j] = False
+        enforced: dict[int, list[RuleHit]] = {}
+        shadow: dict[int, list[RuleHit]] = {}
+        for i in self._report_order:
+            rows = np.flatnonzero(matched[i])
+            if not rows.size:
+                continue
+            selected = [contexts[j] for j in rows.tolist()]
+            values = [list(map(read, selected)) if read else _at(columns[name], rows)
+                      for name, read in self._gathers[i]]
+            into = shadow if self.rules[i].shadow else enforced
+            for j, hit in zip(rows.tolist(), self._makers[i].many(values, rows.size), strict=True):
+                into.setdefault(j, []).append(hit)
+        for j in enforced.keys() | shadow.keys():
+            hits = tuple(enforced.get(j, ()))
+            verdicts[j] = Verdict(hits[0].action if hits else Outcome.APPROVE, hits, tuple(shadow.get(j, ())))
         return verdicts
 
     def _columns(self, contexts: Sequence[DecisionContext]) -> dict[str, Any]:
-        """The variables the conditions read, one column per variable."""
-        columns: dict[str, Any] = {}
+        """The variables the conditions read, one column per variable, and the derived
+        variables (tables, lists, emergency) that conditions or hits read."""
         n = len(contexts)
-        for kind, names, read in self._column_groups:  # one conversion per type
-            rows = list(map(read, contexts))
+        fields = [context.__dict__ for context in contexts]
+        columns: dict[str, Any] = {}
+        texts: dict[str, list[str]] = {}
+        for name, kind, read in self._column_reads:  # one pass over the orders per variable
+            values = map(read, fields)
             if kind in _COLUMN_TYPES:
-                table = np.array(rows, dtype=_COLUMN_TYPES[kind]).reshape(n, len(names))
-                columns.update((name, table[:, k]) for k, name in enumerate(names))
-                continue
-            for name, values in zip(names, zip(*rows, strict=True) if len(names) > 1 else [rows], strict=True):
-                columns[name] = ragged(values) if kind is tuple else np.array(values, dtype=object)
-        for name, by, table_values, default in self._tables_used:
-            columns[name] = np.array([table_values.get(key, default) for key in columns[by]], dtype=np.float64)
-        for name, by, members in self._lists_used:
-            columns[name] = np.array([key in members for key in columns[by]], dtype=bool)
-        if "limit_factor" in self._derived_used:
+                columns[name] = np.fromiter(values, _COLUMN_TYPES[kind], n)
+            elif kind is tuple:
+                columns[name] = ragged(list(values))
+            else:
+                texts[name] = list(values)
+                columns[name] = np.array(texts[name], dtype=object)
+        for name, by, table_values, default in self._tables_columns:
+            columns[name] = np.fromiter(map(table_values.get, texts[by], repeat(default)), np.float64, n)
+        for name, by, members in self._lists_columns:
+            columns[name] = np.fromiter(map(members.__contains__, texts[by]), np.bool_, n)
+        if "limit_factor" in self._derived_columns:
             columns["limit_factor"] = self._limit_factor
-        if "emergency_segment" in self._derived_used:
+        if "emergency_segment" in self._derived_columns:
             held = np.zeros(n, dtype=bool)
             for segment in self._held_segments:
                 held |= np.logical_and.reduce([columns[field] == wanted for field, wanted in segment.items()])
@@ -243,6 +248,7 @@ class CompiledRulebook:
             derived = {**derived, **self._derived(base, self._tables_rest, self._lists_rest, self._derived_rest)}
         hits: list[tuple[tuple[int, int], RuleHit]] = []
         shadow: list[RuleHit] = []
+        value_of = ChainMap(derived, base).__getitem__
         for i in sorted({*matched, *failed}) if failed else matched:
             rule = self.rules[i]
             error = failed.get(i)
@@ -250,9 +256,7 @@ class CompiledRulebook:
                 hit = RuleHit("RULE_ERROR", Outcome.REVIEW, f"Rule {rule.id} could not be evaluated: {error}.",
                               {"rule": rule.id}, rule_id=rule.id)
             else:
-                values = {name: derived[name] if name in derived else base[name] for name in self._reads[i]}
-                hit = RuleHit(self._codes[i], rule.action, rule.message.format_map(values),
-                              {name: report(values[name]) for name, report in self._reports[i]}, rule.remedy, rule.id)
+                hit = self._makers[i].one(value_of)
             if rule.shadow:
                 shadow.append(hit)
             else:
@@ -274,6 +278,11 @@ def _vector(single: Any, lists: set[str]) -> VectorRule:
     return vectorize(tree, lists)
 
 
+def _at(column: Any, rows: np.ndarray) -> list[Any]:
+    """A column's values at some rows (a rulebook-wide constant is held as a scalar)."""
+    return column[rows].tolist() if np.ndim(column) else [column] * len(rows)
+
+
 def _one(single: Any, activation: Any) -> tuple[bool, str | None]:
     """One condition alone, when the combined evaluation failed: whether it matched, or why it failed."""
     result = single.eval(activation)
@@ -285,24 +294,6 @@ def _one(single: Any, activation: Any) -> tuple[bool, str | None]:
 def _template_names(template: str) -> set[str]:
     """The variables a message template names."""
     return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-
-
-def _number(value: float) -> float:
-    return round(value, 4)
-
-
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _numbers(value: tuple[float, ...]) -> str:
-    return ", ".join(f"{v:g}" for v in value)
-
-
-#: How a hit reports a variable's value, by the variable's type: numbers rounded, lists and
-#: booleans as text.
-_REPORTED: dict[type, Callable[[Any], float | str]] = {
-    float: _number, int: float, bool: _flag, str: str, tuple: _numbers}
 
 
 def _variable_types(book: Rulebook) -> dict[str, type]:
@@ -328,6 +319,20 @@ def _condition_error(env: Any, when: str) -> str | None:
     return None
 
 
+#: A value of each variable type, to try a message template with.
+_SAMPLES: dict[type, Any] = {float: 0.0, int: 0, bool: False, str: "", tuple: ()}
+
+
+def _message_error(rule: RuleSpec, types: dict[str, type]) -> str | None:
+    """Why a message template cannot format its variables (a format that does not suit the
+    variable's type, such as ``{risk_class:.2f}``), or None."""
+    try:
+        HitMaker(rule, types).one(lambda name: _SAMPLES[types[name]])
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        return f"cannot be formatted: {exc}"
+    return None
+
+
 def _env(types: dict[str, type]) -> Any:
     return cel.NewEnv(variables={name: _CEL_TYPES[kind] for name, kind in types.items()})
 
@@ -344,9 +349,10 @@ def compile_rulebook(book: Rulebook, version: str | None = None, source: str = "
         problem = _condition_error(env, rule.when)
         if problem:
             errors.append(f"{at}.when: {problem}")
-        errors += [f"{at}.message: unknown variable {{{name}}}" for name in sorted(_template_names(rule.message))
+        unknown = [f"{at}.message: unknown variable {{{name}}}" for name in sorted(_template_names(rule.message))
                    if name not in types]
-        errors += [f"{at}.values: unknown variable {name!r}" for name in rule.values if name not in types]
+        unknown += [f"{at}.values: unknown variable {name!r}" for name in rule.values if name not in types]
+        errors += unknown or [f"{at}.message: {problem}" for problem in [_message_error(rule, types)] if problem]
     if not enabled:
         errors.append("rules: no rule is enabled")
     if errors:

@@ -68,9 +68,11 @@ class RuleSpec(_Strict):
     @field_validator("message")
     @classmethod
     def _plain_fields(cls, message: str) -> str:
-        for _, name, _, _ in string.Formatter().parse(message):
+        for _, name, spec, _ in string.Formatter().parse(message):
             if name is not None and not name.isidentifier():
                 raise ValueError(f"message field {{{name}}} must be a plain variable name")
+            if spec and "{" in spec:
+                raise ValueError(f"the format of message field {{{name}}} must not contain fields")
         return message
 
 

@@ -3,8 +3,11 @@ that must be refused, each error naming its rule and field."""
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rules import DecisionContext, Outcome, RulebookError, default_rulebook
+from rules.hits import positional
 from rules.rulebook import parse_rulebook, read_rulebook
 from tests import rulebooks
 
@@ -190,6 +193,15 @@ def test_conditions_that_do_not_compile_are_refused_with_the_place():
     assert "must be true or false" in errors[3]
 
 
+def test_message_formats_that_do_not_suit_the_variable_are_refused_with_the_place():
+    text_as_number = refused(rulebooks.changed(OVERDUE={"message": "{risk_class:.2f}"}))
+    assert text_as_number == ["rules[9] (OVERDUE).message: cannot be formatted: "
+                              "Unknown format code 'f' for object of type 'str'"]
+    field_in_format = refused(rulebooks.changed(VELOCITY_COUNT={"message": "{orders_last_hour:{width}}"}))
+    assert field_in_format == ["rules[11] (VELOCITY_COUNT).message: Value error, the format of message field "
+                               "{orders_last_hour} must not contain fields"]
+
+
 def test_unreadable_files_and_bad_yaml_are_refused(tmp_path):
     with pytest.raises(RulebookError, match="cannot read"):
         read_rulebook(tmp_path / "missing.yaml")
@@ -238,3 +250,17 @@ def test_messages_may_use_tables_and_lists_that_no_condition_uses():
                       "message": "{max_order:,.0f} {blocked_customers} {limit_factor}", "values": ["velocity_amount"]}]
     hit = decide(rulebooks.compiled(data)).hits[0]
     assert hit.message == "500,000 False 1.0" and hit.values == {"velocity_amount": 1000000.0}
+
+
+FIELDS = ["{amount}", "{amount:,.2f}", "{amount!r}", "{amount:>12.1%}", "{days:d}", "{days:+}", "{name!s:^7}", "{name}"]
+
+
+LITERALS = st.text(alphabet="ab {}:!", max_size=4).map(lambda text: text.replace("{", "{{").replace("}", "}}"))
+
+
+@given(st.lists(st.one_of(LITERALS, st.sampled_from(FIELDS)), max_size=8))
+def test_a_template_with_numbered_fields_formats_as_the_named_one(pieces):
+    template = "".join(pieces)
+    named = {"amount": 1234.5678, "days": 42, "name": "C{1}"}
+    numbered, names = positional(template)
+    assert numbered.format(*[named[name] for name in names]) == template.format_map(named)
