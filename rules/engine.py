@@ -30,7 +30,7 @@ import time
 from collections import ChainMap
 from collections.abc import Sequence
 from itertools import repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -64,6 +64,8 @@ _TableLookup = tuple[str, str, dict[str, float], float]
 #: A list as looked up per order: (variable, field, members).
 _ListLookup = tuple[str, str, frozenset[str]]
 
+#: Every field of a context, in :data:`CONTEXT_TYPES` order.
+_EVERY_FIELD = attrgetter(*CONTEXT_TYPES)
 #: Decided by no rule: the verdict of most orders, made once.
 _APPROVED = Verdict(Outcome.APPROVE, ())
 _ERROR = cel.Type.ERROR
@@ -117,7 +119,7 @@ class CompiledRulebook:
         keys = {by for _, by, _, _ in self._tables_columns} | {of for _, of, _ in self._lists_columns}
         if "emergency_segment" in self._derived_columns:
             keys |= {field for segment in self._held_segments for field in segment}
-        self._column_reads = [(name, CONTEXT_TYPES[name], itemgetter(name))
+        self._column_reads = [(name, CONTEXT_TYPES[name], attrgetter(name))
                               for name in sorted(set(self._context_used) | keys)]
         derived_names = ({table[0] for table in self._tables_columns} | {named[0] for named in self._lists_columns}
                          | self._derived_columns)
@@ -168,7 +170,7 @@ class CompiledRulebook:
         return self._env.Activation(known)
 
     def _evaluate(self, context: DecisionContext) -> Verdict:
-        base = context.__dict__
+        base = dict(zip(CONTEXT_TYPES, _EVERY_FIELD(context), strict=True))
         derived = self._derived(base, self._tables_used, self._lists_used, self._derived_used)
         activation = self._activation(base, derived)
         flags = self._program.eval(activation).plain_value()  # the error's text when one failed
@@ -201,11 +203,12 @@ class CompiledRulebook:
             rows = np.flatnonzero(matched[i])
             if not rows.size:
                 continue
-            selected = [contexts[j] for j in rows.tolist()]
+            orders = rows.tolist()
+            selected = list(map(contexts.__getitem__, orders))
             values = [list(map(read, selected)) if read else _at(columns[name], rows)
                       for name, read in self._gathers[i]]
             into = shadow if self.rules[i].shadow else enforced
-            for j, hit in zip(rows.tolist(), self._makers[i].many(values, rows.size), strict=True):
+            for j, hit in zip(orders, self._makers[i].many(values, len(orders)), strict=True):
                 into.setdefault(j, []).append(hit)
         for j in enforced.keys() | shadow.keys():
             hits = tuple(enforced.get(j, ()))
@@ -216,11 +219,10 @@ class CompiledRulebook:
         """The variables the conditions read, one column per variable, and the derived
         variables (tables, lists, emergency) that conditions or hits read."""
         n = len(contexts)
-        fields = [context.__dict__ for context in contexts]
         columns: dict[str, Any] = {}
         texts: dict[str, list[str]] = {}
         for name, kind, read in self._column_reads:  # one pass over the orders per variable
-            values = map(read, fields)
+            values = map(read, contexts)
             if kind in _COLUMN_TYPES:
                 columns[name] = np.fromiter(values, _COLUMN_TYPES[kind], n)
             elif kind is tuple:
