@@ -138,10 +138,12 @@ class SalesguardApp:
         return result
 
     async def _publish(self, result: BatchResult) -> None:
-        """Send decisions, holds and dead letters and wait until the broker has them."""
+        """Send decisions, holds, hold resolutions and dead letters and wait until the broker has them."""
         topics = self.outputs
         sent = [await topics["decisions"].send(key=d.customer_id.encode(), value=dumps(d)) for d in result.decisions]
         sent += [await topics["order-holds"].send(key=h.customer_id.encode(), value=dumps(h)) for h in result.holds]
+        sent += [await topics["hold-resolutions"].send(key=r.customer_id.encode(), value=dumps(r))
+                 for r in result.resolutions]
         sent += [await topics["dead-letters"].send(key=x.key, value=dumps(x)) for x in result.dead_letters]
         sent += [await topics["model-examples"].send(key=x.customer_id.encode(), value=dumps(x))
                  for x in result.examples]

@@ -31,6 +31,8 @@ def input_topic_of(event: dict[str, Any]) -> str:
         return "orders"
     if kind.startswith("customer."):
         return "customers"
+    if kind in ("hold.release", "hold.reject", "credit_limit.set", "on_stop.set"):
+        return "risk-commands"
     return "ledger"
 
 

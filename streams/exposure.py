@@ -222,6 +222,49 @@ class CustomerState:
         order.event_ids.append(event_id)
         return True
 
+    # --- the desk ----------------------------------------------------------------------------
+
+    def resolve_hold(self, order_id: str, command_id: str, release: bool, at: float) -> str | None:
+        """Release a held order (it becomes open exposure) or reject it (it never does).
+        Returns None when done, else why nothing changed (not held, already applied).
+
+        >>> state = CustomerState("C1")
+        >>> state.place_order("SO-1", "e1", amount=500, at=0.0, status="held")
+        True
+        >>> state.resolve_hold("SO-1", "cmd-1", release=True, at=60.0), state.exposure()
+        (None, 500)
+        >>> state.resolve_hold("SO-1", "cmd-2", release=True, at=90.0)
+        'order SO-1 is open, not held'
+        """
+        order = self.orders.get(order_id)
+        if order is None:
+            return f"order {order_id} is not known for customer {self.customer_id}"
+        if command_id in order.event_ids:
+            return "command already applied"
+        if order.status != "held":
+            return f"order {order_id} is {order.status}, not held"
+        order.status = "open" if release else "rejected"
+        order.closed_at = None if release and order.uninvoiced else at
+        order.event_ids.append(command_id)
+        return None
+
+    def set_limit_or_stop(self, command_id: str, at: float, credit_limit: int | None = None,
+                          on_stop: bool | None = None) -> str | None:
+        """The desk sets the credit limit or the on-stop flag; it counts as master data as of
+        ``at`` (an older CRM record arriving later does not undo it). Returns None when done,
+        else why nothing changed."""
+        if self.profile is None:
+            return f"customer {self.customer_id} has no credit profile yet"
+        if command_id in self.profile_event_ids:
+            return "command already applied"
+        self.profile_event_ids = (self.profile_event_ids + [command_id])[-20:]
+        if credit_limit is not None:
+            self.profile.credit_limit = credit_limit
+        if on_stop is not None:
+            self.profile.on_stop = on_stop
+        self.profile.updated_at = max(self.profile.updated_at, at)
+        return None
+
     # --- receivables -----------------------------------------------------------------------
 
     def issue_invoice(self, invoice_id: str, event_id: str, order_id: str | None, amount: int,

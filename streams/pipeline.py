@@ -27,6 +27,8 @@ from streams.contracts import (
     CustomerUpdated,
     DeadLetter,
     Decision,
+    DeskAction,
+    HoldResolved,
     InputEvent,
     InvoiceIssued,
     InvoiceWrittenOff,
@@ -36,6 +38,10 @@ from streams.contracts import (
     OrderPlaced,
     PaymentReceived,
     Reason,
+    RejectHold,
+    ReleaseHold,
+    SetCreditLimit,
+    SetOnStop,
     TrainingExample,
     decision_id_for,
     parse_input,
@@ -76,6 +82,8 @@ class BatchResult:
     holds: list[OrderHold] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     holds_closed: list[tuple[str, str]] = field(default_factory=list)
+    resolutions: list[HoldResolved] = field(default_factory=list)
+    desk_actions: list[DeskAction] = field(default_factory=list)
     examples: list[TrainingExample] = field(default_factory=list)
     changed: dict[str, tuple[int, CustomerState]] = field(default_factory=dict)
     duplicates: int = 0
@@ -289,6 +297,8 @@ class Pipeline:
             if event.invoice_id not in state.invoices:
                 raise InvalidMessage("unknown_reference", f"write-off for unknown invoice {event.invoice_id!r}")
             return state.write_off(event.invoice_id, event.event_id, at)
+        if isinstance(event, (ReleaseHold, RejectHold, SetCreditLimit, SetOnStop)):
+            return self._desk(event, state, result)
         if isinstance(event, (CustomerCreated, CustomerUpdated)):
             profile = Profile(
                 name=event.name, credit_limit=cents(event.credit_limit, event.currency),
@@ -297,6 +307,36 @@ class Pipeline:
             )
             return state.set_profile(event.event_id, profile)
         raise AssertionError(f"no handler for {type(event).__name__}")  # pragma: no cover
+
+    def _desk(self, command: ReleaseHold | RejectHold | SetCreditLimit | SetOnStop, state: CustomerState,
+              result: BatchResult) -> bool:
+        """Apply a desk command; every command, applied or not, is reported as a :class:`DeskAction`."""
+        at = command.event_timestamp
+        order_id = getattr(command, "order_id", None)
+        if isinstance(command, (ReleaseHold, RejectHold)):
+            order = state.orders.get(command.order_id)
+            hold_id = decision_id_for(order.event_ids[-1]) if order is not None else ""
+            release = isinstance(command, ReleaseHold)
+            refused = state.resolve_hold(command.order_id, command.event_id, release, at)
+            if refused is None:
+                result.holds_closed.append((command.customer_id, command.order_id))
+                result.resolutions.append(HoldResolved(
+                    type="hold.released" if release else "order.rejected", hold_id=hold_id, order_id=command.order_id,
+                    customer_id=command.customer_id, command_id=command.event_id, actor=command.actor,
+                    comment=command.comment, resolved_at=command.event_time))
+            done = "released" if release else "rejected"
+        elif isinstance(command, SetCreditLimit):
+            limit = self.config.converter.cents(command.credit_limit, command.currency)
+            refused = state.set_limit_or_stop(command.event_id, at, credit_limit=limit)
+            done = f"credit limit set to {units(limit):,.2f} {self.config.base_currency}"
+        else:
+            refused = state.set_limit_or_stop(command.event_id, at, on_stop=command.on_stop)
+            done = "put on stop" if command.on_stop else "taken off stop"
+        result.desk_actions.append(DeskAction(
+            command_id=command.event_id, type=command.type, customer_id=command.customer_id, actor=command.actor,
+            comment=command.comment, order_id=order_id, applied=refused is None, detail=refused or done,
+            at=command.event_time))
+        return refused is None
 
     def _prepare(self, event: OrderPlaced | OrderAmended, message: RawMessage,
                  state: CustomerState) -> PendingOrder | None:

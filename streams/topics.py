@@ -14,9 +14,10 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 #: Input topics (logical names), in the order the agent subscribes to them.
-INPUT_TOPICS = ("customers", "orders", "ledger")
+INPUT_TOPICS = ("customers", "orders", "ledger", "risk-commands")
 #: Output topics (logical names).
-OUTPUT_TOPICS = ("decisions", "order-holds", "dead-letters", "model-examples", "model-alerts", "rulebooks")
+OUTPUT_TOPICS = ("decisions", "order-holds", "hold-resolutions", "dead-letters", "model-examples", "model-alerts",
+                 "rulebooks")
 #: Topics with one partition: one trainer learns every example, in order; alerts are rare;
 #: rulebook deployments are one ordered history every worker reads whole.
 SINGLE_PARTITION_TOPICS = ("model-examples", "model-alerts", "rulebooks")

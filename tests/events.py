@@ -65,3 +65,10 @@ def encode(event: dict[str, Any]) -> bytes:
 
 def write_off(cid: str, invoice_id: str, days: float = 0.0, event_id: str | None = None) -> dict[str, Any]:
     return _event("invoice.written_off", cid, days, event_id, invoice_id=invoice_id, reason="insolvent")
+
+
+def desk(kind: str, cid: str, days: float = 0.0, event_id: str | None = None, actor: str = "alice",
+         comment: str = "Checked with the customer.", **body: Any) -> dict[str, Any]:
+    """A risk-desk command: ``hold.release`` / ``hold.reject`` (``order_id=``), ``credit_limit.set``
+    (``credit_limit=``, ``currency=``), ``on_stop.set`` (``on_stop=``)."""
+    return _event(kind, cid, days, event_id, actor=actor, comment=comment, **body)

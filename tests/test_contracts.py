@@ -38,7 +38,7 @@ def test_invoice_due_before_issue_is_refused():
 
 def test_every_contract_has_a_json_schema_with_schema_version():
     schemas = json_schemas()
-    assert set(schemas) == {"orders", "ledger", "customers", "decisions", "order-holds", "dead-letters",
-                            "model-examples", "model-alerts", "rulebooks"}
+    assert set(schemas) == {"orders", "ledger", "customers", "risk-commands", "decisions", "order-holds",
+                            "hold-resolutions", "dead-letters", "model-examples", "model-alerts", "rulebooks"}
     assert "schema_version" in schemas["decisions"]["properties"]
     assert "order.placed" in json.dumps(schemas["orders"])

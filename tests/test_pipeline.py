@@ -214,3 +214,56 @@ def test_a_failure_in_a_round_dead_letters_only_its_order(monkeypatch):
     assert [(d.code, d.reason) for d in result.dead_letters] == [("processing_error", "ZeroDivisionError: boom")]
     assert sorted(d.order_id for d in result.decisions) == ["SO-0", "SO-1", "SO-2", "SO-4", "SO-5"]
     assert "SO-3" not in h.states["C3"].orders
+
+
+def test_desk_release_makes_a_held_order_exposure_once_and_a_second_release_changes_nothing():
+    h = Harness()
+    h.feed(ev.customer("C1", limit=1000.0))
+    assert h.feed(ev.order("C1", "SO-1", 1200.0)).decisions[0].outcome.value == "hold"
+    assert h.states["C1"].exposure() == 0
+    assert h.feed(ev.order("C1", "SO-2", 10.0)).decisions[0].outcome.value == "approve"
+    release = ev.desk("hold.release", "C1", order_id="SO-1", comment="Prepayment received.")
+    result = h.feed(release)
+    assert h.states["C1"].exposure() == 1210_00 and result.holds_closed == [("C1", "SO-1")]
+    [resolved] = result.resolutions
+    assert (resolved.type, resolved.order_id, resolved.actor, resolved.comment) == (
+        "hold.released", "SO-1", "alice", "Prepayment received.")
+    assert [(a.applied, a.detail) for a in result.desk_actions] == [(True, "released")]
+    again = h.feed(ev.desk("hold.release", "C1", order_id="SO-1"))  # a second analyst clicks too
+    redelivered = h.feed(release)
+    assert h.states["C1"].exposure() == 1210_00
+    assert again.resolutions == [] and again.holds_closed == [] and again.changed == {}
+    assert [(a.applied, a.detail) for a in again.desk_actions] == [(False, "order SO-1 is open, not held")]
+    assert [(a.applied, a.detail) for a in redelivered.desk_actions] == [(False, "command already applied")]
+
+
+def test_desk_reject_keeps_the_order_out_of_exposure_and_tells_the_erp():
+    h = Harness()
+    h.feed(ev.customer("C1", limit=1000.0))
+    held = h.feed(ev.order("C1", "SO-1", 1200.0)).decisions[0]
+    result = h.feed(ev.desk("hold.reject", "C1", order_id="SO-1", comment="Customer in dispute."))
+    assert [(r.type, r.hold_id) for r in result.resolutions] == [("order.rejected", held.decision_id)]
+    assert h.states["C1"].orders["SO-1"].status == "rejected" and h.states["C1"].exposure() == 0
+    late_release = h.feed(ev.desk("hold.release", "C1", order_id="SO-1"))
+    assert late_release.desk_actions[0].detail == "order SO-1 is rejected, not held"
+    assert h.states["C1"].exposure() == 0
+
+
+def test_desk_sets_limit_and_stop_and_the_next_order_is_decided_with_them():
+    h = Harness()
+    h.feed(ev.customer("C1", limit=1000.0))
+    h.feed(ev.desk("credit_limit.set", "C1", credit_limit=5000.0, currency="EUR"))
+    assert h.feed(ev.order("C1", "SO-1", 3000.0)).decisions[0].outcome.value == "approve"
+    h.feed(ev.customer("C1", limit=1000.0, days=-10, kind="customer.updated"))  # an older CRM record
+    assert h.states["C1"].profile.credit_limit == 5000_00
+    result = h.feed(ev.desk("on_stop.set", "C1", on_stop=True, comment="Legal dispute."))
+    assert result.desk_actions[0].detail == "put on stop"
+    assert [r.code for r in h.feed(ev.order("C1", "SO-2", 10.0)).decisions[0].reasons] == ["CUSTOMER_ON_STOP"]
+    unknown = h.feed(ev.desk("on_stop.set", "C9", on_stop=True))
+    assert unknown.desk_actions[0].applied is False and "no credit profile" in unknown.desk_actions[0].detail
+
+
+def test_desk_commands_without_a_comment_are_dead_lettered():
+    h = Harness()
+    result = h.feed(ev.desk("hold.release", "C1", order_id="SO-1", comment="  "))
+    assert [x.code for x in result.dead_letters] == ["invalid_event"] and "comment" in result.dead_letters[0].reason

@@ -19,6 +19,15 @@ from streams.contracts.control import RulebookApplied
 from streams.contracts.customers import CustomerCreated, CustomerEvent, CustomerUpdated
 from streams.contracts.dead_letters import DeadLetter, DeadLetterCode
 from streams.contracts.decisions import Decision, OrderHold, Reason, decision_id_for
+from streams.contracts.desk import (
+    DeskAction,
+    DeskCommand,
+    HoldResolved,
+    RejectHold,
+    ReleaseHold,
+    SetCreditLimit,
+    SetOnStop,
+)
 from streams.contracts.learning import ModelAlert, TrainingExample
 from streams.contracts.ledger import CreditNoteIssued, InvoiceIssued, InvoiceWrittenOff, LedgerEvent, PaymentReceived
 from streams.contracts.orders import OrderAmended, OrderCancelled, OrderEvent, OrderLine, OrderPlaced
@@ -34,6 +43,7 @@ INPUT_ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "orders": _adapter(OrderEvent),
     "ledger": _adapter(LedgerEvent),
     "customers": _adapter(CustomerEvent),
+    "risk-commands": _adapter(DeskCommand),
 }
 
 #: Every contract by name, for ``salesguard schemas`` and the docs.
@@ -41,8 +51,10 @@ CONTRACTS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "orders": INPUT_ADAPTERS["orders"],
     "ledger": INPUT_ADAPTERS["ledger"],
     "customers": INPUT_ADAPTERS["customers"],
+    "risk-commands": INPUT_ADAPTERS["risk-commands"],
     "decisions": Decision,
     "order-holds": OrderHold,
+    "hold-resolutions": HoldResolved,
     "dead-letters": DeadLetter,
     "model-examples": TrainingExample,
     "model-alerts": ModelAlert,
@@ -80,6 +92,9 @@ __all__ = [
     "DeadLetter",
     "DeadLetterCode",
     "Decision",
+    "DeskAction",
+    "DeskCommand",
+    "HoldResolved",
     "InputEvent",
     "InvoiceIssued",
     "InvoiceWrittenOff",
@@ -91,7 +106,11 @@ __all__ = [
     "OrderPlaced",
     "PaymentReceived",
     "Reason",
+    "RejectHold",
+    "ReleaseHold",
     "RulebookApplied",
+    "SetCreditLimit",
+    "SetOnStop",
     "TrainingExample",
     "decision_id_for",
     "dumps",
