@@ -37,6 +37,7 @@ from detectors.risk_models import ModelSnapshotError, RiskModels
 from monitoring import metrics
 from rules import CompiledRulebook, Outcome, load_rulebook
 from streams import rulebook_control
+from streams.audit import AuditTrail, decision_record, desk_record
 from streams.contracts import DeadLetter, ModelAlert, TrainingExample, dumps
 from streams.contracts.common import utc_from_timestamp
 from streams.contracts.decisions import decision_id_for
@@ -80,6 +81,7 @@ class SalesguardApp:
     states: CustomerStates
     outputs: dict[str, Any]
     mirror: RedisMirror | None
+    audit: AuditTrail | None
     model_store: ModelStore
     trainer: Trainer
     #: Whether the newest model version was asked for before the first batch.
@@ -133,6 +135,9 @@ class SalesguardApp:
             self.watermark = max(self.watermark, state.last_event_time)
         if self.mirror is not None:
             await self.mirror.write(self._mirror_update(result))
+        if self.audit is not None:
+            await self.audit.append([decision_record(d) for d in result.decisions]
+                                    + [desk_record(a) for a in result.desk_actions])
         self._count(result)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
@@ -341,11 +346,12 @@ def build_app(settings: Settings) -> SalesguardApp:
                           credit_min_labels=settings.credit_min_labels)
 
     sg = SalesguardApp(app=app, settings=settings, pipeline=Pipeline(pipeline_config(settings), models=make_models()),
-                       states=CustomerStates(table, changelog), outputs=outputs, mirror=None,
+                       states=CustomerStates(table, changelog), outputs=outputs, mirror=None, audit=None,
                        model_store=store, trainer=Trainer(store, make_models))
     sg.trainer.replay = sg.replay_examples
     if settings.redis_url:
         sg.mirror = RedisMirror(settings.redis_url, sg.snapshot)
+        sg.audit = AuditTrail(settings.redis_url)
     for name in INPUT_TOPICS:
         source = app.topic(settings.topic(name), key_type=bytes, value_type=bytes,
                            key_serializer="raw", value_serializer="raw", partitions=settings.partitions)

@@ -353,9 +353,8 @@ def rules_emergency(
 ) -> None:
     """Emergency mode in one action: deploy the running rulebook with its emergency section
     switched on (segments to hold, limits to tighten) or off."""
-    from rules import DEFAULT_RULEBOOK, RulebookError
+    from rules import RulebookError
     from streams import rulebook_control
-    from streams.contracts import RulebookApplied
 
     settings = load_settings()
     require_broker(settings, "switching emergency mode")
@@ -363,19 +362,48 @@ def rules_emergency(
                 + [{"channel": c} for c in channel])
     if not off and not segments and limit_factor is None:
         fail("say what the emergency is: --country / --industry / --channel to hold, and/or --limit-factor")
-
-    async def run() -> RulebookApplied:
-        running = rulebook_control.current(await rulebook_control.history(settings))
-        base = running.content if running else (settings.rulebook or DEFAULT_RULEBOOK).read_text(encoding="utf-8")
-        content = rulebook_control.with_emergency(base, not off, segments, limit_factor)
-        return await rulebook_control.publish(settings, content)
-
     try:
-        applied = asyncio.run(run())
+        applied = asyncio.run(rulebook_control.switch_emergency(settings, not off, segments, limit_factor))
     except RulebookError as exc:
         fail(str(exc))
     version = rulebook_control.compile_applied(applied).version
     print(f"applied #{applied.sequence}: emergency mode {'off' if off else 'on'} ({version})")
+
+
+audit_cli = typer.Typer(no_args_is_help=True, help="Check and export the audit trail (needs SALESGUARD_REDIS_URL).")
+cli.add_typer(audit_cli, name="audit")
+
+
+def _audit_client() -> Any:
+    import redis
+
+    settings = load_settings()
+    if not settings.redis_url:
+        fail("SALESGUARD_REDIS_URL is not set: the audit trail lives in Redis.")
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=10.0)
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain; exit 1 naming the first altered or missing entry."""
+    from streams.audit import verify
+
+    count, found = verify(_audit_client())
+    if found is not None:
+        err.print(f"audit trail broken at entry {found[0]}: {found[1]} ({count} entries read)", style="red",
+                  soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(1)
+    print(f"audit trail intact: {count} entries")
+
+
+@audit_cli.command("export")
+def audit_export(out: Path = typer.Option(..., "--out", help="JSON-lines file to write.")) -> None:
+    """Write every entry of the audit trail as JSON lines (stream id, seq, prev, record, hash)."""
+    from streams.audit import export
+
+    with out.open("wb") as sink:
+        count = export(_audit_client(), sink)
+    print(f"{count} entries written to {out}")
 
 
 #: Python's cyclic garbage collector thresholds for every salesguard process. A worker keeps a

@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from monitoring import metrics
-from rules import CompiledRulebook, RulebookError, compile_data
+from rules import DEFAULT_RULEBOOK, CompiledRulebook, RulebookError, compile_data
 from streams.contracts import RulebookApplied, dumps
 from streams.kafka_clients import producer, reader
 from streams.settings import Settings
@@ -128,6 +128,16 @@ async def publish(settings: Settings, content: str, restores: int | None = None)
     finally:
         await kafka.stop()
     return message
+
+
+async def switch_emergency(settings: Settings, active: bool, segments: list[dict[str, str]],
+                           limit_factor: float | None) -> RulebookApplied:
+    """Emergency mode in one action: deploy the running rulebook (the configured file when none
+    was deployed) with its emergency section switched on or off; raises
+    :class:`~rules.RulebookError` when the result does not compile."""
+    running = current(await history(settings))
+    base = running.content if running else (settings.rulebook or DEFAULT_RULEBOOK).read_text(encoding="utf-8")
+    return await publish(settings, with_emergency(base, active, segments, limit_factor))
 
 
 async def follow(settings: Settings, use: Callable[[CompiledRulebook], Awaitable[None]],
