@@ -59,6 +59,7 @@ class OrderRecord:
     placed_at: float
     event_ids: list[str] = field(default_factory=list)
     closed_at: float | None = None
+    salesperson_id: str = ""
 
 
 @dataclass
@@ -172,7 +173,7 @@ class CustomerState:
     # --- orders ----------------------------------------------------------------------------
 
     def place_order(self, order_id: str, event_id: str, amount: int, at: float,
-                    status: OrderStatus = "open") -> bool:
+                    status: OrderStatus = "open", salesperson_id: str = "") -> bool:
         """Record a decided new order. An ``open`` (accepted) order becomes exposure, less what
         was already invoiced for it when its invoice came first; a ``held`` or ``rejected`` one
         does not. Returns False when the order is already known."""
@@ -181,13 +182,13 @@ class CustomerState:
             if event_id in existing.event_ids or existing.status != "cancelled" or existing.amount:
                 return False
             # Cancelled before it was placed: remember the order, keep it out of exposure.
-            existing.amount, existing.placed_at = amount, at
+            existing.amount, existing.placed_at, existing.salesperson_id = amount, at, salesperson_id
             existing.event_ids.append(event_id)
             return True
         invoiced, _ = self.invoiced_for(order_id)
         self.orders[order_id] = OrderRecord(
             amount=amount, uninvoiced=max(0, amount - invoiced), status=status, placed_at=at, event_ids=[event_id],
-            closed_at=at if status == "rejected" else None,
+            closed_at=at if status == "rejected" else None, salesperson_id=salesperson_id,
         )
         self.order_count += 1
         self.order_value_total += amount
@@ -196,7 +197,7 @@ class CustomerState:
         return True
 
     def amend_order(self, order_id: str, event_id: str, amount: int, at: float,
-                    status: OrderStatus = "open") -> bool:
+                    status: OrderStatus = "open", salesperson_id: str = "") -> bool:
         """Replace an order's amount with its amended version, as decided again."""
         order = self.orders[order_id]
         if event_id in order.event_ids:
@@ -204,7 +205,7 @@ class CustomerState:
         invoiced = order.amount - order.uninvoiced
         self.order_value_total += amount - order.amount
         order.amount, order.uninvoiced = amount, max(0, amount - invoiced)
-        order.status = status
+        order.status, order.salesperson_id = status, salesperson_id or order.salesperson_id
         order.closed_at = at if order.status == "rejected" else None
         order.event_ids.append(event_id)
         return True

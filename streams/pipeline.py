@@ -312,18 +312,19 @@ class Pipeline:
               result: BatchResult) -> bool:
         """Apply a desk command; every command, applied or not, is reported as a :class:`DeskAction`."""
         at = command.event_timestamp
-        order_id = getattr(command, "order_id", None)
+        order_id, salesperson_id = getattr(command, "order_id", None), None
         if isinstance(command, (ReleaseHold, RejectHold)):
             order = state.orders.get(command.order_id)
             hold_id = decision_id_for(order.event_ids[-1]) if order is not None else ""
+            salesperson_id = order.salesperson_id if order is not None else None
             release = isinstance(command, ReleaseHold)
             refused = state.resolve_hold(command.order_id, command.event_id, release, at)
             if refused is None:
                 result.holds_closed.append((command.customer_id, command.order_id))
                 result.resolutions.append(HoldResolved(
                     type="hold.released" if release else "order.rejected", hold_id=hold_id, order_id=command.order_id,
-                    customer_id=command.customer_id, command_id=command.event_id, actor=command.actor,
-                    comment=command.comment, resolved_at=command.event_time))
+                    customer_id=command.customer_id, salesperson_id=salesperson_id or "", command_id=command.event_id,
+                    actor=command.actor, comment=command.comment, resolved_at=command.event_time))
             done = "released" if release else "rejected"
         elif isinstance(command, SetCreditLimit):
             limit = self.config.converter.cents(command.credit_limit, command.currency)
@@ -334,7 +335,8 @@ class Pipeline:
             done = "put on stop" if command.on_stop else "taken off stop"
         result.desk_actions.append(DeskAction(
             command_id=command.event_id, type=command.type, customer_id=command.customer_id, actor=command.actor,
-            comment=command.comment, order_id=order_id, applied=refused is None, detail=refused or done,
+            comment=command.comment, order_id=order_id, salesperson_id=salesperson_id, applied=refused is None,
+            detail=refused or done,
             at=command.event_time))
         return refused is None
 
@@ -393,7 +395,8 @@ class Pipeline:
         event, state = pending.event, pending.state
         decision = self._decision(pending, scores, context, verdict, model_version)
         record = state.amend_order if isinstance(event, OrderAmended) else state.place_order
-        record(event.order_id, event.event_id, pending.amount, event.event_timestamp, ORDER_STATUS[decision.outcome])
+        record(event.order_id, event.event_id, pending.amount, event.event_timestamp, ORDER_STATUS[decision.outcome],
+               event.salesperson_id)
         result.decisions.append(decision)
         result.examples.append(TrainingExample(
             example_id=f"order:{event.event_id}", kind="order", customer_id=event.customer_id,

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from streams.contracts import DeadLetter, Decision, ModelAlert, OrderHold, RulebookApplied, TrainingExample, parse_input
+from streams.contracts import (
+    DeadLetter,
+    Decision,
+    HoldResolved,
+    ModelAlert,
+    OrderHold,
+    RulebookApplied,
+    TrainingExample,
+    parse_input,
+)
+from streams.event_file import input_topic_of
 from streams.rulebook_control import compile_applied
 from streams.settings import ENV_PREFIX, Settings
 
@@ -23,9 +33,10 @@ def test_every_example_in_the_contract_docs_validates(block):
         ModelAlert.model_validate(example)
     elif example.get("type") == "rulebook.applied":
         compile_applied(RulebookApplied.model_validate(example))
+    elif example.get("type") in ("hold.released", "order.rejected"):
+        HoldResolved.model_validate(example)
     elif "type" in example:
-        topic = {"order": "orders", "customer": "customers"}.get(example["type"].split(".")[0], "ledger")
-        parse_input(topic, block.encode())
+        parse_input(input_topic_of(example), block.encode())
     elif "hold_id" in example:
         OrderHold.model_validate(example)
     elif "decision_id" in example:
@@ -37,7 +48,8 @@ def test_every_example_in_the_contract_docs_validates(block):
 def test_there_is_an_example_of_every_event_type():
     types = {json.loads(b).get("type") for b in BLOCKS}
     assert types >= {"order.placed", "order.amended", "order.cancelled", "invoice.issued", "payment.received",
-                     "credit_note.issued", "invoice.written_off", "customer.created", "customer.updated"}
+                     "credit_note.issued", "invoice.written_off", "customer.created", "customer.updated",
+                     "hold.release", "hold.reject", "credit_limit.set", "on_stop.set", "hold.released"}
 
 
 def test_every_setting_is_documented_in_the_readme():

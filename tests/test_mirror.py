@@ -15,6 +15,7 @@ from streams.mirror import MirrorUpdate, RedisMirror
 
 def hold(order_id: str) -> OrderHold:
     return OrderHold(hold_id=f"h-{order_id}", decision_id=f"h-{order_id}", order_id=order_id, customer_id="C1",
+                     salesperson_id="S-01",
                      outcome=Outcome.HOLD, reason_codes=["CUSTOMER_ON_STOP"], message="Hold.", order_amount=1.0,
                      base_currency="EUR", held_at=datetime(2026, 1, 1, tzinfo=UTC))
 

@@ -88,6 +88,7 @@ class OrderHold(Contract):
     decision_id: str
     order_id: str
     customer_id: str
+    salesperson_id: str
     outcome: Literal[Outcome.HOLD, Outcome.REJECT]
     reason_codes: list[str]
     remedy: str | None = None
@@ -104,6 +105,7 @@ class OrderHold(Contract):
             decision_id=decision.decision_id,
             order_id=decision.order_id,
             customer_id=decision.customer_id,
+            salesperson_id=decision.salesperson_id,
             outcome=cast(Literal[Outcome.HOLD, Outcome.REJECT], decision.outcome),
             reason_codes=[reason.code for reason in decision.reasons],
             remedy=next((r.remedy for r in decision.reasons if r.remedy and r.action is decision.outcome), None),

@@ -73,6 +73,7 @@ class HoldResolved(Contract):
     hold_id: str
     order_id: str
     customer_id: str
+    salesperson_id: str
     command_id: str
     actor: str
     comment: str
@@ -89,6 +90,7 @@ class DeskAction(Contract):
     actor: str
     comment: str
     order_id: str | None = None
+    salesperson_id: str | None = None  #: who sold the order a hold command concerns
     applied: bool
     detail: str
     at: datetime
