@@ -24,9 +24,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
+import redis.asyncio as aioredis
 from aiokafka import TopicPartition
 from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -35,10 +36,11 @@ from pydantic import ValidationError
 from detectors.drift import Drift
 from detectors.risk_models import ModelSnapshotError, RiskModels
 from monitoring import metrics
+from monitoring.desk import DeskBackend, desk_app, mount
 from rules import CompiledRulebook, Outcome, load_rulebook
 from streams import rulebook_control
 from streams.audit import AuditTrail, decision_record, desk_record
-from streams.contracts import DeadLetter, ModelAlert, TrainingExample, dumps
+from streams.contracts import DeadLetter, InputEvent, ModelAlert, TrainingExample, dumps
 from streams.contracts.common import utc_from_timestamp
 from streams.contracts.decisions import decision_id_for
 from streams.exposure import CustomerState
@@ -159,6 +161,8 @@ class SalesguardApp:
             customers=set(result.changed),
             holds_opened={hold.order_id: hold for hold in result.holds if hold.outcome is Outcome.HOLD},
             holds_closed={order_id for _, order_id in result.holds_closed},
+            decisions=list(result.decisions),
+            resolutions=list(result.resolutions),
         )
 
     @staticmethod
@@ -308,6 +312,25 @@ def consumer_of(sg: SalesguardApp, topic: str) -> Callable[[Any], Awaitable[None
     return consume
 
 
+def mount_desk(app: faust.App, sg: SalesguardApp, commands: Any) -> None:
+    """Serve the risk desk (:mod:`monitoring.desk`) on the worker's web server; its commands go
+    to the ``risk-commands`` topic."""
+    settings = sg.settings
+
+    async def publish(command: InputEvent) -> None:
+        delivered = await commands.send(key=command.customer_id.encode(), value=dumps(command))
+        await delivered
+
+    async def switch_emergency(active: bool, segments: list[dict[str, str]], limit_factor: float | None) -> str:
+        applied = await rulebook_control.switch_emergency(settings, active, segments, limit_factor)
+        return rulebook_control.compile_applied(applied).version
+
+    reader = aioredis.from_url(settings.redis_url, socket_timeout=2.0) if settings.redis_url else None
+    backend = DeskBackend(settings=settings, redis=reader, publish=publish, switch_emergency=switch_emergency,
+                          audit=sg.audit)
+    mount(cast(Any, app.web).web_app, desk_app(backend))
+
+
 def build_app(settings: Settings) -> SalesguardApp:
     """Declare the Faust app, its topics, table, agent, timer and pages from ``settings``."""
     datadir = Path(settings.data_dir) / f"{settings.app_id}-{settings.web_port}"
@@ -352,10 +375,11 @@ def build_app(settings: Settings) -> SalesguardApp:
     if settings.redis_url:
         sg.mirror = RedisMirror(settings.redis_url, sg.snapshot)
         sg.audit = AuditTrail(settings.redis_url)
-    for name in INPUT_TOPICS:
-        source = app.topic(settings.topic(name), key_type=bytes, value_type=bytes,
-                           key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    sources = {name: app.topic(settings.topic(name), key_type=bytes, value_type=bytes, key_serializer="raw",
+                               value_serializer="raw", partitions=settings.partitions) for name in INPUT_TOPICS}
+    for name, source in sources.items():
         app.agent(source, name=name)(consumer_of(sg, name))
+    mount_desk(app, sg, sources["risk-commands"])
 
     @app.agent(outputs["model-examples"], name="trainer")
     async def trainer(stream: Any) -> None:

@@ -8,6 +8,10 @@ Keys (``prefix`` defaults to ``sg:``):
 - ``sg:customer:<customer_id>`` — the customer's risk snapshot (JSON)
 - ``sg:holds`` — sorted set of held order ids, scored by hold time
 - ``sg:hold:<order_id>`` — the hold (JSON :class:`~streams.contracts.OrderHold`)
+- ``sg:decision:<order_id>`` — the order's latest decision (JSON, kept :data:`DECISION_TTL_DAYS`)
+- ``sg:customer:<customer_id>:decisions`` — the customer's latest decisions, newest first
+  (:data:`RECENT_DECISIONS`; a decision redelivered after a crash may appear twice, same id)
+- ``sg:sales:...`` — per-salesperson signals (:mod:`streams.sales_staff`)
 """
 
 from __future__ import annotations
@@ -23,9 +27,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from monitoring.metrics import REDIS_ERRORS
-from streams.contracts import OrderHold, dumps
+from streams import sales_staff
+from streams.contracts import Decision, HoldResolved, OrderHold, dumps
 
 log = logging.getLogger(__name__)
+
+#: How long an order's decision stays readable by the desk.
+DECISION_TTL_DAYS = 30
+#: How many decisions per customer the desk's customer view shows.
+RECENT_DECISIONS = 20
 
 
 #: Returns a customer's current risk snapshot.
@@ -34,11 +44,14 @@ Snapshotter = Callable[[str], dict[str, Any]]
 
 @dataclass
 class MirrorUpdate:
-    """Writes waiting to reach Redis: customers whose snapshot changed, holds opened and closed."""
+    """Writes waiting to reach Redis: customers whose snapshot changed, holds opened and closed,
+    decisions, and holds the desk resolved."""
 
     customers: set[str] = field(default_factory=set)
     holds_opened: dict[str, OrderHold] = field(default_factory=dict)
     holds_closed: set[str] = field(default_factory=set)
+    decisions: list[Decision] = field(default_factory=list)
+    resolutions: list[HoldResolved] = field(default_factory=list)
 
     def merge(self, other: MirrorUpdate) -> None:
         """Fold ``other`` (newer) into this update."""
@@ -49,9 +62,11 @@ class MirrorUpdate:
         for order_id, hold in other.holds_opened.items():
             self.holds_closed.discard(order_id)
             self.holds_opened[order_id] = hold
+        self.decisions += other.decisions
+        self.resolutions += other.resolutions
 
     def __bool__(self) -> bool:
-        return bool(self.customers or self.holds_opened or self.holds_closed)
+        return bool(self.customers or self.holds_opened or self.holds_closed or self.decisions or self.resolutions)
 
 
 class RedisMirror:
@@ -83,6 +98,12 @@ class RedisMirror:
                 closed = list(batch.holds_closed)
                 pipe.delete(*(f"{p}hold:{order_id}" for order_id in closed))
                 pipe.zrem(f"{p}holds", *closed)
+            for decision in batch.decisions:
+                body = dumps(decision)
+                pipe.set(f"{p}decision:{decision.order_id}", body, ex=DECISION_TTL_DAYS * 86_400)
+                pipe.lpush(f"{p}customer:{decision.customer_id}:decisions", body)
+                pipe.ltrim(f"{p}customer:{decision.customer_id}:decisions", 0, RECENT_DECISIONS - 1)
+            sales_staff.record(pipe, p, batch.decisions, batch.resolutions)
             try:
                 await pipe.execute()
             except (RedisError, OSError) as exc:

@@ -22,7 +22,11 @@ from typing import Any
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from monitoring.access import DeskUser
+
 ENV_PREFIX = "SALESGUARD_"
+#: Variables whose values are never repeated in error messages.
+SECRET_VARIABLES = frozenset({ENV_PREFIX + "DESK_TOKENS"})
 
 #: Exchange rates to the base currency (EUR) used when none are configured. A risk desk sets
 #: its treasury's rates with ``SALESGUARD_FX_RATES='{"EUR": 1, "USD": 0.92, ...}'``.
@@ -107,6 +111,23 @@ class Settings(BaseSettings):
     model_refresh_s: float = Field(5.0, gt=0, description="How often workers look for a newer model version.")
     model_seed: int = Field(0, description="Random seed of the models (half-space trees).")
 
+    # --- the risk desk ----------------------------------------------------------------------
+    desk_tokens: list[DeskUser] = Field(
+        default_factory=list,
+        description="Desk users as JSON: [{\"user\": \"alice\", \"role\": \"analyst\", \"token\": \"<16+ chars>\"}]; "
+                    "roles viewer, analyst, admin. Without any, the desk API refuses every call.")
+    desk_max_body_bytes: int = Field(16_384, ge=256, le=1_048_576, description="Largest desk request body.")
+
+    @field_validator("desk_tokens")
+    @classmethod
+    def _unique_users_and_tokens(cls, users: list[DeskUser]) -> list[DeskUser]:
+        names = [user.user for user in users]
+        if len(set(names)) != len(names):
+            raise ValueError("a user is listed twice")
+        if len({user.token.get_secret_value() for user in users}) != len(users):
+            raise ValueError("two users share a token")
+        return users
+
     @field_validator("fx_rates")
     @classmethod
     def _rates_are_positive(cls, rates: dict[str, float]) -> dict[str, float]:
@@ -136,6 +157,8 @@ class Settings(BaseSettings):
         for name, value in self.model_dump().items():
             if value is not None:
                 env[ENV_PREFIX + name.upper()] = json.dumps(value) if isinstance(value, dict) else str(value)
+        env[ENV_PREFIX + "DESK_TOKENS"] = json.dumps(
+            [{**user.model_dump(), "token": user.token.get_secret_value()} for user in self.desk_tokens])
         return env
 
     def topic(self, name: str) -> str:
@@ -147,8 +170,9 @@ def describe_errors(exc: ValidationError) -> str:
     """One line per bad field, named as the environment variable a user sets."""
     lines = ["invalid configuration:"]
     for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "?"
-        variable = ENV_PREFIX + field.split(".")[0].upper()
-        got = error.get("input")
-        lines.append(f"  {variable}: {error['msg']} (got {got!r})")
+        first, *inside = [str(part) for part in error["loc"]] or ["?"]
+        variable = ENV_PREFIX + first.upper()
+        where = f" [{'.'.join(inside)}]" if inside else ""
+        got = "" if variable in SECRET_VARIABLES else f" (got {error.get('input')!r})"
+        lines.append(f"  {variable}{where}: {error['msg']}{got}")
     return "\n".join(lines)

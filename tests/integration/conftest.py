@@ -12,6 +12,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from monitoring.access import DeskUser
 from streams.demo import EMBEDDED_BROKER_SETTINGS, worker_service
 from streams.embedded import EmbeddedStack
 from streams.kafka_clients import producer, reader
@@ -20,6 +21,10 @@ from streams.topics import ensure_topics
 from tests import events as ev
 
 pytestmark = pytest.mark.integration
+
+#: Desk tokens of the test worker, by role.
+TOKENS = {"viewer": "viewer-token-0123456789", "analyst": "analyst-token-0123456789",
+          "admin": "admin-token-0123456789"}
 
 
 class Worker:
@@ -106,8 +111,10 @@ def stack(tmp_path_factory) -> Iterator[EmbeddedStack]:
 
 @pytest.fixture(scope="session")
 def settings(stack: EmbeddedStack) -> Settings:
+    users = [DeskUser(user=f"{role}-1", role=role, token=token) for role, token in TOKENS.items()]
     return Settings(kafka_bootstrap=stack.kafka_bootstrap, redis_url=stack.redis_url, partitions=4,
-                    overdue_refresh_s=5, model_publish_s=1, model_refresh_s=1, **EMBEDDED_BROKER_SETTINGS)
+                    overdue_refresh_s=5, model_publish_s=1, model_refresh_s=1, desk_tokens=users,
+                    **EMBEDDED_BROKER_SETTINGS)
 
 
 @pytest.fixture(scope="session")

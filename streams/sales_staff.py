@@ -1,0 +1,94 @@
+"""Per-salesperson signals for the desk: how often a salesperson's orders are held, how often
+the desk releases (overrides) those holds, discounts beyond authority, anomalous orders — where
+sales staff need risk training.
+
+Counted in Redis per UTC day as *sets of ids* (``sg:sales:<day>:<salesperson>:<signal>``), so a
+decision redelivered after a crash counts once; kept for :data:`RETENTION_DAYS`.
+
+>>> from datetime import date
+>>> rates({"decisions": 40, "holds": 10, "releases": 4, "discount_exceptions": 2, "anomalies": 1})["hold_rate"]
+0.25
+>>> window_days(date(2026, 3, 2), 3)
+['2026-03-02', '2026-03-01', '2026-02-28']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any
+
+from streams.contracts import Decision, HoldResolved
+
+SIGNALS = ("decisions", "holds", "releases", "discount_exceptions", "anomalies")
+#: Reason codes that count as a discount beyond the salesperson's authority.
+DISCOUNT_EXCEPTION_CODES = frozenset({"DISCOUNT_BEYOND_AUTHORITY"})
+#: An order is anomalous for this view when its anomaly score is at least this.
+ANOMALY_FLAG = 0.99
+RETENTION_DAYS = 90
+
+
+def _key(prefix: str, day: str, salesperson: str, signal: str) -> str:
+    return f"{prefix}sales:{day}:{salesperson}:{signal}"
+
+
+def record(pipe: Any, prefix: str, decisions: Iterable[Decision], resolutions: Iterable[HoldResolved]) -> None:
+    """Queue on the Redis pipeline ``pipe`` the marks of a batch's decisions and releases."""
+    marks: list[tuple[str, str, str, str]] = []  # (day, salesperson, signal, id)
+    for d in decisions:
+        day = d.decided_at.date().isoformat()
+        marks.append((day, d.salesperson_id, "decisions", d.decision_id))
+        if d.outcome.stops_order:
+            marks.append((day, d.salesperson_id, "holds", d.decision_id))
+        if any(reason.code in DISCOUNT_EXCEPTION_CODES for reason in d.reasons):
+            marks.append((day, d.salesperson_id, "discount_exceptions", d.decision_id))
+        if d.scores.get("anomaly", 0.0) >= ANOMALY_FLAG:
+            marks.append((day, d.salesperson_id, "anomalies", d.decision_id))
+    for r in resolutions:
+        if r.type == "hold.released" and r.salesperson_id:
+            marks.append((r.resolved_at.date().isoformat(), r.salesperson_id, "releases", r.hold_id))
+    ttl = RETENTION_DAYS * 86_400
+    for day, salesperson in {(day, salesperson) for day, salesperson, _, _ in marks}:
+        pipe.sadd(f"{prefix}salespeople:{day}", salesperson)
+        pipe.expire(f"{prefix}salespeople:{day}", ttl)
+    for day, salesperson, signal, member in marks:
+        pipe.sadd(_key(prefix, day, salesperson, signal), member)
+        pipe.expire(_key(prefix, day, salesperson, signal), ttl)
+
+
+def window_days(today: date, days: int) -> list[str]:
+    """The UTC days of a window ending today, newest first."""
+    return [(today - timedelta(days=i)).isoformat() for i in range(days)]
+
+
+def rates(counts: dict[str, int]) -> dict[str, Any]:
+    """Counts with their rates: holds per decision, releases per hold, exceptions and
+    anomalies per decision (None when there is nothing to divide by)."""
+    def share(part: str, whole: str) -> float | None:
+        return round(counts[part] / counts[whole], 4) if counts[whole] else None
+    return {**counts, "hold_rate": share("holds", "decisions"), "override_rate": share("releases", "holds"),
+            "discount_exception_rate": share("discount_exceptions", "decisions"),
+            "anomaly_rate": share("anomalies", "decisions")}
+
+
+async def salesperson_view(client: Any, prefix: str, today: date, days: int) -> list[dict[str, Any]]:
+    """Every salesperson active in the window with counts and rates, highest hold rate first
+    (``client``: a ``redis.asyncio.Redis``)."""
+    window = window_days(today, days)
+    pipe = client.pipeline(transaction=False)
+    for day in window:
+        pipe.smembers(f"{prefix}salespeople:{day}")
+    active = await pipe.execute()
+    pairs = [(day, member.decode()) for day, members in zip(window, active, strict=True) for member in members]
+    pipe = client.pipeline(transaction=False)
+    for day, salesperson in pairs:
+        for signal in SIGNALS:
+            pipe.scard(_key(prefix, day, salesperson, signal))
+    sizes = iter(await pipe.execute())
+    totals: dict[str, dict[str, int]] = {}
+    for _, salesperson in pairs:
+        counts = totals.setdefault(salesperson, dict.fromkeys(SIGNALS, 0))
+        for signal in SIGNALS:
+            counts[signal] += next(sizes)
+    view = [{"salesperson_id": salesperson, **rates(counts)} for salesperson, counts in totals.items()]
+    return sorted(view, key=lambda row: (-(row["hold_rate"] or 0.0), row["salesperson_id"]))

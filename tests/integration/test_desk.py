@@ -1,0 +1,95 @@
+"""The risk desk against the embedded stack and a real worker: a held order is released
+through the API, exposure changes exactly once, the ERP hears of it, the audit trail records
+who did it and why; roles, bad input and the OpenAPI document."""
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+import redis
+
+from streams.audit import read_entries, verify
+from tests import events as ev
+from tests.integration.conftest import TOKENS
+
+pytestmark = pytest.mark.integration
+
+
+def auth(role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[role]}"}
+
+
+async def wait_for(check, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = await check()
+        if found:
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_release_flow_roles_audit_and_openapi(client, worker, settings):
+    base = f"http://127.0.0.1:{worker.process.port}/desk"
+    await client.onboard(ev.customer("C-DESK1", limit=1000.0))
+    await client.send(ev.order("C-DESK1", "SO-DESK1", 1200.0, days=1))
+    async with aiohttp.ClientSession() as http:
+        async def held():
+            async with http.get(f"{base}/api/holds", params={"customer_id": "C-DESK1"}, headers=auth("viewer")) as r:
+                body = await r.json()
+                return body["holds"] if r.status == 200 and body["total"] else None
+        [hold] = await wait_for(held, what="the hold in the queue")
+        assert hold["order_id"] == "SO-DESK1" and hold["salesperson_id"] == "S-01" and hold["age_s"] >= 0
+        assert (await client.snapshot("C-DESK1"))["exposure"] == 0.0
+
+        release = f"{base}/api/holds/SO-DESK1/release"
+        async with http.post(release, json={"comment": "Prepaid."}) as r:
+            assert r.status == 401 and (await r.json())["detail"] == "a bearer token is required"
+        async with http.post(release, json={"comment": "Prepaid."}, headers={"Authorization": "Bearer nope"}) as r:
+            assert r.status == 401 and "nope" not in await r.text()
+        async with http.post(release, json={"comment": "Prepaid."}, headers=auth("viewer")) as r:
+            assert r.status == 403 and (await r.json())["detail"] == "viewer-1 has the viewer role; this needs analyst"
+        async with http.post(release, json={"comment": "  "}, headers=auth("analyst")) as r:
+            assert r.status == 422 and "comment" in await r.text()
+        too_big = {**auth("analyst"), "Content-Type": "application/json"}
+        async with http.post(release, data=b"x" * 20_000, headers=too_big) as r:
+            assert r.status == 413
+        async with http.post(release, json={"comment": "Prepayment received."}, headers=auth("analyst")) as r:
+            assert r.status == 202
+            command_id = (await r.json())["command_id"]
+
+        async def released():
+            snap = await client.snapshot("C-DESK1")
+            return snap if snap["exposure"] == 1200.0 and snap["open_holds"] == 0 else None
+        await wait_for(released, what="the released order in exposure")
+        async with http.get(f"{base}/api/holds", params={"customer_id": "C-DESK1"}, headers=auth("viewer")) as r:
+            assert (await r.json())["total"] == 0
+        async with http.post(release, json={"comment": "Again."}, headers=auth("analyst")) as r:
+            assert r.status == 409 and "not on hold" in (await r.json())["detail"]
+        resolutions = await client.collect(
+            "hold-resolutions", lambda rs: any(x["command_id"] == command_id for x in rs))
+        assert [(x["type"], x["actor"]) for x in resolutions if x["order_id"] == "SO-DESK1"] == [
+            ("hold.released", "analyst-1")]
+
+        async with http.get(f"{base}/api/customers/C-DESK1", headers=auth("viewer")) as r:
+            profile = await r.json()
+        assert profile["profile"]["exposure"] == 1200.0
+        assert [d["outcome"] for d in profile["recent_decisions"]] == ["hold"]
+        async with http.get(f"{base}/api/orders/SO-DESK1/decision", headers=auth("viewer")) as r:
+            assert (await r.json())["reasons"][0]["code"] == "CREDIT_LIMIT_EXCEEDED"
+        async with http.get(f"{base}/api/salespeople", headers=auth("viewer")) as r:
+            staff = {row["salesperson_id"]: row for row in (await r.json())["salespeople"]}
+        assert staff["S-01"]["holds"] >= 1 and staff["S-01"]["releases"] >= 1
+        async with http.get(f"{base}/openapi.json") as r:
+            paths = (await r.json())["paths"]
+        assert {"/api/holds", "/api/holds/{order_id}/release", "/api/customers/{customer_id}/credit-limit",
+                "/api/emergency"} <= set(paths)
+
+    await asyncio.sleep(1.0)  # nothing else may change the exposure
+    assert (await client.snapshot("C-DESK1"))["exposure"] == 1200.0
+    trail = redis.Redis.from_url(settings.redis_url)
+    assert verify(trail)[1] is None
+    desk = [e["record"] for _, e in read_entries(trail) if e["record"]["kind"] == "desk"]
+    assert any(r["command_id"] == command_id and r["actor"] == "analyst-1" and r["comment"] == "Prepayment received."
+               and r["applied"] for r in desk)
