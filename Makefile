@@ -29,6 +29,7 @@ demo: $(STAMP)
 	$(BIN)/salesguard demo
 
 test: $(STAMP)
+	./.ci/system-packages
 	$(BIN)/ruff check streams rules detectors monitoring tests
 	$(BIN)/mypy streams rules detectors monitoring
 	$(BIN)/python -m pytest

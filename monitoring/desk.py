@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
@@ -94,7 +94,7 @@ def desk_app(backend: DeskBackend) -> FastAPI:
     """The desk's ASGI app (routes relative to :data:`PREFIX`)."""
     settings, p = backend.settings, backend.prefix
     api = FastAPI(title="salesguard risk desk", version="1", docs_url=None, redoc_url=None,
-                  description=__doc__)
+                  description=__doc__, max_body_size=settings.desk_max_body_bytes)
     bearer = HTTPBearer(auto_error=False, description="A desk token (SALESGUARD_DESK_TOKENS).")
 
     def role(needed: Role) -> Callable[..., Awaitable[DeskUser]]:
@@ -117,16 +117,6 @@ def desk_app(backend: DeskBackend) -> FastAPI:
         if backend.redis is None:
             raise HTTPException(503, "the desk reads Redis: set SALESGUARD_REDIS_URL")
         return backend.redis
-
-    @api.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.method in ("POST", "PUT", "PATCH"):
-            length = request.headers.get("content-length")
-            if length is None or not length.isdigit():
-                return JSONResponse({"detail": "a Content-Length header is required"}, 411)
-            if int(length) > settings.desk_max_body_bytes:
-                return JSONResponse({"detail": f"the body is larger than {settings.desk_max_body_bytes} bytes"}, 413)
-        return await call_next(request)
 
     @api.exception_handler(RedisError)
     async def redis_down(request: Request, exc: RedisError) -> JSONResponse:
@@ -292,7 +282,24 @@ def mount(web_app: Any, app: FastAPI) -> None:
     ordinary route, so that aiohttp middleware such as Faust's CORS setup sees a normal match."""
     from aiohttp_asgi.resource import ASGIContext
 
+    class Context(ASGIContext):  # type: ignore[misc]
+        """aiohttp-asgi answers every ``receive()`` after the request body with another empty
+        body at once; a streamed response (server-sent events) listens for the disconnect
+        with ``receive()`` in a loop and would spin. Here, once the body is read, ``receive()``
+        waits until the client has gone and then says so."""
+
+        body_read = False
+
+        async def on_receive(self) -> dict[str, Any]:
+            if self.body_read:
+                while self.request.transport is not None and not self.request.transport.is_closing():
+                    await asyncio.sleep(POLL_S)
+                return {"type": "http.disconnect"}
+            message: dict[str, Any] = await super().on_receive()
+            self.body_read = message["type"] == "http.request" and not message.get("more_body")
+            return message
+
     async def handle(request: Any) -> Any:
-        return await ASGIContext(app, request, PREFIX).get_response()
+        return await Context(app, request, PREFIX).get_response()
 
     web_app.router.add_route("*", PREFIX + "{tail:(/.*)?}", handle)
