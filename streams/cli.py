@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import secrets
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -81,6 +82,9 @@ def demo(
 ) -> None:
     """Start the embedded broker and Redis (unless SALESGUARD_KAFKA_BOOTSTRAP / SALESGUARD_REDIS_URL
     are set), a worker and the traffic generator, and show decisions live."""
+    from pydantic import SecretStr
+
+    from monitoring.access import DeskUser
     from streams.demo import DEMO_SETTINGS, DemoTimeout, run_demo, services
     from streams.embedded import ServiceStartError
 
@@ -88,6 +92,12 @@ def demo(
     defaults = {name: value for name, value in DEMO_SETTINGS.items() if name not in settings.model_fields_set}
     settings = settings.model_copy(update=defaults)
     console = Console(stderr=as_json)
+    if not settings.desk_tokens:  # a desk user for this run only, shown once on the terminal
+        token = secrets.token_urlsafe(18)
+        demo_user = DeskUser(user="demo", role="admin", token=SecretStr(token))
+        settings = settings.model_copy(update={"desk_tokens": [demo_user]})
+        if not as_json:
+            console.print(f"desk token for this demo (admin): {token}", markup=False, highlight=False)
     run_dir = Path(tempfile.mkdtemp(prefix="salesguard-demo-"))
     if events is None and rate is None:
         rate = 300.0

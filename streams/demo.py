@@ -216,7 +216,10 @@ async def run_demo(settings: Settings, run_dir: Path, events: int | None, rate: 
     run_id = f"r{int(time.time())}"
     simulator = SalesSimulator(seed=seed, total_events=events, run_id=run_id)
     messages = iter(simulator) if record is None else recorded(simulator, record)
-    async with worker_process(settings, run_dir):
+    async with worker_process(settings, run_dir) as worker:
+        if not as_json:
+            console.print(f"risk desk http://127.0.0.1:{worker.port}/desk/ "
+                          f"(users: {', '.join(f'{u.user} ({u.role})' for u in settings.desk_tokens) or 'none'})")
         watcher = asyncio.create_task(watch(settings, tally))
         producer_task = asyncio.create_task(produce(settings, messages, tally, rate))
         live = None if as_json else Live(tally.table(), console=console, refresh_per_second=4)

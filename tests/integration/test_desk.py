@@ -93,3 +93,42 @@ async def test_release_flow_roles_audit_and_openapi(client, worker, settings):
     desk = [e["record"] for _, e in read_entries(trail) if e["record"]["kind"] == "desk"]
     assert any(r["command_id"] == command_id and r["actor"] == "analyst-1" and r["comment"] == "Prepayment received."
                and r["applied"] for r in desk)
+
+
+async def test_admins_set_limits_stop_and_emergency_mode_analysts_cannot(client, worker, settings):
+    base = f"http://127.0.0.1:{worker.process.port}/desk/api"
+    await client.onboard(ev.customer("C-DESK2", limit=1000.0))
+    async with aiohttp.ClientSession() as http:
+        limit = f"{base}/customers/C-DESK2/credit-limit"
+        async with http.put(limit, json={"credit_limit": 5000, "comment": "Review."}, headers=auth("analyst")) as r:
+            assert r.status == 403
+        async with http.put(limit, json={"credit_limit": -1, "comment": "Review."}, headers=auth("admin")) as r:
+            assert r.status == 422 and "credit_limit" in await r.text()
+        async with http.put(f"{base}/customers/C-NOBODY/credit-limit", json={"credit_limit": 1, "comment": "x"},
+                            headers=auth("admin")) as r:
+            assert r.status == 404
+        review = {"credit_limit": 5000, "comment": "Annual review."}
+        async with http.put(limit, json=review, headers=auth("admin")) as r:
+            assert r.status == 202
+        async with http.put(f"{base}/customers/C-DESK2/on-stop", json={"on_stop": True, "comment": "Dispute."},
+                            headers=auth("admin")) as r:
+            assert r.status == 202
+        snapshot = await client.settled("C-DESK2", events_applied=3)
+        assert snapshot["credit_limit"] == 5000.0 and snapshot["on_stop"] is True
+
+        switch = {"active": True, "industries": ["no-such-industry"], "limit_factor": 0.9, "comment": "Drill."}
+        async with http.put(f"{base}/emergency", json=switch, headers=auth("analyst")) as r:
+            assert r.status == 403
+        async with http.put(f"{base}/emergency", json={**switch, "limit_factor": 2}, headers=auth("admin")) as r:
+            assert r.status == 422
+        async with http.put(f"{base}/emergency", json=switch, headers=auth("admin")) as r:
+            assert r.status == 202 and ":default@" in (await r.json())["rulebook_version"]
+        async with http.put(f"{base}/emergency", json={"active": False, "comment": "Drill over."},
+                            headers=auth("admin")) as r:
+            assert r.status == 202
+    trail = redis.Redis.from_url(settings.redis_url)
+    records = [e["record"] for _, e in read_entries(trail)]
+    assert [(r["actor"], r["active"]) for r in records if r["kind"] == "emergency"][-2:] == [
+        ("admin-1", True), ("admin-1", False)]
+    assert {r["detail"] for r in records if r["kind"] == "desk" and r["customer_id"] == "C-DESK2"} == {
+        "credit limit set to 5,000.00 EUR", "put on stop"}
