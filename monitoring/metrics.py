@@ -31,3 +31,6 @@ MODEL_EXAMPLES = Counter("salesguard_model_examples_total", "Training examples l
 MODEL_DRIFTS = Counter("salesguard_model_drifts_total", "Drift alerts, by model and signal.", ["model", "signal"])
 MODEL_STORE_ERRORS = Counter(
     "salesguard_model_store_errors_total", "Failed reads or writes of model versions (retried later).")
+DESK_COMMANDS = Counter("salesguard_desk_commands_total",
+                        "Risk-desk commands the stream handled, by type and whether they changed anything.",
+                        ["type", "applied"])

@@ -172,6 +172,8 @@ class SalesguardApp:
         metrics.DUPLICATE_EVENTS.inc(result.duplicates)
         for letter in result.dead_letters:
             metrics.DEAD_LETTERS.labels(letter.code).inc()
+        for action in result.desk_actions:
+            metrics.DESK_COMMANDS.labels(action.type, str(action.applied).lower()).inc()
         for decision in result.decisions:
             metrics.DECISIONS.labels(decision.outcome.value).inc()
             metrics.DECISION_LATENCY.observe(decision.latency_ms / 1000.0)

@@ -11,6 +11,9 @@ from rules import Outcome
 from streams.contracts import OrderHold
 from streams.embedded import ChildService, free_port, redis_command
 from streams.mirror import MirrorUpdate, RedisMirror
+from streams.sales_staff import salesperson_view
+from tests import events as ev
+from tests.test_pipeline import Harness
 
 
 def hold(order_id: str) -> OrderHold:
@@ -56,4 +59,25 @@ async def test_snapshots_and_holds_reach_redis_and_survive_an_outage(redis_serve
     reader = redis.Redis(port=redis_server.port)
     assert orjson.loads(reader.get("sg:customer:C1")) == {"exposure": 2.0}
     assert reader.zrange("sg:holds", 0, -1) == [] and reader.get("sg:hold:SO-1") is None
+    await mirror.close()
+
+
+async def test_decisions_and_salesperson_signals_count_a_redelivered_decision_once(redis_server):
+    h = Harness()
+    h.feed(ev.customer("C1", limit=1000.0))
+    first = h.feed(ev.order("C1", "SO-1", 1200.0), ev.order("C1", "SO-2", 100.0))
+    released = h.feed(ev.desk("hold.release", "C1", order_id="SO-1"))
+    mirror = RedisMirror(f"redis://127.0.0.1:{redis_server.port}/0", snapshot=lambda cid: {"customer_id": cid})
+    for _ in range(2):  # the same batch delivered twice
+        assert await mirror.write(MirrorUpdate(decisions=first.decisions, resolutions=released.resolutions))
+    reader = redis.Redis(port=redis_server.port)
+    assert orjson.loads(reader.get("sg:decision:SO-1"))["outcome"] == "hold"
+    assert len(reader.lrange("sg:customer:C1:decisions", 0, -1)) == 4  # listed twice; the desk drops repeats
+    day = first.decisions[0].decided_at.date()
+    [row] = await salesperson_view(mirror.client, "sg:", day, days=1)
+    assert row == {"salesperson_id": "S-01", "decisions": 2, "holds": 1, "releases": 0, "discount_exceptions": 0,
+                   "anomalies": 0, "hold_rate": 0.5, "override_rate": 0.0, "discount_exception_rate": 0.0,
+                   "anomaly_rate": 0.0}
+    [row] = await salesperson_view(mirror.client, "sg:", released.resolutions[0].resolved_at.date(), days=1)
+    assert (row["decisions"], row["releases"], row["override_rate"]) == (0, 1, None)  # released on its own day
     await mirror.close()

@@ -55,6 +55,15 @@ async def test_release_flow_roles_audit_and_openapi(client, worker, settings):
         too_big = {**auth("analyst"), "Content-Type": "application/json"}
         async with http.post(release, data=b"x" * 20_000, headers=too_big) as r:
             assert r.status == 413
+        bad_bodies = [b"not json", b"{}", b"[]", b'{"comment": 5}', b'{"comment": "x", "extra": 1}',
+                      b'{"comment": "' + b"x" * 3000 + b'"}', b"\xff\xfe\x00", b'{"comment": null}', b"{" * 5000]
+        for bad in bad_bodies:
+            headers = {**auth("analyst"), "Content-Type": "application/json"}
+            async with http.post(release, data=bad, headers=headers) as r:
+                assert 400 <= r.status < 500, (bad[:40], r.status, await r.text())
+        bad_id = f"{base}/api/holds/SO%20bad!/release"
+        async with http.post(bad_id, json={"comment": "x"}, headers=auth("analyst")) as r:
+            assert r.status == 422
         async with http.post(release, json={"comment": "Prepayment received."}, headers=auth("analyst")) as r:
             assert r.status == 202
             command_id = (await r.json())["command_id"]
