@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.skipif(
 
 async def test_an_analyst_releases_a_held_order_in_the_browser(client, worker):
     expect = playwright.expect
-    await client.onboard(ev.customer("C-WEB1", limit=500.0))
+    await client.onboard(ev.customer("C-WEB1", limit=500.0), ev.customer("C-WEB2", limit=500.0))
     ARTIFACTS.mkdir(exist_ok=True)
     async with playwright.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -40,8 +40,12 @@ async def test_an_analyst_releases_a_held_order_in_the_browser(client, worker):
             await row.locator(".release").click()  # no comment yet: refused on the page
             await expect(page.locator("#status")).to_have_text("a comment is required to release")
             await row.locator(".comment").fill("Bank guarantee received.")
+            await client.send(ev.order("C-WEB2", "SO-WEB2", 600.0, days=1))  # the queue refreshes meanwhile
+            await expect(page.locator('#holds tbody tr[data-order="SO-WEB2"]')).to_be_visible(timeout=60_000)
+            await expect(row.locator(".comment")).to_have_value("Bank guarantee received.")
             await row.locator(".release").click()
             await expect(row).to_have_count(0, timeout=60_000)
+            await expect(page.locator('#holds tbody tr[data-order="SO-WEB2"]')).to_be_visible()
             await page.screenshot(path=ARTIFACTS / "desk-after-release.png", full_page=True)
         finally:
             await browser.close()
