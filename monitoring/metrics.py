@@ -34,3 +34,5 @@ MODEL_STORE_ERRORS = Counter(
 DESK_COMMANDS = Counter("salesguard_desk_commands_total",
                         "Risk-desk commands the stream handled, by type and whether they changed anything.",
                         ["type", "applied"])
+EMERGENCY_MODE = Gauge("salesguard_emergency_mode",
+                       "1 while the rulebook this worker decides with has emergency mode on, else 0.")

@@ -101,8 +101,7 @@ class SalesguardApp:
         """Decide with ``book`` from the next batch on (never inside a batch)."""
         async with self.batch_lock:
             self.pipeline.config = dataclasses.replace(self.pipeline.config, rules=book)
-        metrics.RULEBOOK.info({"version": book.version, "rules": str(len(book.rules)),
-                               "shadow": str(sum(rule.shadow for rule in book.rules))})
+        announce_rulebook(book)
         log.info("deciding with rulebook %s", book.version)
 
     async def handle(self, topic: str, events: Sequence[EventT]) -> BatchResult:
@@ -298,6 +297,13 @@ class SalesguardApp:
         return len(examples), len(owing)
 
 
+def announce_rulebook(book: CompiledRulebook) -> None:
+    """Show in the metrics which rulebook decides and whether emergency mode is on."""
+    metrics.RULEBOOK.info({"version": book.version, "rules": str(len(book.rules)),
+                           "shadow": str(sum(rule.shadow for rule in book.rules))})
+    metrics.EMERGENCY_MODE.set(1 if book.book.emergency.active else 0)
+
+
 def consumer_of(sg: SalesguardApp, topic: str) -> Callable[[Any], Awaitable[None]]:
     """The agent body for input topic ``topic``: micro-batches into :meth:`SalesguardApp.handle`."""
     settings = sg.settings
@@ -374,6 +380,7 @@ def build_app(settings: Settings) -> SalesguardApp:
                        states=CustomerStates(table, changelog), outputs=outputs, mirror=None, audit=None,
                        model_store=store, trainer=Trainer(store, make_models))
     sg.trainer.replay = sg.replay_examples
+    announce_rulebook(sg.pipeline.config.rules)
     if settings.redis_url:
         sg.mirror = RedisMirror(settings.redis_url, sg.snapshot)
         sg.audit = AuditTrail(settings.redis_url)
