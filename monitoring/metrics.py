@@ -36,3 +36,17 @@ DESK_COMMANDS = Counter("salesguard_desk_commands_total",
                         ["type", "applied"])
 EMERGENCY_MODE = Gauge("salesguard_emergency_mode",
                        "1 while the rulebook this worker decides with has emergency mode on, else 0.")
+#: Bucket edges of model scores (anomaly rank, late-payment probability), fine at the top where rules act.
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+DECISION_SCORES = Histogram("salesguard_decision_score", "Model scores of decided orders, by model.", ["model"],
+                            buckets=SCORE_BUCKETS)
+# The portfolio this worker holds (its partitions' customers), refreshed by a timer.
+CUSTOMERS = Gauge("salesguard_customers", "Customers in this worker's state.")
+EXPOSURE = Gauge("salesguard_exposure",
+                 "Exposure of this worker's customers (open orders + receivables), base currency.")
+CREDIT_LIMITS = Gauge("salesguard_credit_limits", "Credit limits of this worker's customers, base currency.")
+OVERDUE = Gauge("salesguard_overdue", "Overdue receivables of this worker's customers, base currency.")
+UTILIZATION_BANDS = Gauge("salesguard_customers_by_utilization",
+                          "This worker's customers by utilization band (exposure / limit).", ["band"])
+OPEN_HOLDS = Gauge("salesguard_open_holds", "Orders on hold, waiting for the desk.")
+OLDEST_HOLD_AGE = Gauge("salesguard_oldest_hold_age_seconds", "Event-time age of the oldest open hold.")

@@ -37,6 +37,8 @@ from detectors.drift import Drift
 from detectors.risk_models import ModelSnapshotError, RiskModels
 from monitoring import metrics
 from monitoring.desk import DeskBackend, desk_app, mount
+from monitoring.portfolio import measure as measure_portfolio
+from monitoring.portfolio import publish as publish_portfolio
 from rules import CompiledRulebook, Outcome, load_rulebook
 from streams import rulebook_control
 from streams.audit import AuditTrail, decision_record, desk_record
@@ -175,6 +177,8 @@ class SalesguardApp:
             metrics.DESK_COMMANDS.labels(action.type, str(action.applied).lower()).inc()
         for decision in result.decisions:
             metrics.DECISIONS.labels(decision.outcome.value).inc()
+            for model, score in decision.scores.items():
+                metrics.DECISION_SCORES.labels(model).observe(score)
             metrics.DECISION_LATENCY.observe(decision.latency_ms / 1000.0)
             for reasons, shadow in ((decision.reasons, "false"), (decision.shadow_reasons, "true")):
                 for reason in reasons:
@@ -407,6 +411,10 @@ def build_app(settings: Settings) -> SalesguardApp:
     @app.timer(settings.overdue_refresh_s, on_leader=False)
     async def overdue_refresh() -> None:
         await sg.refresh_overdue()
+
+    @app.timer(settings.overdue_refresh_s, on_leader=False)
+    async def portfolio_metrics() -> None:
+        publish_portfolio(measure_portfolio((state for _, state in sg.states.items()), sg.watermark))
 
     @app.timer(settings.model_publish_s, on_leader=False)
     async def model_checkpoint() -> None:
