@@ -5,7 +5,10 @@ Labels are bounded (topic, outcome, dead-letter code): never a customer or order
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from functools import cache
+
+from faust.sensors.prometheus import FaustMetrics
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
 
 #: Bucket edges in seconds; 0.05 is the decision latency objective.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -50,3 +53,11 @@ UTILIZATION_BANDS = Gauge("salesguard_customers_by_utilization",
                           "This worker's customers by utilization band (exposure / limit).", ["band"])
 OPEN_HOLDS = Gauge("salesguard_open_holds", "Orders on hold, waiting for the desk.")
 OLDEST_HOLD_AGE = Gauge("salesguard_oldest_hold_age_seconds", "Event-time age of the oldest open hold.")
+
+
+@cache
+def faust_metrics() -> FaustMetrics:
+    """Faust's own metrics (messages, rebalances, per-partition end and committed offsets, hence
+    consumer lag), as ``faust_*`` on the same registry; made once per process, as a registry
+    refuses a name twice."""
+    return FaustMetrics.create(REGISTRY, "faust")

@@ -29,6 +29,7 @@ from typing import Any, cast
 import faust
 import redis.asyncio as aioredis
 from aiokafka import TopicPartition
+from faust.sensors.prometheus import PrometheusMonitor
 from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -363,6 +364,7 @@ def build_app(settings: Settings) -> SalesguardApp:
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
     )
+    app.monitor = PrometheusMonitor(metrics=metrics.faust_metrics())  # Faust's internals on our /metrics
     outputs = {
         name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw",
                         partitions=partitions_of(name, settings))
