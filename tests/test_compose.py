@@ -1,16 +1,22 @@
 """docker-compose.yml, checked by parsing (no Docker engine on these machines)."""
 
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from streams.settings import ENV_PREFIX, Settings
 
-COMPOSE = yaml.safe_load((Path(__file__).resolve().parents[1] / "docker-compose.yml").read_text())
+ROOT = Path(__file__).resolve().parents[1]
+#: The compose file as `docker compose` reads it with nothing set: ``${VAR:-default}`` -> default.
+COMPOSE = yaml.safe_load(re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", (ROOT / "docker-compose.yml").read_text()))
 
 
 def test_services_of_the_production_layout_are_there():
-    assert {"kafka", "redis", "worker-1", "worker-2", "generator"} <= set(COMPOSE["services"])
+    assert {"kafka", "redis", "worker-1", "worker-2", "generator", "prometheus"} <= set(COMPOSE["services"])
 
 
 def test_workers_get_only_settings_that_exist_and_that_validate():
@@ -30,3 +36,25 @@ def test_workers_wait_for_healthy_kafka_and_redis_and_expose_distinct_ports():
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"
         ports.update(p.split(":")[0] for p in service["ports"])
     assert len(ports) == 2
+
+
+def test_prometheus_scrapes_every_worker_on_its_web_port_and_loads_the_alert_rules():
+    service = COMPOSE["services"]["prometheus"]
+    mounted = {volume.split(":")[1]: volume.split(":")[0] for volume in service["volumes"] if volume.startswith("./")}
+    config_file = next(arg.split("=", 1)[1] for arg in service["command"] if arg.startswith("--config.file="))
+    config_dir = ROOT / mounted[str(Path(config_file).parent)]
+    config = yaml.safe_load((config_dir / Path(config_file).name).read_text())
+    targets = {target for job in config["scrape_configs"] for group in job["static_configs"]
+               for target in group["targets"]}
+    workers = [name for name in COMPOSE["services"] if name.startswith("worker-")]
+    port = COMPOSE["services"]["worker-1"]["environment"]["SALESGUARD_WEB_PORT"]
+    assert targets == {f"{name}:{port}" for name in workers}
+    assert "alerts.yml" in config["rule_files"]
+    assert all((config_dir / rules).is_file() for rules in config["rule_files"])
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (Debian: prometheus)")
+def test_promtool_accepts_the_prometheus_configuration():
+    result = subprocess.run(["promtool", "check", "config", "prometheus.yml"], cwd=ROOT / "monitoring" / "prometheus",
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
