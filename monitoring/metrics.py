@@ -43,6 +43,8 @@ EMERGENCY_MODE = Gauge("salesguard_emergency_mode",
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 DECISION_SCORES = Histogram("salesguard_decision_score", "Model scores of decided orders, by model.", ["model"],
                             buckets=SCORE_BUCKETS)
+for _model in ("anomaly", "late_payment"):  # both series exist (at zero) before the first score
+    DECISION_SCORES.labels(_model)
 # The portfolio this worker holds (its partitions' customers), refreshed by a timer.
 CUSTOMERS = Gauge("salesguard_customers", "Customers in this worker's state.")
 EXPOSURE = Gauge("salesguard_exposure",
@@ -61,3 +63,12 @@ def faust_metrics() -> FaustMetrics:
     consumer lag), as ``faust_*`` on the same registry; made once per process, as a registry
     refuses a name twice."""
     return FaustMetrics.create(REGISTRY, "faust")
+# Sales staff: labelled by salesperson (bounded by the size of the sales force, never by customer).
+SALESPERSON_DECISIONS = Counter("salesguard_salesperson_decisions_total", "Decisions by salesperson and outcome.",
+                                ["salesperson", "outcome"])
+SALESPERSON_RELEASES = Counter("salesguard_salesperson_releases_total",
+                               "Holds of a salesperson's orders released by the desk (overrides).", ["salesperson"])
+SALESPERSON_DISCOUNT_EXCEPTIONS = Counter("salesguard_salesperson_discount_exceptions_total",
+                                          "Orders with a discount beyond the salesperson's authority.", ["salesperson"])
+SALESPERSON_ANOMALIES = Counter("salesguard_salesperson_anomalies_total",
+                                "Orders of a salesperson with an anomaly score of 0.99 or more.", ["salesperson"])

@@ -380,6 +380,15 @@ def rules_emergency(
     print(f"applied #{applied.sequence}: emergency mode {'off' if off else 'on'} ({version})")
 
 
+@cli.command()
+def dashboards(out: Path = typer.Option(Path("monitoring/grafana/dashboards"), help="Directory to write.")) -> None:
+    """Write the Grafana dashboards (built in monitoring/dashboards.py) as JSON files."""
+    from monitoring.dashboards import write_all
+
+    for path in write_all(out):
+        print(path)
+
+
 audit_cli = typer.Typer(no_args_is_help=True, help="Check and export the audit trail (needs SALESGUARD_REDIS_URL).")
 cli.add_typer(audit_cli, name="audit")
 

@@ -10,8 +10,10 @@ import aiohttp
 import pytest
 import yaml
 
+from monitoring.dashboards import DASHBOARDS, queries
 from streams.embedded import ChildService, free_port
 from tests import events as ev
+from tests.integration.conftest import TOKENS
 
 PROMETHEUS = shutil.which("prometheus")
 RULES = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus" / "alerts.yml"
@@ -67,3 +69,27 @@ async def test_prometheus_scrapes_the_worker_and_evaluates_the_alert_rules(clien
             await asyncio.sleep(1)
         assert len(rules) == len(yaml.safe_load(RULES.read_text())["groups"][0]["rules"])
         assert {rule["health"] for rule in rules} == {"ok"}, [(r["name"], r.get("lastError")) for r in rules]
+
+
+async def test_every_dashboard_query_returns_data(client, worker, prometheus):
+    await client.onboard(ev.customer("C-PROM2", limit=1000.0))
+    discounted = ev.order("C-PROM2", "SO-PROM3", 50.0, days=1)
+    discounted["lines"][0].update(unit_price=100.0, discount=0.5)  # beyond the salesperson's authority
+    await client.send(discounted, ev.order("C-PROM2", "SO-PROM4", 1200.0, days=1))  # over the limit: held
+    desk = f"http://127.0.0.1:{worker.process.port}/desk/api"
+    async with aiohttp.ClientSession() as http:
+        deadline = time.monotonic() + 60
+        while True:  # release the hold through the desk, once it is in the queue
+            async with http.post(f"{desk}/holds/SO-PROM4/release", json={"comment": "Guarantee received."},
+                                 headers={"Authorization": f"Bearer {TOKENS['analyst']}"}) as response:
+                if response.status == 202:
+                    break
+            assert time.monotonic() < deadline, "the hold never reached the desk"
+            await asyncio.sleep(0.5)
+        expressions = {(name, expr.replace("$__rate_interval", "1m"))
+                       for name, build in DASHBOARDS.items() for expr in queries(build())}
+        empty = set(expressions)
+        while empty:
+            empty = {(name, expr) for name, expr in empty if not await query(http, prometheus, expr)}
+            assert time.monotonic() < deadline + 60, f"dashboard queries without data: {sorted(empty)}"
+            await asyncio.sleep(2)
