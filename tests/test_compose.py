@@ -58,3 +58,17 @@ def test_promtool_accepts_the_prometheus_configuration():
     result = subprocess.run(["promtool", "check", "config", "prometheus.yml"], cwd=ROOT / "monitoring" / "prometheus",
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_grafana_is_provisioned_with_the_prometheus_datasource_and_the_generated_dashboards():
+    from monitoring.dashboards import DASHBOARDS, DATASOURCE
+
+    service = COMPOSE["services"]["grafana"]
+    mounted = {volume.split(":")[1]: ROOT / volume.split(":")[0] for volume in service["volumes"]}
+    provisioning = mounted["/etc/grafana/provisioning"]
+    [source] = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    prometheus_port = COMPOSE["services"]["prometheus"]["ports"][0].split(":")[1]
+    assert source["uid"] == DATASOURCE.uid and source["url"] == f"http://prometheus:{prometheus_port}"
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "salesguard.yml").read_text())["providers"]
+    dashboards = mounted[provider["options"]["path"]]
+    assert {path.stem for path in dashboards.glob("*.json")} == set(DASHBOARDS)
