@@ -389,6 +389,30 @@ def dashboards(out: Path = typer.Option(Path("monitoring/grafana/dashboards"), h
         print(path)
 
 
+grafana_cli = typer.Typer(no_args_is_help=True, help="Grafana: push the dashboards over its HTTP API.")
+cli.add_typer(grafana_cli, name="grafana")
+
+
+@grafana_cli.command("push")
+def grafana_push(
+    url: str = typer.Option(..., help="Grafana's address, e.g. http://localhost:3000."),
+    token: str = typer.Option(..., envvar="GRAFANA_TOKEN", help="A Grafana service-account token (or GRAFANA_TOKEN)."),
+    prometheus_url: str | None = typer.Option(None, help="Also make or update the Prometheus data source."),
+) -> None:
+    """Push the dashboards into a 'salesguard' folder (overwriting them by uid)."""
+    from grafana_client.client import GrafanaException
+
+    from monitoring.grafana_push import push
+
+    try:
+        uids = push(url, token, prometheus_url)
+    except GrafanaException as exc:
+        fail(f"Grafana at {url} refused: {exc.status_code} {exc.message}")
+    except OSError as exc:
+        fail(f"cannot reach Grafana at {url}: {exc}")
+    print(f"pushed {len(uids)} dashboards to {url}: {', '.join(uids)}")
+
+
 audit_cli = typer.Typer(no_args_is_help=True, help="Check and export the audit trail (needs SALESGUARD_REDIS_URL).")
 cli.add_typer(audit_cli, name="audit")
 
