@@ -133,14 +133,15 @@ class RiskModels:
         self.order_examples += 1
         return drift
 
-    def learn_credit(self, credit: Mapping[str, Any], late: bool) -> Drift | None:
+    def learn_credit(self, credit: Mapping[str, Any], late: bool) -> tuple[float, Drift | None]:
         """Learn one invoice outcome (``late``: paid more than N days late or written off) from
-        the credit features snapshotted when it was issued; returns a drift of the error."""
+        the credit features snapshotted when it was issued; returns the probability the model
+        gave before learning it (progressive validation) and a drift of the error, if any."""
         predicted = self.credit.predict_then_learn(credit, late)
         drift = self.drift.credit_error(abs(float(late) - predicted))
         self.credit_examples += 1
         self.late_labels += int(late)
-        return drift
+        return predicted, drift
 
     def to_bytes(self) -> bytes:
         """Serialized snapshot (pickle behind a checksum). Only load snapshots from a store you

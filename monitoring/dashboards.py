@@ -114,6 +114,12 @@ def models() -> dict[str, Any]:
             _series("Scored orders per second", "ops",
                     (f"sum by (model) (rate(salesguard_decision_score_count{RATE}))", "{{model}}")),
         ]),
+        ("Quality", [
+            _series("Late-payment model: rolling ROC AUC and log loss (last 1,000 outcomes)", "none",
+                    ('max by (metric) (salesguard_model_quality{model="late_payment"}) or vector(0)', "{{metric}}"),
+                    description="Each outcome scored before it was learned (progressive validation); "
+                                "no value until invoices have outcomes.", span=24),
+        ]),
         ("Learning", [
             _stat("Model version", "none", "max(salesguard_model_version)"),
             _stat("Model store errors (1 h)", "none", "sum(increase(salesguard_model_store_errors_total[1h]))"),

@@ -72,3 +72,6 @@ SALESPERSON_DISCOUNT_EXCEPTIONS = Counter("salesguard_salesperson_discount_excep
                                           "Orders with a discount beyond the salesperson's authority.", ["salesperson"])
 SALESPERSON_ANOMALIES = Counter("salesguard_salesperson_anomalies_total",
                                 "Orders of a salesperson with an anomaly score of 0.99 or more.", ["salesperson"])
+MODEL_QUALITY = Gauge("salesguard_model_quality",
+                      "Online quality of a model over its latest labelled outcomes, each predicted before it was "
+                      "learned (progressive validation), by model and metric (roc_auc, log_loss).", ["model", "metric"])

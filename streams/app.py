@@ -238,6 +238,10 @@ class SalesguardApp:
         if bad:
             await asyncio.gather(*[await self.outputs["dead-letters"].send(key=None, value=dumps(x)) for x in bad])
         drifts = await self.trainer.learn(batch)
+        quality = self.trainer.credit_quality
+        if quality.outcomes:
+            metrics.MODEL_QUALITY.labels("late_payment", "roc_auc").set(quality.roc_auc)
+            metrics.MODEL_QUALITY.labels("late_payment", "log_loss").set(quality.log_loss)
         for example, _ in batch:
             metrics.MODEL_EXAMPLES.labels(example.kind).inc()
         if drifts:

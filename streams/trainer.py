@@ -30,6 +30,9 @@ import logging
 from array import array
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from river import metrics, utils
 
 from detectors.drift import Drift
 from detectors.risk_models import ModelSnapshotError, RiskModels
@@ -106,6 +109,9 @@ class Trainer:
         self.learned = RecentIds()
         self.offset = -1
         self.unsaved: list[tuple[TrainingExample, int]] = []
+        #: The late-payment model's quality on the latest outcomes, each predicted before it was
+        #: learned (this trainer's, since it started; not part of the checkpoint).
+        self.credit_quality = CreditQuality()
 
     async def restore(self) -> None:
         """Take the newest checkpoint (or fresh models when there is none)."""
@@ -150,9 +156,11 @@ class Trainer:
             self.unsaved.append((example, offset))
             if not self.learned.add(example.example_id):
                 continue
-            drift = learn_example(models, example)
+            drift, predicted = learn_example(models, example)
             if drift is not None:
                 drifts.append(drift)
+            if predicted is not None:
+                self.credit_quality.update(bool(example.late), predicted)
         return drifts
 
     async def checkpoint(self) -> int:
@@ -185,8 +193,40 @@ class Trainer:
         return 0
 
 
-def learn_example(models: RiskModels, example: TrainingExample) -> Drift | None:
-    """Learn one training example (an order, or an invoice's outcome); returns a drift, if any."""
+class CreditQuality:
+    """ROC AUC and log loss of the late-payment model over the last :data:`QUALITY_WINDOW`
+    invoice outcomes (river's rolling metrics; AUC on 100 thresholds).
+
+    >>> quality = CreditQuality()
+    >>> for late, p in [(True, 0.9), (False, 0.2), (True, 0.7), (False, 0.4)]:
+    ...     quality.update(late, p)
+    >>> quality.outcomes, quality.roc_auc, round(quality.log_loss, 3)
+    (4, 1.0, 0.299)
+    """
+
+    def __init__(self, window: int = 1000) -> None:
+        self._auc: Any = utils.Rolling(metrics.ROCAUC, window_size=window, n_thresholds=100)
+        self._log_loss: Any = utils.Rolling(metrics.LogLoss, window_size=window)
+        self.outcomes = 0
+
+    def update(self, late: bool, predicted: float) -> None:
+        self._auc.update(late, predicted)
+        self._log_loss.update(late, predicted)
+        self.outcomes += 1
+
+    @property
+    def roc_auc(self) -> float:
+        return float(self._auc.get())
+
+    @property
+    def log_loss(self) -> float:
+        return float(self._log_loss.get())
+
+
+def learn_example(models: RiskModels, example: TrainingExample) -> tuple[Drift | None, float | None]:
+    """Learn one training example (an order, or an invoice's outcome); returns a drift, if any,
+    and for an invoice outcome the late-payment probability the model gave before learning it."""
     if example.kind == "order":
-        return models.learn_order(example.features, example.salesperson_id)  # type: ignore[arg-type]
-    return models.learn_credit(example.features, bool(example.late))
+        return models.learn_order(example.features, example.salesperson_id), None  # type: ignore[arg-type]
+    predicted, drift = models.learn_credit(example.features, bool(example.late))
+    return drift, predicted

@@ -201,3 +201,15 @@ def test_the_trainer_learns_on_while_the_store_is_down_and_saves_when_it_is_back
     trainer, covered, version = asyncio.run(run())
     assert covered == 100 and version == 1
     assert trainer.models.order_examples + trainer.models.credit_examples == 100
+
+
+def test_the_trainer_measures_the_late_payment_model_on_outcomes_it_had_not_learned_yet():
+    examples = simulated_examples()
+    trainer = Trainer(MemoryModelStore(), make_models)
+    asyncio.run(trainer.learn(at_offsets(examples)))
+    credit = [x for x in examples if x.kind == "credit"]
+    assert trainer.credit_quality.outcomes == len(credit)
+    assert 0.6 < trainer.credit_quality.roc_auc <= 1.0  # better than chance on simulated payers
+    assert 0.0 < trainer.credit_quality.log_loss < 0.69  # better than a coin
+    asyncio.run(trainer.learn(at_offsets(examples)))  # redelivered: learned, and measured, once
+    assert trainer.credit_quality.outcomes == len(credit)
