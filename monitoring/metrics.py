@@ -75,3 +75,4 @@ SALESPERSON_ANOMALIES = Counter("salesguard_salesperson_anomalies_total",
 MODEL_QUALITY = Gauge("salesguard_model_quality",
                       "Online quality of a model over its latest labelled outcomes, each predicted before it was "
                       "learned (progressive validation), by model and metric (roc_auc, log_loss).", ["model", "metric"])
+MODELS = Info("salesguard_models", "The model snapshot this worker scores with.")

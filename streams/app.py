@@ -220,6 +220,7 @@ class SalesguardApp:
                         type(exc).__name__, exc, self.pipeline.models.label)
             return False
         metrics.MODEL_VERSION.set(self.pipeline.models.version)
+        metrics.MODELS.info({"version": self.pipeline.models.label})
         log.info("scoring with %s", self.pipeline.models.label)
         return True
 

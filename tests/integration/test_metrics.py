@@ -48,3 +48,4 @@ async def test_metrics_follow_decisions_portfolio_and_offsets(client, worker, se
     orders_topic = settings.topic("orders")
     assert total(after, "faust_topic_partition_end_offset", topic=orders_topic) >= 2
     assert any(name == "faust_topic_partition_offset_commited" for name, _ in after)
+    assert total(after, "salesguard_rulebook_info") == 1 and total(after, "salesguard_models_info") == 1
