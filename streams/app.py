@@ -37,11 +37,12 @@ from pydantic import ValidationError
 from detectors.drift import Drift
 from detectors.risk_models import ModelSnapshotError, RiskModels
 from monitoring import metrics
+from monitoring.batch_metrics import count_batch
 from monitoring.desk import DeskBackend, desk_app, mount
 from monitoring.portfolio import measure as measure_portfolio
 from monitoring.portfolio import publish as publish_portfolio
 from rules import CompiledRulebook, Outcome, load_rulebook
-from streams import rulebook_control, sales_staff
+from streams import rulebook_control
 from streams.audit import AuditTrail, decision_record, desk_record
 from streams.contracts import DeadLetter, InputEvent, ModelAlert, TrainingExample, dumps
 from streams.contracts.common import utc_from_timestamp
@@ -142,7 +143,7 @@ class SalesguardApp:
         if self.audit is not None:
             await self.audit.append([decision_record(d) for d in result.decisions]
                                     + [desk_record(a) for a in result.desk_actions])
-        self._count(result)
+        count_batch(result)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
 
@@ -166,37 +167,6 @@ class SalesguardApp:
             decisions=list(result.decisions),
             resolutions=list(result.resolutions),
         )
-
-    @staticmethod
-    def _count(result: BatchResult) -> None:
-        for topic, count in result.consumed.items():
-            metrics.EVENTS_CONSUMED.labels(topic).inc(count)
-        metrics.DUPLICATE_EVENTS.inc(result.duplicates)
-        for letter in result.dead_letters:
-            metrics.DEAD_LETTERS.labels(letter.code).inc()
-        for action in result.desk_actions:
-            metrics.DESK_COMMANDS.labels(action.type, str(action.applied).lower()).inc()
-        for decision in result.decisions:
-            metrics.DECISIONS.labels(decision.outcome.value).inc()
-            for model, score in decision.scores.items():
-                metrics.DECISION_SCORES.labels(model).observe(score)
-            salesperson = decision.salesperson_id
-            metrics.SALESPERSON_DECISIONS.labels(salesperson, decision.outcome.value).inc()
-            # every signal of a salesperson exists (from zero) once they have a decision: rates compute
-            exceptions = metrics.SALESPERSON_DISCOUNT_EXCEPTIONS.labels(salesperson)
-            anomalies = metrics.SALESPERSON_ANOMALIES.labels(salesperson)
-            metrics.SALESPERSON_RELEASES.labels(salesperson)
-            if any(reason.code in sales_staff.DISCOUNT_EXCEPTION_CODES for reason in decision.reasons):
-                exceptions.inc()
-            if decision.scores.get("anomaly", 0.0) >= sales_staff.ANOMALY_FLAG:
-                anomalies.inc()
-            metrics.DECISION_LATENCY.observe(decision.latency_ms / 1000.0)
-            for reasons, shadow in ((decision.reasons, "false"), (decision.shadow_reasons, "true")):
-                for reason in reasons:
-                    metrics.RULE_HITS.labels(reason.rule_id or reason.code, reason.action.value, shadow).inc()
-        for resolution in result.resolutions:
-            if resolution.type == "hold.released" and resolution.salesperson_id:
-                metrics.SALESPERSON_RELEASES.labels(resolution.salesperson_id).inc()
 
     def snapshot(self, customer_id: str) -> dict[str, Any]:
         """The customer's risk snapshot as of the latest event time this worker has seen, so

@@ -1,0 +1,28 @@
+"""What a batch adds to the metrics, read back from the registry."""
+
+from prometheus_client import REGISTRY
+
+from monitoring.batch_metrics import count_batch
+from tests import events as ev
+from tests.test_pipeline import Harness
+
+
+def value(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_decisions_holds_releases_and_dead_letters_are_counted():
+    h = Harness()
+    h.feed(ev.customer("C-BM1", limit=1000.0))
+    before = {key: value(*key[:1], **dict(key[1:])) for key in [
+        ("salesguard_decisions_total", ("outcome", "hold")),
+        ("salesguard_salesperson_decisions_total", ("salesperson", "S-01"), ("outcome", "hold")),
+        ("salesguard_salesperson_releases_total", ("salesperson", "S-01")),
+        ("salesguard_dead_letters_total", ("code", "not_json")),
+        ("salesguard_rule_hits_total", ("rule", "CREDIT_LIMIT_EXCEEDED"), ("action", "hold"), ("shadow", "false"))]}
+    held = h.run(h.message(ev.order("C-BM1", "SO-BM1", 1200.0)), h.message({"customer_id": "C-BM1"},
+                                                                         topic="orders", value=b"{not json"))
+    count_batch(held)
+    count_batch(h.feed(ev.desk("hold.release", "C-BM1", order_id="SO-BM1")))
+    after = {key: value(*key[:1], **dict(key[1:])) for key in before}
+    assert [after[key] - before[key] for key in before] == [1, 1, 1, 1, 1]
