@@ -3,13 +3,11 @@
 from datetime import UTC, datetime
 
 import orjson
-import pytest
 import redis
 
 from monitoring.metrics import REDIS_ERRORS
 from rules import Outcome
 from streams.contracts import OrderHold
-from streams.embedded import ChildService, free_port, redis_command
 from streams.mirror import MirrorUpdate, RedisMirror
 from streams.sales_staff import salesperson_view
 from tests import events as ev
@@ -21,15 +19,6 @@ def hold(order_id: str) -> OrderHold:
                      salesperson_id="S-01",
                      outcome=Outcome.HOLD, reason_codes=["CUSTOMER_ON_STOP"], message="Hold.", order_amount=1.0,
                      base_currency="EUR", held_at=datetime(2026, 1, 1, tzinfo=UTC))
-
-
-@pytest.fixture()
-def redis_server(tmp_path):
-    port = free_port()
-    server = ChildService("redis", redis_command(port, tmp_path), port, tmp_path / "redis.log")
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_merge_keeps_the_latest_fate_of_each_hold():
