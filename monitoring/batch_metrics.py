@@ -28,13 +28,12 @@ def count_batch(result: BatchResult) -> None:
         salesperson = decision.salesperson_id
         metrics.SALESPERSON_DECISIONS.labels(salesperson, decision.outcome.value).inc()
         # every signal of a salesperson exists (from zero) once they have a decision: rates compute
-        exceptions = metrics.SALESPERSON_DISCOUNT_EXCEPTIONS.labels(salesperson)
-        anomalies = metrics.SALESPERSON_ANOMALIES.labels(salesperson)
+        counters = {"discount_exceptions": metrics.SALESPERSON_DISCOUNT_EXCEPTIONS.labels(salesperson),
+                    "anomalies": metrics.SALESPERSON_ANOMALIES.labels(salesperson)}
         metrics.SALESPERSON_RELEASES.labels(salesperson)
-        if any(reason.code in sales_staff.DISCOUNT_EXCEPTION_CODES for reason in decision.reasons):
-            exceptions.inc()
-        if decision.scores.get("anomaly", 0.0) >= sales_staff.ANOMALY_FLAG:
-            anomalies.inc()
+        for signal in sales_staff.flags(decision):
+            if signal in counters:
+                counters[signal].inc()
         metrics.DECISION_LATENCY.observe(decision.latency_ms / 1000.0)
         for reasons, shadow in ((decision.reasons, "false"), (decision.shadow_reasons, "true")):
             for reason in reasons:

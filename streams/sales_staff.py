@@ -32,18 +32,23 @@ def _key(prefix: str, day: str, salesperson: str, signal: str) -> str:
     return f"{prefix}sales:{day}:{salesperson}:{signal}"
 
 
+def flags(decision: Decision) -> list[str]:
+    """The signals beyond ``decisions`` that a decision counts towards: ``holds`` (held or
+    rejected), ``discount_exceptions``, ``anomalies``."""
+    found = ["holds"] if decision.outcome.stops_order else []
+    if any(reason.code in DISCOUNT_EXCEPTION_CODES for reason in decision.reasons):
+        found.append("discount_exceptions")
+    if decision.scores.get("anomaly", 0.0) >= ANOMALY_FLAG:
+        found.append("anomalies")
+    return found
+
+
 def record(pipe: Any, prefix: str, decisions: Iterable[Decision], resolutions: Iterable[HoldResolved]) -> None:
     """Queue on the Redis pipeline ``pipe`` the marks of a batch's decisions and releases."""
     marks: list[tuple[str, str, str, str]] = []  # (day, salesperson, signal, id)
     for d in decisions:
         day = d.decided_at.date().isoformat()
-        marks.append((day, d.salesperson_id, "decisions", d.decision_id))
-        if d.outcome.stops_order:
-            marks.append((day, d.salesperson_id, "holds", d.decision_id))
-        if any(reason.code in DISCOUNT_EXCEPTION_CODES for reason in d.reasons):
-            marks.append((day, d.salesperson_id, "discount_exceptions", d.decision_id))
-        if d.scores.get("anomaly", 0.0) >= ANOMALY_FLAG:
-            marks.append((day, d.salesperson_id, "anomalies", d.decision_id))
+        marks += [(day, d.salesperson_id, signal, d.decision_id) for signal in ["decisions", *flags(d)]]
     for r in resolutions:
         if r.type == "hold.released" and r.salesperson_id:
             marks.append((r.resolved_at.date().isoformat(), r.salesperson_id, "releases", r.hold_id))
