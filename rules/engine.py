@@ -90,39 +90,30 @@ class CompiledRulebook:
         self._held_segments = ([segment.model_dump(exclude_none=True) for segment in emergency.hold_segments]
                                if emergency.active else [])
         self._limit_factor = emergency.limit_factor if emergency.active else 1.0
-        self._tables: list[_TableLookup] = [(name, t.by, t.values, t.default) for name, t in book.tables.items()]
-        self._lists: list[_ListLookup] = [(name, named.of, frozenset(named.values))
-                                          for name, named in book.lists.items()]
         types = _variable_types(book)
         self._makers = [HitMaker(rule, types) for rule in rules]
         self._reads = [maker.names for maker in self._makers]
-        # what one evaluation hands to CEL: only the variables some condition uses
+        # what one evaluation hands to CEL: the context variables some condition uses
         self._context_used = tuple(sorted(referenced & set(CONTEXT_TYPES)))
         self._sequences_used = tuple(n for n in self._context_used if CONTEXT_TYPES[n] is tuple)
-        self._tables_used = [table for table in self._tables if table[0] in referenced]
-        self._lists_used = [named for named in self._lists if named[0] in referenced]
-        self._derived_used = referenced & set(DERIVED_VARIABLES)
-        # what a hit's message and values may use beyond that
-        self._tables_rest = [table for table in self._tables if table[0] not in referenced]
-        self._lists_rest = [named for named in self._lists if named[0] not in referenced]
-        self._derived_rest = set(DERIVED_VARIABLES) - referenced
-        rest = {table[0] for table in self._tables_rest} | {named[0] for named in self._lists_rest} | self._derived_rest
-        self._reads_rest = [bool(set(reads) & rest) for reads in self._reads]
         self._ranks = [(-rule.action.strength(), rule.priority) for rule in rules]  # strongest first
-        # a batch: the variables the conditions read as columns, and the derived ones hits read too
+        # the derived variables (tables, lists, emergency) that conditions or hits read: made once per order
+        wanted = referenced | {name for reads in self._reads for name in reads}
+        self._tables_read: list[_TableLookup] = [(name, t.by, t.values, t.default)
+                                                 for name, t in book.tables.items() if name in wanted]
+        self._lists_read: list[_ListLookup] = [(name, named.of, frozenset(named.values))
+                                               for name, named in book.lists.items() if name in wanted]
+        self._derived_read = wanted & set(DERIVED_VARIABLES)
+        # a batch: the variables the conditions read as columns, and the derived ones
         lists = {name for name, kind in CONTEXT_TYPES.items() if kind is tuple}
         self._vectors = [_vector(single, lists) for single in singles]
-        wanted = referenced | {name for reads in self._reads for name in reads}
-        self._tables_columns = [table for table in self._tables if table[0] in wanted]
-        self._lists_columns = [named for named in self._lists if named[0] in wanted]
-        self._derived_columns = wanted & set(DERIVED_VARIABLES)
-        keys = {by for _, by, _, _ in self._tables_columns} | {of for _, of, _ in self._lists_columns}
-        if "emergency_segment" in self._derived_columns:
+        keys = {by for _, by, _, _ in self._tables_read} | {of for _, of, _ in self._lists_read}
+        if "emergency_segment" in self._derived_read:
             keys |= {field for segment in self._held_segments for field in segment}
         self._column_reads = [(name, CONTEXT_TYPES[name], attrgetter(name))
                               for name in sorted(set(self._context_used) | keys)]
-        derived_names = ({table[0] for table in self._tables_columns} | {named[0] for named in self._lists_columns}
-                         | self._derived_columns)
+        derived_names = ({table[0] for table in self._tables_read} | {named[0] for named in self._lists_read}
+                         | self._derived_read)
         # how a batch gathers the values a rule's hits read: derived ones from the columns, the
         # rest from the contexts; enforced rules strongest first (a hit list needs no sort), then shadow rules
         self._gathers = [[(name, None) if name in derived_names else (name, attrgetter(name)) for name in reads]
@@ -133,15 +124,14 @@ class CompiledRulebook:
         self.evaluations = 0
         self.seconds = 0.0
 
-    def _derived(self, base: dict[str, Any], tables: list[_TableLookup], lists: list[_ListLookup],
-                 derived: set[str]) -> dict[str, Any]:
-        """Table values, list memberships and emergency variables for one order."""
-        out: dict[str, Any] = {name: values.get(base[by], default) for name, by, values, default in tables}
-        for name, by, members in lists:
+    def _derived(self, base: dict[str, Any]) -> dict[str, Any]:
+        """Table values, list memberships and emergency variables of one order (those read)."""
+        out: dict[str, Any] = {name: values.get(base[by], default) for name, by, values, default in self._tables_read}
+        for name, by, members in self._lists_read:
             out[name] = base[by] in members
-        if "limit_factor" in derived:
+        if "limit_factor" in self._derived_read:
             out["limit_factor"] = self._limit_factor
-        if "emergency_segment" in derived:
+        if "emergency_segment" in self._derived_read:
             out["emergency_segment"] = any(
                 all(base[field] == wanted for field, wanted in segment.items()) for segment in self._held_segments)
         return out
@@ -171,7 +161,7 @@ class CompiledRulebook:
 
     def _evaluate(self, context: DecisionContext) -> Verdict:
         base = dict(zip(CONTEXT_TYPES, _EVERY_FIELD(context), strict=True))
-        derived = self._derived(base, self._tables_used, self._lists_used, self._derived_used)
+        derived = self._derived(base)
         activation = self._activation(base, derived)
         flags = self._program.eval(activation).plain_value()  # the error's text when one failed
         if type(flags) is not list:
@@ -230,13 +220,13 @@ class CompiledRulebook:
             else:
                 texts[name] = list(values)
                 columns[name] = np.array(texts[name], dtype=object)
-        for name, by, table_values, default in self._tables_columns:
+        for name, by, table_values, default in self._tables_read:
             columns[name] = np.fromiter(map(table_values.get, texts[by], repeat(default)), np.float64, n)
-        for name, by, members in self._lists_columns:
+        for name, by, members in self._lists_read:
             columns[name] = np.fromiter(map(members.__contains__, texts[by]), np.bool_, n)
-        if "limit_factor" in self._derived_columns:
+        if "limit_factor" in self._derived_read:
             columns["limit_factor"] = self._limit_factor
-        if "emergency_segment" in self._derived_columns:
+        if "emergency_segment" in self._derived_read:
             held = np.zeros(n, dtype=bool)
             for segment in self._held_segments:
                 held |= np.logical_and.reduce([columns[field] == wanted for field, wanted in segment.items()])
@@ -246,8 +236,6 @@ class CompiledRulebook:
     def _verdict(self, base: dict[str, Any], derived: dict[str, Any], matched: list[int],
                  failed: dict[int, str]) -> Verdict:
         """The verdict from the rules that matched and those whose condition failed (and why)."""
-        if any(self._reads_rest[i] for i in matched):
-            derived = {**derived, **self._derived(base, self._tables_rest, self._lists_rest, self._derived_rest)}
         hits: list[tuple[tuple[int, int], RuleHit]] = []
         shadow: list[RuleHit] = []
         value_of = ChainMap(derived, base).__getitem__
