@@ -154,10 +154,10 @@ class Settings(BaseSettings):
     def as_environment(self) -> dict[str, str]:
         """These settings as ``SALESGUARD_*`` variables, to hand to a child worker."""
         env = {}
-        for name, value in self.model_dump().items():
+        for name, value in self.model_dump(exclude={"desk_tokens"}).items():
             if value is not None:
                 env[ENV_PREFIX + name.upper()] = json.dumps(value) if isinstance(value, dict) else str(value)
-        env[ENV_PREFIX + "DESK_TOKENS"] = json.dumps(
+        env[ENV_PREFIX + "DESK_TOKENS"] = json.dumps(  # the secrets themselves: the child needs them
             [{**user.model_dump(), "token": user.token.get_secret_value()} for user in self.desk_tokens])
         return env
 
