@@ -1,12 +1,12 @@
-"""The Faust app: input topics, the customer-state table, the risk agent and the web pages.
+"""The Faust app: input topics, the customer-state table, the trainer, timers and web pages.
 
-One small agent per input topic (``customers``, ``orders``, ``ledger``); the topics and the
-table are co-partitioned by customer id, so one worker owns all of a customer's events and
-state. Each agent works in micro-batches: per batch it runs :class:`~streams.pipeline.Pipeline`,
-delivers decisions, holds and dead letters, then writes each changed customer once (one batch
-at a time per worker, see ``batch_lock``), then mirrors to Redis in one round trip. Offsets
-are acked after the batch (at-least-once); state changes are idempotent per event, so a
-redelivered batch changes nothing twice.
+The input topics (``customers``, ``orders``, ``ledger``, ``risk-commands``) and the state table
+are co-partitioned by customer id, so one worker owns all of a customer's events and state.
+They are consumed a fetch at a time (:mod:`streams.batch_consumer`): per batch the worker runs
+:class:`~streams.pipeline.Pipeline`, delivers decisions, holds and dead letters, then writes each
+changed customer once (one batch at a time per worker, see ``batch_lock``), then mirrors to
+Redis in one round trip. Offsets are acked after the batch (at-least-once); state changes are
+idempotent per event, so a redelivered batch changes nothing twice.
 
 Kafka orders events within a topic-partition only: a payment may be processed before the
 order it pays for was, when the ``ledger`` topic runs ahead of ``orders``. Decisions use the
@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -30,7 +30,7 @@ import faust
 import redis.asyncio as aioredis
 from aiokafka import TopicPartition
 from faust.sensors.prometheus import PrometheusMonitor
-from faust.types import EventT
+from faust.types import Message
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
@@ -44,6 +44,7 @@ from monitoring.portfolio import publish as publish_portfolio
 from rules import CompiledRulebook, Outcome, load_rulebook
 from streams import rulebook_control
 from streams.audit import AuditTrail, decision_record, desk_record
+from streams.batch_consumer import BatchHandler, use_batch_consumer
 from streams.contracts import DeadLetter, InputEvent, ModelAlert, TrainingExample, dumps
 from streams.contracts.common import utc_from_timestamp
 from streams.contracts.decisions import decision_id_for
@@ -52,12 +53,14 @@ from streams.kafka_clients import reader
 from streams.mirror import MirrorUpdate, RedisMirror
 from streams.model_store import MemoryModelStore, ModelStore, ModelStoreError, RedisModelStore
 from streams.money import Converter
+from streams.outbox import Record, deliver
 from streams.pipeline import BatchResult, Pipeline, PipelineConfig, RawMessage
 from streams.settings import Settings
 from streams.snapshot import risk_snapshot
 from streams.state_table import CODEC_NAME, CustomerStates
-from streams.topics import INPUT_TOPICS, OUTPUT_TOPICS, partitions_of
+from streams.topics import INPUT_TOPICS
 from streams.trainer import Trainer
+from streams.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +88,6 @@ class SalesguardApp:
     settings: Settings
     pipeline: Pipeline
     states: CustomerStates
-    outputs: dict[str, Any]
     mirror: RedisMirror | None
     audit: AuditTrail | None
     model_store: ModelStore
@@ -93,13 +95,22 @@ class SalesguardApp:
     #: Whether the newest model version was asked for before the first batch.
     models_loaded: bool = False
     watermark: float = 0.0
-    #: One batch at a time per worker, from processing to its state write: the agents share
-    #: customer states, and a batch's outputs must be delivered before any state containing its
-    #: changes is written (another agent's write would otherwise persist them early, and two
-    #: agents creating the same new customer would overwrite each other).
+    #: One batch at a time per worker, from processing to its state write: batches and timers
+    #: share customer states, and a batch's outputs must be delivered before any state containing
+    #: its changes is written (another write would otherwise persist them early).
     batch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Set once the rulebooks topic's history has been read (see :mod:`streams.rulebook_control`).
     rules_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Writes the mirror and the audit trail behind the stream (see :meth:`flush_redis`).
+    redis_writes: WriteBehind = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.redis_writes = WriteBehind(self.flush_redis)
+
+    @property
+    def input_topics(self) -> dict[str, str]:
+        """Full name -> logical name of every input topic."""
+        return {self.settings.topic(name): name for name in INPUT_TOPICS}
 
     async def use_rulebook(self, book: CompiledRulebook) -> None:
         """Decide with ``book`` from the next batch on (never inside a batch)."""
@@ -108,17 +119,19 @@ class SalesguardApp:
         announce_rulebook(book)
         log.info("deciding with rulebook %s", book.version)
 
-    async def handle(self, topic: str, events: Sequence[EventT]) -> BatchResult:
-        """Process one batch of events consumed from input topic ``topic`` (logical name) and
-        publish what it produced."""
+    async def consume(self, messages: Sequence[Message]) -> BatchResult:
+        """Process one batch of messages consumed from the input topics (see
+        :mod:`streams.batch_consumer`)."""
+        logical = self.input_topics
+        return await self.handle([
+            RawMessage(topic=logical[m.topic], partition=m.partition, offset=m.offset, key=m.key,
+                       value=m.value or b"", timestamp=m.timestamp)
+            for m in messages
+        ])
+
+    async def handle(self, messages: Sequence[RawMessage]) -> BatchResult:
+        """Process one batch of input messages and publish what it produced."""
         started = time.perf_counter()
-        messages = [
-            RawMessage(
-                topic=topic, partition=e.message.partition, offset=e.message.offset,
-                key=e.message.key, value=e.message.value or b"", timestamp=e.message.timestamp,
-            )
-            for e in events
-        ]
         if not self.models_loaded:  # one try before the first batch; then the refresh timer
             self.models_loaded = True
             await self.refresh_models()
@@ -135,29 +148,40 @@ class SalesguardApp:
             # an order is either not recorded (decided again: same state, same decision and id) or
             # recorded with its decision already delivered. Offsets are acked after both.
             await self._publish(result)
-            await self.states.write(result.changed, end_markers=self.settings.changelog_end_markers)
+            await self.states.write(self.send, result.changed, end_markers=self.settings.changelog_end_markers)
         for _, state in result.changed.values():
             self.watermark = max(self.watermark, state.last_event_time)
         if self.mirror is not None:
-            await self.mirror.write(self._mirror_update(result))
+            self.mirror.stage(self._mirror_update(result))
         if self.audit is not None:
-            await self.audit.append([decision_record(d) for d in result.decisions]
-                                    + [desk_record(a) for a in result.desk_actions])
+            self.audit.stage([decision_record(d) for d in result.decisions]
+                             + [desk_record(a) for a in result.desk_actions])
+        self.redis_writes.wake()
         count_batch(result)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
 
     async def _publish(self, result: BatchResult) -> None:
-        """Send decisions, holds, hold resolutions and dead letters and wait until the broker has them."""
-        topics = self.outputs
-        sent = [await topics["decisions"].send(key=d.customer_id.encode(), value=dumps(d)) for d in result.decisions]
-        sent += [await topics["order-holds"].send(key=h.customer_id.encode(), value=dumps(h)) for h in result.holds]
-        sent += [await topics["hold-resolutions"].send(key=r.customer_id.encode(), value=dumps(r))
-                 for r in result.resolutions]
-        sent += [await topics["dead-letters"].send(key=x.key, value=dumps(x)) for x in result.dead_letters]
-        sent += [await topics["model-examples"].send(key=x.customer_id.encode(), value=dumps(x))
-                 for x in result.examples]
-        await asyncio.gather(*sent)
+        """Send decisions, holds, hold resolutions, dead letters and training examples and wait
+        until the broker has them."""
+        topic = self.settings.topic
+        records = [Record(topic("decisions"), d.customer_id.encode(), dumps(d)) for d in result.decisions]
+        records += [Record(topic("order-holds"), h.customer_id.encode(), dumps(h)) for h in result.holds]
+        records += [Record(topic("hold-resolutions"), r.customer_id.encode(), dumps(r)) for r in result.resolutions]
+        records += [Record(topic("dead-letters"), x.key, dumps(x)) for x in result.dead_letters]
+        records += [Record(topic("model-examples"), x.customer_id.encode(), dumps(x)) for x in result.examples]
+        await self.send(records)
+
+    async def send(self, records: Sequence[Record]) -> None:
+        """Produce ``records`` (see :mod:`streams.outbox`) and wait until the broker has them all."""
+        await deliver(self.app.producer, records)
+
+    async def flush_redis(self) -> bool:
+        """Write what the mirror and the audit trail have staged; False when Redis failed (they
+        keep it for the next flush)."""
+        mirrored = await self.mirror.write(MirrorUpdate()) if self.mirror is not None else True
+        audited = await self.audit.append([]) if self.audit is not None else True
+        return mirrored and audited
 
     def _mirror_update(self, result: BatchResult) -> MirrorUpdate:
         return MirrorUpdate(
@@ -194,20 +218,20 @@ class SalesguardApp:
         log.info("scoring with %s", self.pipeline.models.label)
         return True
 
-    async def train(self, events: Sequence[EventT]) -> None:
-        """Learn one batch of training examples (trainer agent); invalid ones are dead-lettered."""
+    async def train(self, messages: Sequence[Message]) -> None:
+        """Learn one batch of training examples (trainer); invalid ones are dead-lettered."""
         batch, bad = [], []
-        for event in events:
-            raw, offset = event.message.value or b"", event.message.offset
+        for message in messages:
+            raw, offset = message.value or b"", message.offset
             try:
                 batch.append((TrainingExample.model_validate_json(raw), offset))
             except ValidationError as exc:
                 bad.append(DeadLetter(
                     code="invalid_event", reason=str(exc)[:500], source_topic="model-examples",
-                    partition=event.message.partition, offset=offset, key_b64=None,
+                    partition=message.partition, offset=offset, key_b64=None,
                     raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time())))
         if bad:
-            await asyncio.gather(*[await self.outputs["dead-letters"].send(key=None, value=dumps(x)) for x in bad])
+            await self.send([Record(self.settings.topic("dead-letters"), None, dumps(x)) for x in bad])
         drifts = await self.trainer.learn(batch)
         quality = self.trainer.credit_quality
         if quality.outcomes:
@@ -230,8 +254,7 @@ class SalesguardApp:
             metrics.MODEL_DRIFTS.labels(alert.model, alert.signal).inc()
             log.warning("model drift: %s %s mean %.3f -> %.3f", alert.model, alert.signal,
                         alert.mean_before, alert.mean_after)
-        topic = self.outputs["model-alerts"]
-        await asyncio.gather(*[await topic.send(key=a.model.encode(), value=dumps(a)) for a in alerts])
+        await self.send([Record(self.settings.topic("model-alerts"), a.model.encode(), dumps(a)) for a in alerts])
 
     async def checkpoint_models(self) -> int:
         """Save what the trainer learned as a new model version (timer). Returns how many
@@ -283,8 +306,8 @@ class SalesguardApp:
         async with self.batch_lock:
             owing = [state for _, state in self.states.items() if state.receivables() > 0]
             examples = self.pipeline.label_overdue(owing, self.watermark)
-            topic = self.outputs["model-examples"]
-            await asyncio.gather(*[await topic.send(key=x.customer_id.encode(), value=dumps(x)) for x in examples])
+            topic = self.settings.topic("model-examples")
+            await self.send([Record(topic, x.customer_id.encode(), dumps(x)) for x in examples])
         if self.mirror is not None:
             await self.mirror.write(MirrorUpdate(customers={state.customer_id for state in owing}))
         return len(examples), len(owing)
@@ -297,30 +320,13 @@ def announce_rulebook(book: CompiledRulebook) -> None:
     metrics.EMERGENCY_MODE.set(1 if book.book.emergency.active else 0)
 
 
-def consumer_of(sg: SalesguardApp, topic: str) -> Callable[[Any], Awaitable[None]]:
-    """The agent body for input topic ``topic``: micro-batches into :meth:`SalesguardApp.handle`."""
-    settings = sg.settings
-
-    async def consume(stream: Any) -> None:
-        # Ack only after the batch is processed and published: if handle() fails, the offsets
-        # are not committed and the events come back (take_events would ack them anyway).
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
-            await sg.handle(topic, events)
-            for event in events:
-                await stream.ack(event)
-
-    consume.__name__ = consume.__qualname__ = f"consume_{topic}"
-    return consume
-
-
-def mount_desk(app: faust.App, sg: SalesguardApp, commands: Any) -> None:
+def mount_desk(app: faust.App, sg: SalesguardApp) -> None:
     """Serve the risk desk (:mod:`monitoring.desk`) on the worker's web server; its commands go
     to the ``risk-commands`` topic."""
     settings = sg.settings
 
     async def publish(command: InputEvent) -> None:
-        delivered = await commands.send(key=command.customer_id.encode(), value=dumps(command))
-        await delivered
+        await sg.send([Record(settings.topic("risk-commands"), command.customer_id.encode(), dumps(command))])
 
     async def switch_emergency(active: bool, segments: list[dict[str, str]], limit_factor: float | None) -> str:
         applied = await rulebook_control.switch_emergency(settings, active, segments, limit_factor)
@@ -332,8 +338,9 @@ def mount_desk(app: faust.App, sg: SalesguardApp, commands: Any) -> None:
     mount(cast(Any, app.web).web_app, desk_app(backend))
 
 
-def build_app(settings: Settings) -> SalesguardApp:
-    """Declare the Faust app, its topics, table, agent, timer and pages from ``settings``."""
+def faust_app(settings: Settings) -> faust.App:
+    """The Faust app (consumer group ``app_id``) with the broker, group timings, web server and
+    data directory ``settings`` describe, serving the default Prometheus registry on ``/metrics``."""
     datadir = Path(settings.data_dir) / f"{settings.app_id}-{settings.web_port}"
     datadir.mkdir(parents=True, exist_ok=True)
     brokers = [f"kafka://{server.strip()}" for server in (settings.kafka_bootstrap or "").split(",") if server.strip()]
@@ -352,12 +359,19 @@ def build_app(settings: Settings) -> SalesguardApp:
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
     )
+
+    @app.page("/metrics")
+    async def prometheus_metrics(web: Any, request: Any) -> Any:
+        # aiohttp refuses a charset inside content_type; Prometheus' type carries one.
+        return web.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return app
+
+
+def build_app(settings: Settings) -> SalesguardApp:
+    """Declare the Faust app, its topics, table, agent, timer and pages from ``settings``."""
+    app = faust_app(settings)
     app.monitor = PrometheusMonitor(metrics=metrics.faust_metrics())  # Faust's internals on our /metrics
-    outputs = {
-        name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw",
-                        partitions=partitions_of(name, settings))
-        for name in OUTPUT_TOPICS
-    }
     # The changelog topic is declared here so that recovery decodes states with our codec
     # (Faust derives a table's serializers from value_type, which would give plain dicts).
     changelog = app.topic(f"{settings.app_id}-customer-state-changelog", key_serializer="json",
@@ -371,25 +385,18 @@ def build_app(settings: Settings) -> SalesguardApp:
                           credit_min_labels=settings.credit_min_labels)
 
     sg = SalesguardApp(app=app, settings=settings, pipeline=Pipeline(pipeline_config(settings), models=make_models()),
-                       states=CustomerStates(table, changelog), outputs=outputs, mirror=None, audit=None,
+                       states=CustomerStates(table, changelog), mirror=None, audit=None,
                        model_store=store, trainer=Trainer(store, make_models))
     sg.trainer.replay = sg.replay_examples
     announce_rulebook(sg.pipeline.config.rules)
     if settings.redis_url:
         sg.mirror = RedisMirror(settings.redis_url, sg.snapshot)
         sg.audit = AuditTrail(settings.redis_url)
-    sources = {name: app.topic(settings.topic(name), key_type=bytes, value_type=bytes, key_serializer="raw",
-                               value_serializer="raw", partitions=settings.partitions) for name in INPUT_TOPICS}
-    for name, source in sources.items():
-        app.agent(source, name=name)(consumer_of(sg, name))
-    mount_desk(app, sg, sources["risk-commands"])
-
-    @app.agent(outputs["model-examples"], name="trainer")
-    async def trainer(stream: Any) -> None:
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
-            await sg.train(events)
-            for event in events:
-                await stream.ack(event)
+    # Input topics and training examples are consumed a fetch at a time (not through agents).
+    routes: dict[str, BatchHandler] = {name: sg.consume for name in sg.input_topics}
+    routes[settings.topic("model-examples")] = sg.train
+    use_batch_consumer(app, routes, settings.batch_size)
+    mount_desk(app, sg)
 
     if settings.kafka_bootstrap:  # deployed rulebooks arrive on the rulebooks topic
         @app.task
@@ -410,17 +417,17 @@ def build_app(settings: Settings) -> SalesguardApp:
     async def model_checkpoint() -> None:
         await sg.checkpoint_models()
 
+    @app.task
+    async def redis_writer() -> None:
+        await sg.redis_writes.run()
+
     @app.on_before_shutdown.connect
     async def final_checkpoint(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await sg.flush_redis()
         await sg.checkpoint_models()
 
     @app.timer(settings.model_refresh_s, on_leader=False)
     async def model_refresh() -> None:
         await sg.refresh_models()
-
-    @app.page("/metrics")
-    async def prometheus_metrics(web: Any, request: Any) -> Any:
-        # aiohttp refuses a charset inside content_type; Prometheus' type carries one.
-        return web.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return sg

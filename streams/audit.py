@@ -91,6 +91,10 @@ class AuditTrail:
         self.stream, self.head = f"{prefix}audit", f"{prefix}audit:head"
         self.pending: list[dict[str, Any]] = []
 
+    def stage(self, records: Iterable[dict[str, Any]]) -> None:
+        """Keep ``records`` for the next :meth:`append`."""
+        self.pending += records
+
     async def append(self, records: Iterable[dict[str, Any]]) -> bool:
         """Append ``records`` (and any kept from a failed append) in order. False when Redis
         failed: they are kept for the next call."""

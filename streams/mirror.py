@@ -1,5 +1,6 @@
-"""The Redis mirror: what people and other services read. Written once per batch, in one
-round trip; if Redis is down the writes wait in memory and go out with the next batch.
+"""The Redis mirror: what people and other services read. Written behind the stream (the worker
+stages each batch's update and a background task writes what is staged, in one round trip); if
+Redis is down the writes wait in memory and go out with the next write.
 Snapshots are taken when the write happens, from the current state, so a slow write can
 never put an older snapshot over a newer one.
 
@@ -79,6 +80,10 @@ class RedisMirror:
         self.pending = MirrorUpdate()
         self._lock = asyncio.Lock()
 
+    def stage(self, update: MirrorUpdate) -> None:
+        """Keep ``update`` for the next :meth:`write`."""
+        self.pending.merge(update)
+
     async def write(self, update: MirrorUpdate) -> bool:
         """Write ``update`` (and anything still pending). False when Redis failed; the writes
         are kept and retried with the next call."""
@@ -98,11 +103,14 @@ class RedisMirror:
                 closed = list(batch.holds_closed)
                 pipe.delete(*(f"{p}hold:{order_id}" for order_id in closed))
                 pipe.zrem(f"{p}holds", *closed)
+            recent: dict[str, list[bytes]] = {}
             for decision in batch.decisions:
                 body = dumps(decision)
                 pipe.set(f"{p}decision:{decision.order_id}", body, ex=DECISION_TTL_DAYS * 86_400)
-                pipe.lpush(f"{p}customer:{decision.customer_id}:decisions", body)
-                pipe.ltrim(f"{p}customer:{decision.customer_id}:decisions", 0, RECENT_DECISIONS - 1)
+                recent.setdefault(decision.customer_id, []).append(body)
+            for customer_id, bodies in recent.items():  # oldest pushed first: the newest ends up first
+                pipe.lpush(f"{p}customer:{customer_id}:decisions", *bodies)
+                pipe.ltrim(f"{p}customer:{customer_id}:decisions", 0, RECENT_DECISIONS - 1)
             sales_staff.record(pipe, p, batch.decisions, batch.resolutions)
             try:
                 await pipe.execute()

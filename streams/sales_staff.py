@@ -52,13 +52,14 @@ def record(pipe: Any, prefix: str, decisions: Iterable[Decision], resolutions: I
     for r in resolutions:
         if r.type == "hold.released" and r.salesperson_id:
             marks.append((r.resolved_at.date().isoformat(), r.salesperson_id, "releases", r.hold_id))
-    ttl = RETENTION_DAYS * 86_400
-    for day, salesperson in {(day, salesperson) for day, salesperson, _, _ in marks}:
-        pipe.sadd(f"{prefix}salespeople:{day}", salesperson)
-        pipe.expire(f"{prefix}salespeople:{day}", ttl)
+    members: dict[str, set[str]] = {}  # one SADD and one EXPIRE per key
     for day, salesperson, signal, member in marks:
-        pipe.sadd(_key(prefix, day, salesperson, signal), member)
-        pipe.expire(_key(prefix, day, salesperson, signal), ttl)
+        members.setdefault(f"{prefix}salespeople:{day}", set()).add(salesperson)
+        members.setdefault(_key(prefix, day, salesperson, signal), set()).add(member)
+    ttl = RETENTION_DAYS * 86_400
+    for key, values in members.items():
+        pipe.sadd(key, *values)
+        pipe.expire(key, ttl)
 
 
 def window_days(today: date, days: int) -> list[str]:

@@ -7,14 +7,14 @@ worker that owns that partition).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
 from faust.serializers import codecs
 
 from streams.exposure import CustomerState
+from streams.outbox import Record
 
 CODEC_NAME = "salesguard-customer-state"
 #: Key of the end marker: a tombstone, so recovery applies it as "delete nothing".
@@ -45,30 +45,30 @@ class CustomerStates:
         """The customer's state, or None for a customer never seen."""
         return self.table.data.get(customer_id)
 
-    async def write(self, changed: Mapping[str, tuple[int, CustomerState]], end_markers: bool) -> None:
-        """Store a batch's changed states (``customer_id -> (partition, state)``) and send each
-        to its changelog partition (the partition of the input it came from).
+    async def write(self, send: Callable[[list[Record]], Awaitable[object]],
+                    changed: Mapping[str, tuple[int, CustomerState]], end_markers: bool) -> None:
+        """Store a batch's changed states (``customer_id -> (partition, state)``) and ``send``
+        each to its changelog partition (the partition of the input it came from),
+        encoded as the table's serializers would (JSON key, :class:`CustomerStateCodec` value).
 
         Returns once the broker has them (the caller acks the input offsets after that). With
         ``end_markers``, one end marker per partition then goes out in a produce request of its
         own. Tansu 0.6 reports a partition's end offset as
         the first offset of its last record batch + 1, so Faust's recovery would stop before
         the newest states of a multi-record batch; a single-record batch at the end makes it
-        exact. (Faust's own ``producer.flush()`` gives up after 0.1 s, hence the explicit
-        waits.) Callers write one batch at a time, so no other write shares a marker's batch.
+        exact. Callers write one batch at a time, so no other write shares a marker's batch.
         """
-        changelog = self.changelog
-        sent = []
+        topic = self.changelog.get_topic_name()
+        data = self.table.data
+        records = []
         for customer_id, (partition, state) in changed.items():
-            self.table.data[customer_id] = state
-            sent.append(await changelog.send(key=customer_id, value=state, partition=partition))
-        await asyncio.gather(*sent)
-        if end_markers and sent:
-            markers = [
-                await changelog.send(key=END_MARKER_KEY, value=None, partition=partition, value_serializer="raw")
-                for partition in {partition for partition, _ in changed.values()}
-            ]
-            await asyncio.gather(*markers)
+            data[customer_id] = state
+            records.append(Record(topic, orjson.dumps(customer_id), state.to_json(), partition))
+        await send(records)
+        if records and end_markers:
+            marker = orjson.dumps(END_MARKER_KEY)
+            await send([Record(topic, marker, None, partition)
+                        for partition in {partition for partition, _ in changed.values()}])
 
     def items(self) -> Iterator[tuple[str, CustomerState]]:
         """Every customer state this worker holds."""

@@ -1,0 +1,124 @@
+"""Kafka input handed over a fetch at a time instead of a message at a time.
+
+Faust's consumer passes every fetched message on its own through its conductor, a channel queue
+and a stream iterator, with a task and several sensor calls per message: measured here, that
+path alone costs a plain agent ~270 µs per event. The consumer below keeps everything else of
+Faust's (group membership, partition assignment, table recovery, offset tracking and commits,
+flow control during rebalances) and replaces only the loop that drains fetched records: records
+of the *routed* topics are collected and handed to their handler as one list per fetch (at most
+``batch_size`` at a time; topics routed to one handler share its batches); records of other
+topics (Faust's own) take Faust's usual path.
+
+A routed message counts as in flight from when it is read until its handler returns, and is
+acknowledged then: Faust commits only acknowledged offsets and waits for in-flight messages
+before giving partitions away in a rebalance. If a handler raises, the worker stops without
+acknowledging its batch: the messages are delivered again (at-least-once).
+
+Usage (before the worker starts)::
+
+    use_batch_consumer(app, {"orders": handle_orders}, batch_size=500)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, cast
+
+import faust
+from aiokafka import AIOKafkaConsumer
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
+from faust.types import Message
+
+BatchHandler = Callable[[Sequence[Message]], Awaitable[object]]
+
+#: How long the broker may hold a fetch that finds no new records (Faust fixes 1,500 ms; the
+#: embedded broker holds an empty fetch that long even when records arrive meanwhile, which
+#: would delay a decision by up to 1.5 s on a quiet stream).
+FETCH_MAX_WAIT_MS = 20
+
+
+class ConsumerThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread with a short fetch wait (:data:`FETCH_MAX_WAIT_MS`)."""
+
+    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by start(); Faust offers no setting
+        return consumer
+
+
+class BatchConsumer(Consumer):
+    """Faust's aiokafka consumer, handing routed topics' messages over in batches."""
+
+    routes: ClassVar[Mapping[str, BatchHandler]] = {}
+    batch_size: ClassVar[int] = 500
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
+        """Faust's drain loop (``faust.transport.consumer.Consumer._drain_messages``) with routed
+        topics collected per fetch."""
+        routes, batch_size = self.routes, self.batch_size
+        callback = self.callback
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = cast(Any, fetcher)._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        in_flight = self._unacked_messages.add
+        batches: dict[BatchHandler, list[Message]] = {}
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in self.getmany(timeout=1.0):
+                        offset = message.offset
+                        read = get_read_offset(tp)
+                        if read is not None and offset < read:
+                            continue  # read before (Faust drops these too)
+                        if read and offset - read > 1 and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, read + 1, offset)
+                        if self._commit_every is not None and self._n_acked >= self._commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        handler = routes.get(message.topic)
+                        if handler is not None:
+                            in_flight(message)
+                            batch = batches.setdefault(handler, [])
+                            batch.append(message)
+                            if len(batch) >= batch_size:
+                                await self._hand_over(handler, batches.pop(handler))
+                        else:
+                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                        set_read_offset(tp, offset)
+                    for handler in list(batches):
+                        await self._hand_over(handler, batches.pop(handler))
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _hand_over(self, handler: BatchHandler, batch: list[Message]) -> None:
+        await handler(batch)
+        ack = self.ack
+        for message in batch:
+            ack(message)
+
+
+def use_batch_consumer(app: faust.App, routes: Mapping[str, BatchHandler], batch_size: int) -> None:
+    """Make ``app`` consume the topics in ``routes`` (full names) in batches, each handed to its
+    handler; the topics are subscribed like an agent's."""
+    consumer_class = type("SalesguardBatchConsumer", (BatchConsumer,),
+                          {"routes": dict(routes), "batch_size": batch_size})
+    cast(Any, app.transport).Consumer = consumer_class
+    for name in routes:
+        app.topics.add(app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                                 value_serializer="raw"))
