@@ -8,6 +8,7 @@ import gc
 import json
 import secrets
 import tempfile
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
@@ -55,18 +56,31 @@ def require_broker(settings: Settings, who: str) -> None:
 @cli.command()
 def worker(web_port: int | None = typer.Option(None, help="Web port (default SALESGUARD_WEB_PORT or 6066).")) -> None:
     """Run one stream-processing worker (join the consumer group, decide orders)."""
-    settings = load_settings(web_port=web_port)
-    require_broker(settings, "a worker")
+    from streams.app import build_app
+
+    run_faust_worker(lambda settings: build_app(settings).app, load_settings(web_port=web_port), "a worker")
+
+
+@cli.command("baseline-worker", hidden=True)
+def baseline_worker() -> None:
+    """Run the benchmark's baseline worker (plain per-event Faust agents; see `salesguard bench`)."""
+    from streams.bench_baseline import build_baseline_app
+
+    run_faust_worker(build_baseline_app, load_settings(), "the baseline worker")
+
+
+def run_faust_worker(build: Callable[[Settings], Any], settings: Settings, who: str) -> None:
+    """Create the topics, then run the Faust app ``build(settings)`` as a worker until stopped."""
+    require_broker(settings, who)
     import faust
 
-    from streams.app import build_app
     from streams.topics import ensure_topics
 
     asyncio.run(ensure_topics(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
-    sg = build_app(settings)
+    app = build(settings)
     loglevel = FAUST_LOG_LEVELS.get(settings.log_level, settings.log_level)
-    faust.Worker(sg.app, loglevel=loglevel).execute_from_commandline()
+    faust.Worker(app, loglevel=loglevel).execute_from_commandline()
 
 
 @cli.command()
@@ -82,6 +96,9 @@ def demo(
 ) -> None:
     """Start the embedded broker and Redis (unless SALESGUARD_KAFKA_BOOTSTRAP / SALESGUARD_REDIS_URL
     are set), a worker and the traffic generator, and show decisions live."""
+    import time
+
+    started = time.monotonic()
     from pydantic import SecretStr
 
     from monitoring.access import DeskUser
@@ -108,7 +125,7 @@ def demo(
                               f"· logs {run_dir}")
             with open(record, "w", encoding="utf-8") if record else contextlib.nullcontext() as out:
                 summary = asyncio.run(run_demo(live_settings, run_dir, events, rate, seed, as_json, timeout, console,
-                                               out))
+                                               out, started))
     except KeyboardInterrupt:
         console.print("stopped.")
         return
@@ -119,6 +136,44 @@ def demo(
         print(json.dumps(summary), flush=True)
     else:
         console.print(summary)
+
+
+@cli.command()
+def bench(
+    events: int = typer.Option(100_000, min=1000, help="Events in the backlog each phase reads."),
+    customers: int | None = typer.Option(None, min=20, help="Customers in the traffic (default: one per 40 events)."),
+    workers: int = typer.Option(1, min=1, max=8, help="Worker processes in one consumer group (baseline and "
+                                "pipeline); above 1, one worker is measured too (scaling)."),
+    rate: float | None = typer.Option(None, min=1, help="Steady load for the latency phase, events/s (default: "
+                                      "half the pipeline's measured throughput)."),
+    duration: float = typer.Option(20.0, min=1, help="Seconds of steady load."),
+    seed: int = typer.Option(7, help="Seed of the traffic generator."),
+    out: Path = typer.Option(Path("bench-results.jsonl"), help="Append the result line to this file."),
+    timeout: float = typer.Option(600, help="Give up on a phase after this many seconds."),
+) -> None:
+    """Measure the full pipeline against a plain per-event Faust agent on the same backlog:
+    events/s of each, decision latency at a steady load, peak RSS and CPU per 1,000 events.
+    Uses the embedded broker and Redis unless SALESGUARD_KAFKA_BOOTSTRAP / SALESGUARD_REDIS_URL
+    are set. Prints one JSON line."""
+    from datetime import UTC, datetime
+
+    from streams.bench import BenchConfig, BenchError, run_bench
+    from streams.demo import services
+    from streams.embedded import ServiceStartError
+
+    settings = load_settings()
+    config = BenchConfig(events=events, customers=customers, workers=workers, rate=rate, duration_s=duration,
+                         seed=seed, timeout_s=timeout)
+    run_dir = Path(tempfile.mkdtemp(prefix="salesguard-bench-"))
+    try:
+        with services(settings, run_dir) as live, err.status("bench") as status:
+            result = asyncio.run(run_bench(live, config, run_dir, lambda text: status.update(f"bench {text}"), err.log))
+    except (BenchError, ServiceStartError) as exc:
+        fail(str(exc))
+    line = json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"), **result})
+    with out.open("a", encoding="utf-8") as results:
+        results.write(line + "\n")
+    print(line, flush=True)
 
 
 @cli.command()

@@ -58,6 +58,8 @@ class Tally:
     scored: int = 0
     model_version: str | None = None
     started: float = field(default_factory=time.monotonic)
+    #: Seconds from ``started`` to the first decision read.
+    first_decision_s: float | None = None
 
     @property
     def orders(self) -> int:
@@ -73,6 +75,8 @@ class Tally:
         """Count one message from an output topic."""
         record = orjson.loads(value)
         if topic.endswith("decisions") and record["decision_id"] not in self.decision_ids:
+            if self.first_decision_s is None:
+                self.first_decision_s = round(time.monotonic() - self.started, 2)
             self.decision_ids.add(record["decision_id"])
             self.outcomes[record["outcome"]] += 1
             self.scored += bool(record.get("scores"))
@@ -99,6 +103,7 @@ class Tally:
             "bad_messages_sent": self.bad,
             "scored": self.scored,
             "model_version": self.model_version,
+            "first_decision_s": self.first_decision_s,
             "elapsed_s": round(elapsed, 2),
         }
 
@@ -110,6 +115,8 @@ class Tally:
         grid.add_row("events produced", f"{produced:,}  ({produced / elapsed:,.0f}/s)")
         grid.add_row("orders", f"{self.orders:,}")
         grid.add_row("decisions", f"{len(self.decision_ids):,}  ({len(self.decision_ids) / elapsed:,.0f}/s)")
+        if self.first_decision_s is not None:
+            grid.add_row("first decision", f"{self.first_decision_s:.1f} s after start")
         for outcome, style in (("approve", "green"), ("review", "yellow"), ("hold", "red"), ("reject", "bold red")):
             grid.add_row(f"  [{style}]{outcome}[/]", f"{self.outcomes[outcome]:,}")
         grid.add_row("holds sent to ERP", f"{len(self.hold_ids):,}")
@@ -133,13 +140,13 @@ def services(settings: Settings, run_dir: Path) -> Iterator[Settings]:
         yield settings.model_copy(update=update)
 
 
-def worker_service(settings: Settings, run_dir: Path, name: str = "worker") -> ChildService:
-    """A ``salesguard worker`` child process (not started) on ``settings``, with its own free
-    web port, data directory ``run_dir/<name>-data`` and log ``run_dir/<name>.log``."""
+def worker_service(settings: Settings, run_dir: Path, name: str = "worker", command: str = "worker") -> ChildService:
+    """A ``salesguard <command>`` worker child process (not started) on ``settings``, with its
+    own free web port, data directory ``run_dir/<name>-data`` and log ``run_dir/<name>.log``."""
     port = free_port()
     env = {**os.environ, **settings.as_environment(), "SALESGUARD_WEB_PORT": str(port),
            "SALESGUARD_DATA_DIR": str(run_dir / f"{name}-data")}
-    return ChildService(name, [sys.executable, "-m", "streams.cli", "worker"], port, run_dir / f"{name}.log", env=env)
+    return ChildService(name, [sys.executable, "-m", "streams.cli", command], port, run_dir / f"{name}.log", env=env)
 
 
 @contextlib.asynccontextmanager
@@ -208,11 +215,13 @@ async def watch(settings: Settings, tally: Tally) -> None:
 
 
 async def run_demo(settings: Settings, run_dir: Path, events: int | None, rate: float | None, seed: int,
-                   as_json: bool, timeout_s: float, console: Console, record: IO[str] | None = None) -> dict[str, Any]:
+                   as_json: bool, timeout_s: float, console: Console, record: IO[str] | None = None,
+                   started: float | None = None) -> dict[str, Any]:
     """Run the demo until ``events`` are decided (or forever when None); return the summary.
-    ``record``: also write every produced message there (an event file for backtests)."""
+    ``record``: also write every produced message there (an event file for backtests);
+    ``started``: when the demo started (``time.monotonic()``; default now), for ``first_decision_s``."""
     await ensure_topics(settings)
-    tally = Tally()
+    tally = Tally(started=started if started is not None else time.monotonic())
     run_id = f"r{int(time.time())}"
     simulator = SalesSimulator(seed=seed, total_events=events, run_id=run_id)
     messages = iter(simulator) if record is None else recorded(simulator, record)

@@ -1,0 +1,396 @@
+"""``salesguard bench``: the full pipeline against Faust's own per-event loop, on a real broker.
+
+One run, on the embedded stack (or the configured Kafka and Redis), in phases:
+
+1. **load** — ``events`` generated events are produced to the input topics (a backlog);
+2. **baseline** — ``workers`` baseline workers (:mod:`streams.bench_baseline`: plain per-event
+   agents that only deserialize and acknowledge) read the backlog in their own group;
+3. **pipeline** — ``workers`` salesguard workers read the same backlog in another group (own
+   Redis database, fresh state, a model version trained beforehand on other simulated traffic,
+   so both detectors score from the first order): validation, state, both detectors, the
+   rulebook, decisions, holds, state writes, Redis mirror, audit trail, trainer;
+4. **latency** — the same workers then get a steady load of ``rate`` events/s (default: half
+   the pipeline's measured throughput) for ``duration`` seconds; latency runs from each order's
+   produce timestamp to its decision's publish timestamp (the Kafka timestamps of both records);
+5. **scaling** (``workers`` > 1) — one salesguard worker reads the backlog again.
+
+Throughput is counted from the workers' ``/metrics``, from the scrape at which they had processed
+:data:`START_SHARE` of the backlog (every worker under way; start-up excluded) to the one at which
+they had processed all of it — for the pipeline, also learned every training example it produced
+(the trainer runs in a worker too, and falls behind while the backlog lasts). CPU seconds come
+from the same scrapes (``process_cpu_seconds_total``), peak RSS from ``VmHWM`` in
+``/proc/<pid>/status`` (Linux).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import numpy as np
+import orjson
+from aiokafka import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from detectors.risk_models import RiskModels
+from streams.demo import worker_service
+from streams.embedded import ChildService
+from streams.generator import GeneratedMessage, SalesSimulator
+from streams.kafka_clients import producer, reader
+from streams.model_evaluation import simulated_examples
+from streams.model_store import Checkpoint, RedisModelStore
+from streams.settings import Settings
+from streams.topics import ensure_topics
+from streams.trainer import RecentIds, learn_example
+
+#: Share of the backlog processed before throughput is measured (start-up excluded).
+START_SHARE = 0.1
+#: Seconds between scrapes of the workers' metrics (each scrape costs a worker ~10 ms).
+SCRAPE_EVERY_S = 0.5
+#: Simulated events whose training examples train the models the pipeline starts with.
+PRETRAIN_EVENTS = 20_000
+#: Counter of processed input events: the pipeline's, the baseline's.
+PIPELINE_COUNTER = "salesguard_events_consumed_total"
+BASELINE_COUNTER = "salesguard_bench_events_total"
+#: Steady load is sent in ticks of this many seconds.
+TICK_S = 0.002
+
+
+class BenchError(RuntimeError):
+    """A phase did not complete (a worker died or stalled); the message says which and where its log is."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What one benchmark run measures."""
+
+    events: int = 100_000
+    customers: int | None = None
+    workers: int = 1
+    rate: float | None = None
+    duration_s: float = 20.0
+    seed: int = 7
+    timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Events/s over the measured window, with the workers' CPU and memory."""
+
+    eps: float
+    cpu_s_per_1k: float
+    peak_rss_mb: float
+    window_events: int
+    window_s: float
+
+
+@dataclass
+class Sample:
+    """One scrape of every worker: when, processed events, CPU seconds and training examples
+    learned, per worker."""
+
+    at: float
+    events: list[float]
+    cpu_s: list[float]
+    learned: list[float]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set size (``VmHWM``) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    raise BenchError(f"no VmHWM in /proc/{pid}/status")  # pragma: no cover - not Linux
+
+
+def sample_sum(text: str, sample_name: str) -> float:
+    """The sum of every sample named ``sample_name`` (all label sets) in a Prometheus exposition."""
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == sample_name)
+
+
+def percentiles_ms(latencies_ms: list[float]) -> dict[str, float]:
+    """p50/p95/p99 of ``latencies_ms``.
+
+    >>> percentiles_ms([float(x) for x in range(1, 101)])
+    {'p50': 50.5, 'p95': 95.05, 'p99': 99.01}
+    """
+    if not latencies_ms:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+    p50, p95, p99 = np.percentile(np.asarray(latencies_ms), [50, 95, 99])
+    return {"p50": round(float(p50), 2), "p95": round(float(p95), 2), "p99": round(float(p99), 2)}
+
+
+class Workers:
+    """``count`` worker child processes (``salesguard <command>``) in one consumer group."""
+
+    def __init__(self, settings: Settings, run_dir: Path, name: str, count: int, command: str, counter: str) -> None:
+        self.counter = counter
+        self.services = [worker_service(settings, run_dir, f"{name}-{i}", command) for i in range(1, count + 1)]
+
+    async def __aenter__(self) -> Workers:
+        for service in self.services:
+            service.spawn()
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.close()
+        await asyncio.gather(*(asyncio.to_thread(service.stop, 15.0) for service in self.services))
+
+    async def sample(self) -> Sample:
+        """Processed events and CPU seconds of every worker now (0 for one not serving yet)."""
+        texts = await asyncio.gather(*(self._scrape(service) for service in self.services))
+        return Sample(time.monotonic(), [sample_sum(t, self.counter) for t in texts],
+                      [sample_sum(t, "process_cpu_seconds_total") for t in texts],
+                      [sample_sum(t, "salesguard_model_examples_total") for t in texts])
+
+    async def _scrape(self, service: ChildService) -> str:
+        assert service.process is not None
+        if service.process.poll() is not None:
+            raise BenchError(f"{service.name} exited with code {service.process.returncode}.\n{service.log_tail()}")
+        try:
+            async with self.http.get(f"http://127.0.0.1:{service.port}/metrics") as response:
+                return await response.text()
+        except (aiohttp.ClientError, TimeoutError):
+            return ""  # not serving yet
+
+    def peak_rss_mb(self) -> float:
+        """The largest peak RSS of any worker."""
+        return max(peak_rss_mb(service.process.pid) for service in self.services if service.process)
+
+    async def drain(self, total: int, timeout_s: float, progress: Callable[[str], None],
+                    examples: Callable[[], Awaitable[int]] | None = None) -> Throughput:
+        """Wait until the workers have processed ``total`` events and (given ``examples``, which
+        says how many training examples there are once the events are processed) learned every
+        training example; the throughput from :data:`START_SHARE` of the events to the end."""
+        first: Sample | None = None
+        async for last in self.samples(total, timeout_s, progress):
+            if first is None and sum(last.events) >= total * START_SHARE and all(last.events):
+                first = last
+        if examples is not None:
+            target, deadline = await examples(), time.monotonic() + timeout_s
+            while sum(last.learned) < target:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"the trainer learned {sum(last.learned):,.0f} of {target:,} examples in time")
+                progress(f"trainer: {sum(last.learned):,.0f} / {target:,} examples")
+                await asyncio.sleep(SCRAPE_EVERY_S)
+                last = await self.sample()
+        if first is None or last is first:
+            raise BenchError(f"{total:,} events were processed too fast to measure; use more --events")
+        events, seconds = sum(last.events) - sum(first.events), last.at - first.at
+        cpu = sum(last.cpu_s) - sum(first.cpu_s)
+        return Throughput(eps=round(events / seconds, 1), cpu_s_per_1k=round(cpu / events * 1000, 4),
+                          peak_rss_mb=round(self.peak_rss_mb(), 1), window_events=int(events),
+                          window_s=round(seconds, 3))
+
+    async def samples(self, total: int, timeout_s: float, progress: Callable[[str], None]) -> AsyncIterator[Sample]:
+        """Scrape every :data:`SCRAPE_EVERY_S` until the workers have processed ``total`` events."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            sample = await self.sample()
+            yield sample
+            done = sum(sample.events)
+            if done >= total:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"after {timeout_s:.0f} s only {done:,.0f} of {total:,} events processed; logs: "
+                                 + ", ".join(str(s.log_path) for s in self.services))
+            progress(f"{done:,.0f} / {total:,} events")
+            await asyncio.sleep(SCRAPE_EVERY_S)
+
+
+def simulator(config: BenchConfig) -> Iterator[GeneratedMessage]:
+    """The generated traffic: the backlog first, then the steady load (no end)."""
+    customers = config.customers or max(20, config.events // 40)
+    return iter(SalesSimulator(seed=config.seed, total_events=None, customers=customers, run_id=f"b{config.seed}",
+                               bad_rate=0.005))
+
+
+async def load_backlog(settings: Settings, messages: Iterator[GeneratedMessage], count: int) -> int:
+    """Produce ``count`` messages as fast as the broker takes them; returns how many."""
+    kafka = producer(settings.kafka_bootstrap or "")
+    await kafka.start()
+    try:
+        sent = 0
+        for message in itertools.islice(messages, count):
+            await kafka.send(settings.topic(message.topic), key=message.key, value=message.value)
+            sent += 1
+        await kafka.flush()
+    finally:
+        await kafka.stop()
+    return sent
+
+
+async def steady_load(settings: Settings, messages: Iterator[GeneratedMessage], rate: float, duration_s: float,
+                      produced_ms: dict[str, int]) -> int:
+    """Produce ``rate`` messages/s for ``duration_s``, recording each order request's produce
+    timestamp (ms) by event id in ``produced_ms``; returns how many were sent."""
+    kafka = producer(settings.kafka_bootstrap or "")
+    await kafka.start()
+    try:
+        started, sent = time.monotonic(), 0
+        total = int(rate * duration_s)
+        while sent < total:
+            due = min(total, int((time.monotonic() - started) * rate) + 1)
+            for message in itertools.islice(messages, due - sent):
+                now_ms = int(time.time() * 1000)
+                if message.needs_decision:
+                    produced_ms[orjson.loads(message.value)["event_id"]] = now_ms
+                await kafka.send(settings.topic(message.topic), key=message.key, value=message.value,
+                                 timestamp_ms=now_ms)
+            sent = due
+            await asyncio.sleep(TICK_S)
+        await kafka.flush()
+    finally:
+        await kafka.stop()
+    return sent
+
+
+async def settled(published: dict[str, int], quiet_s: float = 1.0) -> None:
+    """Wait until ``published`` has not grown for ``quiet_s`` seconds."""
+    seen = -1
+    while len(published) != seen:
+        seen = len(published)
+        await asyncio.sleep(quiet_s)
+
+
+@contextlib.asynccontextmanager
+async def decision_times(settings: Settings) -> AsyncIterator[dict[str, int]]:
+    """While open: the publish timestamp (ms) of every decision, by its source event id (the
+    first copy of a redelivered decision)."""
+    published: dict[str, int] = {}
+    consumer = reader(settings.kafka_bootstrap or "", settings.topic("decisions"))
+    await consumer.start()
+
+    async def follow() -> None:
+        while True:
+            for records in (await consumer.getmany(timeout_ms=100, max_records=10_000)).values():
+                for record in records:
+                    source = orjson.loads(record.value)["source_event_id"]
+                    published.setdefault(source, record.timestamp)
+
+    task = asyncio.create_task(follow())
+    try:
+        yield published
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()
+
+
+async def topic_size(settings: Settings, name: str) -> int:
+    """How many records topic ``name`` holds (the sum of its partitions' end offsets)."""
+    topic = settings.topic(name)
+    consumer = reader(settings.kafka_bootstrap or "")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or {0}]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+async def save_trained_models(settings: Settings, seed: int) -> int:
+    """Save a model version trained on :data:`PRETRAIN_EVENTS` simulated events (other traffic
+    than the benchmark's) to the store ``settings`` name, so that the pipeline scores every order
+    with both models from its first batch, as a worker joining a running system does. Returns
+    how many examples it learned."""
+    examples = await asyncio.to_thread(simulated_examples, seed + 1000, PRETRAIN_EVENTS, settings.late_payment_days)
+    models = RiskModels(seed=settings.model_seed, anomaly_min_examples=settings.anomaly_min_examples,
+                        credit_min_labels=settings.credit_min_labels)
+    learned = RecentIds()
+    for example in examples:
+        learn_example(models, example)
+        learned.add(example.example_id)
+    models.version = 1
+    store = RedisModelStore(settings.redis_url or "")
+    try:
+        await store.save(Checkpoint(version=1, models=models.to_bytes(), learned=learned.to_bytes()), previous=0)
+    finally:
+        await store.close()
+    return len(examples)
+
+
+def phase_settings(settings: Settings, run_id: str, prefix: str, group: str, redis_db: int) -> Settings:
+    """``settings`` for one phase: topics under ``prefix``, consumer group ``group``, Redis database ``redis_db``."""
+    redis_url = settings.redis_url
+    if redis_url:
+        parts = urlsplit(redis_url)
+        redis_url = urlunsplit(parts._replace(path=f"/{redis_db}"))
+    return settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}{prefix}-{run_id}.",
+                                       "app_id": f"{group}-{run_id}", "redis_url": redis_url})
+
+
+async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, progress: Callable[[str], None],
+                    log: Callable[[str], None]) -> dict[str, Any]:
+    """Run every phase; the result line of ``salesguard bench``. ``progress`` gets what is going
+    on now, ``log`` each phase's result."""
+    run_id = f"{int(time.time())}"
+    traffic = simulator(config)
+    backlog = list(itertools.islice(traffic, config.events))
+    main = phase_settings(settings, run_id, "bench", "pipeline", 1)
+    await ensure_topics(main)
+    progress(f"load: producing {len(backlog):,} events")
+    await load_backlog(main, iter(backlog), len(backlog))
+    log(f"load: {len(backlog):,} events produced")
+
+    progress("baseline: starting")
+    baseline_settings = main.model_copy(update={"app_id": f"baseline-{run_id}"})
+    async with Workers(baseline_settings, run_dir, "baseline", config.workers, "baseline-worker",
+                       BASELINE_COUNTER) as baseline_workers:
+        baseline = await baseline_workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"baseline: {s}"))
+    log(f"baseline: {baseline.eps:,.0f} events/s")
+
+    one_worker = None
+    if config.workers > 1:
+        single = phase_settings(settings, run_id, "bench-one", "pipeline-one", 2)
+        await ensure_topics(single)
+        progress("one worker: loading the backlog into its own topics")
+        await load_backlog(single, iter(backlog), len(backlog))
+        await save_trained_models(single, config.seed)
+        async with Workers(single, run_dir, "pipeline-one", 1, "worker", PIPELINE_COUNTER) as workers:
+            one_worker = await workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"one worker: {s}"),
+                                             partial(topic_size, single, "model-examples"))
+        log(f"one worker: {one_worker.eps:,.0f} events/s")
+
+    log(f"models: version 1 trained on {await save_trained_models(main, config.seed):,} examples")
+    async with Workers(main, run_dir, "pipeline", config.workers, "worker", PIPELINE_COUNTER) as workers:
+        pipeline = await workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"pipeline: {s}"),
+                                       partial(topic_size, main, "model-examples"))
+        log(f"pipeline: {pipeline.eps:,.0f} events/s")
+        rate = config.rate or round(pipeline.eps / 2, 0)
+        produced_ms: dict[str, int] = {}
+        async with decision_times(main) as published_ms:
+            progress(f"latency: {rate:,.0f} events/s for {config.duration_s:.0f} s")
+            sent = await steady_load(main, traffic, rate, config.duration_s, produced_ms)
+            async for _ in workers.samples(len(backlog) + sent, config.timeout_s, lambda s: progress(f"latency: {s}")):
+                pass
+            await settled(published_ms)
+        log(f"latency: {len(published_ms):,} decisions read")
+        # An order request can be dead-lettered although well-formed (an amendment of an order
+        # that was itself broken): only decided ones have a latency.
+        latencies = [published_ms[source] - at for source, at in produced_ms.items() if source in published_ms]
+        peak = workers.peak_rss_mb()
+    result: dict[str, Any] = {
+        "events": len(backlog), "customers": config.customers or max(20, config.events // 40),
+        "workers": config.workers, "partitions": settings.partitions,
+        "baseline_eps": baseline.eps, "pipeline_eps": pipeline.eps, "ratio": round(pipeline.eps / baseline.eps, 3),
+        "latency_ms": percentiles_ms([float(x) for x in latencies]),
+        "latency_rate_eps": rate, "latency_orders": len(latencies), "latency_events": sent,
+        "peak_rss_mb": peak, "cpu_s_per_1k": pipeline.cpu_s_per_1k,
+        "baseline_cpu_s_per_1k": baseline.cpu_s_per_1k, "baseline_peak_rss_mb": baseline.peak_rss_mb,
+    }
+    if one_worker is not None:
+        result.update(one_worker_eps=one_worker.eps, scaling=round(pipeline.eps / one_worker.eps, 3))
+    return result
