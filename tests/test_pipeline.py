@@ -4,13 +4,16 @@ import dataclasses
 import orjson
 import pytest
 
+from detectors.risk_models import RiskModels
 from rules import CompiledRulebook, default_rulebook
 from streams.app import pipeline_config
 from streams.contracts import Decision
 from streams.exposure import CustomerState
 from streams.generator import SalesSimulator
+from streams.model_evaluation import simulated_examples
 from streams.pipeline import BatchResult, Pipeline, RawMessage
 from streams.settings import Settings
+from streams.trainer import learn_example
 from tests import events as ev
 
 
@@ -155,13 +158,26 @@ def by_customer(decisions: list[Decision]) -> dict[str, list[Decision]]:
     return out
 
 
+def trained_models() -> RiskModels:
+    """Both models trained on other simulated traffic, scoring from the first order."""
+    models = RiskModels(anomaly_min_examples=0, credit_min_labels=0)
+    for example in simulated_examples(seed=11, events=3000):
+        learn_example(models, example)
+    return models
+
+
 def test_batches_decide_exactly_as_one_event_at_a_time():
+    """A worker's batches (500 events: validation, state, both models scoring, the rulebook on
+    a round of orders at once) decide exactly as one event at a time does."""
     messages = [RawMessage(m.topic, 0, i, m.key, m.value, 0.0)
                 for i, m in enumerate(SalesSimulator(seed=5, total_events=2000))]
     batched, single = Harness(), Harness()
-    decisions_batched = [d for i in range(0, len(messages), 250) for d in batched.run(*messages[i:i + 250]).decisions]
+    batched.pipeline.models = single.pipeline.models = trained_models()
+    decisions_batched = [d for i in range(0, len(messages), 500) for d in batched.run(*messages[i:i + 500]).decisions]
     decisions_single = [d for m in messages for d in single.run(m).decisions]
     assert len(decisions_batched) == len(decisions_single) > 500
+    assert all(set(d.scores) == {"anomaly", "late_payment"} for d in decisions_batched)
+    assert len({d.outcome for d in decisions_batched}) == 4 and sum(bool(d.reasons) for d in decisions_batched) > 100
     # the same decisions, each customer's in the same order (customers are independent)
     assert by_customer(decisions_batched) == by_customer(decisions_single)
     assert {c: s.to_dict() for c, s in batched.states.items()} == {c: s.to_dict() for c, s in single.states.items()}
