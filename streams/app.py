@@ -66,6 +66,10 @@ log = logging.getLogger(__name__)
 
 #: How long the first batch waits for the rulebooks topic before deciding with the configured file.
 RULES_WAIT_S = 30.0
+#: Batches of training examples the trainer may fall behind before consuming them waits.
+TRAINING_QUEUE = 20
+#: Examples learned between two chances for the stream to run.
+LEARN_CHUNK = 100
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -103,6 +107,8 @@ class SalesguardApp:
     rules_ready: asyncio.Event = field(default_factory=asyncio.Event)
     #: Writes the mirror and the audit trail behind the stream (see :meth:`flush_redis`).
     redis_writes: WriteBehind = field(init=False)
+    #: Training examples waiting for the trainer task, a fetched batch at a time.
+    training: asyncio.Queue[Sequence[Message]] = field(default_factory=lambda: asyncio.Queue(TRAINING_QUEUE))
 
     def __post_init__(self) -> None:
         self.redis_writes = WriteBehind(self.flush_redis)
@@ -165,7 +171,9 @@ class SalesguardApp:
         """Send decisions, holds, hold resolutions, dead letters and training examples and wait
         until the broker has them."""
         topic = self.settings.topic
-        records = [Record(topic("decisions"), d.customer_id.encode(), dumps(d)) for d in result.decisions]
+        bodies = result.decision_json
+        bodies.update((d.decision_id, dumps(d)) for d in result.decisions)
+        records = [Record(topic("decisions"), d.customer_id.encode(), bodies[d.decision_id]) for d in result.decisions]
         records += [Record(topic("order-holds"), h.customer_id.encode(), dumps(h)) for h in result.holds]
         records += [Record(topic("hold-resolutions"), r.customer_id.encode(), dumps(r)) for r in result.resolutions]
         records += [Record(topic("dead-letters"), x.key, dumps(x)) for x in result.dead_letters]
@@ -190,6 +198,7 @@ class SalesguardApp:
             holds_closed={order_id for _, order_id in result.holds_closed},
             decisions=list(result.decisions),
             resolutions=list(result.resolutions),
+            decision_json=result.decision_json,
         )
 
     def snapshot(self, customer_id: str) -> dict[str, Any]:
@@ -218,6 +227,12 @@ class SalesguardApp:
         log.info("scoring with %s", self.pipeline.models.label)
         return True
 
+    async def queue_training(self, messages: Sequence[Message]) -> None:
+        """Hand a fetched batch of training examples to the trainer task (waits while it is
+        :data:`TRAINING_QUEUE` batches behind). They count as consumed then: a trainer that
+        restarts replays what its last checkpoint does not cover."""
+        await self.training.put(messages)
+
     async def train(self, messages: Sequence[Message]) -> None:
         """Learn one batch of training examples (trainer); invalid ones are dead-lettered."""
         batch, bad = [], []
@@ -232,7 +247,10 @@ class SalesguardApp:
                     raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time())))
         if bad:
             await self.send([Record(self.settings.topic("dead-letters"), None, dumps(x)) for x in bad])
-        drifts = await self.trainer.learn(batch)
+        drifts = []
+        for start in range(0, len(batch), LEARN_CHUNK):  # the loop runs other work between chunks
+            drifts += await self.trainer.learn(batch[start:start + LEARN_CHUNK])
+            await asyncio.sleep(0)
         quality = self.trainer.credit_quality
         if quality.outcomes:
             metrics.MODEL_QUALITY.labels("late_payment", "roc_auc").set(quality.roc_auc)
@@ -354,6 +372,7 @@ def faust_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=settings.standby_replicas,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
@@ -394,7 +413,7 @@ def build_app(settings: Settings) -> SalesguardApp:
         sg.audit = AuditTrail(settings.redis_url)
     # Input topics and training examples are consumed a fetch at a time (not through agents).
     routes: dict[str, BatchHandler] = {name: sg.consume for name in sg.input_topics}
-    routes[settings.topic("model-examples")] = sg.train
+    routes[settings.topic("model-examples")] = sg.queue_training
     use_batch_consumer(app, routes, settings.batch_size)
     mount_desk(app, sg)
 
@@ -420,6 +439,11 @@ def build_app(settings: Settings) -> SalesguardApp:
     @app.task
     async def redis_writer() -> None:
         await sg.redis_writes.run()
+
+    @app.task
+    async def trainer() -> None:
+        while True:
+            await sg.train(await sg.training.get())
 
     @app.on_before_shutdown.connect
     async def final_checkpoint(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -166,7 +166,7 @@ class Workers:
 
     def peak_rss_mb(self) -> float:
         """The largest peak RSS of any worker."""
-        return max(peak_rss_mb(service.process.pid) for service in self.services if service.process)
+        return round(max(peak_rss_mb(service.process.pid) for service in self.services if service.process), 1)
 
     async def drain(self, total: int, timeout_s: float, progress: Callable[[str], None],
                     examples: Callable[[], Awaitable[int]] | None = None) -> Throughput:
@@ -190,7 +190,7 @@ class Workers:
         events, seconds = sum(last.events) - sum(first.events), last.at - first.at
         cpu = sum(last.cpu_s) - sum(first.cpu_s)
         return Throughput(eps=round(events / seconds, 1), cpu_s_per_1k=round(cpu / events * 1000, 4),
-                          peak_rss_mb=round(self.peak_rss_mb(), 1), window_events=int(events),
+                          peak_rss_mb=self.peak_rss_mb(), window_events=int(events),
                           window_s=round(seconds, 3))
 
     async def samples(self, total: int, timeout_s: float, progress: Callable[[str], None]) -> AsyncIterator[Sample]:

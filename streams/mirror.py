@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 DECISION_TTL_DAYS = 30
 #: How many decisions per customer the desk's customer view shows.
 RECENT_DECISIONS = 20
+#: Commands per round trip when a write is large.
+CHUNK = 500
 
 
 #: Returns a customer's current risk snapshot.
@@ -53,6 +55,8 @@ class MirrorUpdate:
     holds_closed: set[str] = field(default_factory=set)
     decisions: list[Decision] = field(default_factory=list)
     resolutions: list[HoldResolved] = field(default_factory=list)
+    #: Decisions already serialized (for the broker), by decision id: not serialized again.
+    decision_json: dict[str, bytes] = field(default_factory=dict)
 
     def merge(self, other: MirrorUpdate) -> None:
         """Fold ``other`` (newer) into this update."""
@@ -65,6 +69,7 @@ class MirrorUpdate:
             self.holds_opened[order_id] = hold
         self.decisions += other.decisions
         self.resolutions += other.resolutions
+        self.decision_json |= other.decision_json
 
     def __bool__(self) -> bool:
         return bool(self.customers or self.holds_opened or self.holds_closed or self.decisions or self.resolutions)
@@ -93,26 +98,8 @@ class RedisMirror:
             if not batch:
                 return True
             pipe = self.client.pipeline(transaction=False)
-            p = self.prefix
-            for customer_id in batch.customers:
-                pipe.set(f"{p}customer:{customer_id}", orjson.dumps(self.snapshot(customer_id)))
-            for order_id, hold in batch.holds_opened.items():
-                pipe.set(f"{p}hold:{order_id}", dumps(hold))
-                pipe.zadd(f"{p}holds", {order_id: hold.held_at.timestamp()})
-            if batch.holds_closed:
-                closed = list(batch.holds_closed)
-                pipe.delete(*(f"{p}hold:{order_id}" for order_id in closed))
-                pipe.zrem(f"{p}holds", *closed)
-            recent: dict[str, list[bytes]] = {}
-            for decision in batch.decisions:
-                body = dumps(decision)
-                pipe.set(f"{p}decision:{decision.order_id}", body, ex=DECISION_TTL_DAYS * 86_400)
-                recent.setdefault(decision.customer_id, []).append(body)
-            for customer_id, bodies in recent.items():  # oldest pushed first: the newest ends up first
-                pipe.lpush(f"{p}customer:{customer_id}:decisions", *bodies)
-                pipe.ltrim(f"{p}customer:{customer_id}:decisions", 0, RECENT_DECISIONS - 1)
-            sales_staff.record(pipe, p, batch.decisions, batch.resolutions)
             try:
+                await self._queue(pipe, batch)
                 await pipe.execute()
             except (RedisError, OSError) as exc:
                 REDIS_ERRORS.inc()
@@ -122,6 +109,33 @@ class RedisMirror:
                             type(exc).__name__, len(batch.customers))
                 return False
             return True
+
+    async def _queue(self, pipe: Any, batch: MirrorUpdate) -> None:
+        """Queue ``batch``'s writes on ``pipe``, sending every :data:`CHUNK` commands (a large
+        write lets the stream run between its round trips)."""
+        p = self.prefix
+        for customer_id in batch.customers:
+            pipe.set(f"{p}customer:{customer_id}", orjson.dumps(self.snapshot(customer_id)))
+            if len(pipe) >= CHUNK:
+                await pipe.execute()
+        for order_id, hold in batch.holds_opened.items():
+            pipe.set(f"{p}hold:{order_id}", dumps(hold))
+            pipe.zadd(f"{p}holds", {order_id: hold.held_at.timestamp()})
+        if batch.holds_closed:
+            closed = list(batch.holds_closed)
+            pipe.delete(*(f"{p}hold:{order_id}" for order_id in closed))
+            pipe.zrem(f"{p}holds", *closed)
+        recent: dict[str, list[bytes]] = {}
+        for decision in batch.decisions:
+            body = batch.decision_json.get(decision.decision_id) or dumps(decision)
+            pipe.set(f"{p}decision:{decision.order_id}", body, ex=DECISION_TTL_DAYS * 86_400)
+            recent.setdefault(decision.customer_id, []).append(body)
+            if len(pipe) >= CHUNK:
+                await pipe.execute()
+        for customer_id, bodies in recent.items():  # oldest pushed first: the newest ends up first
+            pipe.lpush(f"{p}customer:{customer_id}:decisions", *bodies)
+            pipe.ltrim(f"{p}customer:{customer_id}:decisions", 0, RECENT_DECISIONS - 1)
+        sales_staff.record(pipe, p, batch.decisions, batch.resolutions)
 
     async def close(self) -> None:
         """Close the connection pool."""

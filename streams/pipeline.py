@@ -88,6 +88,8 @@ class BatchResult:
     changed: dict[str, tuple[int, CustomerState]] = field(default_factory=dict)
     duplicates: int = 0
     consumed: dict[str, int] = field(default_factory=dict)
+    #: Decisions serialized once published, by decision id (the mirror reuses them).
+    decision_json: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

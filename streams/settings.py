@@ -68,14 +68,19 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Address the worker's web server binds.")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's web server; one per worker.")
     data_dir: str = Field(".salesguard", description="Directory for worker data (Faust's datadir).")
-    batch_size: int = Field(500, ge=1, le=100_000, description="Events processed together at most.")
-    batch_window_s: float = Field(0.05, gt=0, le=10, description="Longest wait to fill a batch.")
+    batch_size: int = Field(500, ge=1, le=100_000, description="Events processed together at most (a batch is what "
+                            "one fetch from the broker brought, up to this many).")
     rebalance_timeout_s: float = Field(30.0, gt=0, description="Kafka consumer-group rebalance timeout.")
     session_timeout_s: float = Field(30.0, gt=0, description="Kafka consumer-group session timeout.")
     heartbeat_interval_s: float = Field(3.0, gt=0, description="Kafka consumer-group heartbeat interval.")
     changelog_end_markers: bool = Field(
         False, description="Close every batch of state writes with a one-record marker batch. Needed where "
         "the broker under-reports a partition's end offset (the embedded Tansu 0.6), so recovery reads it all.")
+    standby_replicas: int = Field(
+        0, ge=0, le=8, description="Workers that keep a hot standby copy of each partition's customer states "
+        "(read from the changelog), as Kafka Streams' num.standby.replicas: a standby takes over a failed worker's "
+        "partitions at once, but each copy costs its worker about as much CPU as the state writes it follows "
+        "(with 1, two workers decide no faster than one). 0: a worker taking over reads the changelog first.")
     overdue_refresh_s: float = Field(60.0, gt=0, description="How often overdue status is refreshed without events.")
     log_level: str = Field("info", pattern="^(debug|info|warning|error|critical)$", description="Worker log level.")
 
