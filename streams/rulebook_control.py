@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import orjson
 import yaml
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
@@ -141,13 +142,16 @@ async def switch_emergency(settings: Settings, active: bool, segments: list[dict
 
 
 async def follow(settings: Settings, use: Callable[[CompiledRulebook], Awaitable[None]],
-                 ready: asyncio.Event, quiet_s: float = 1.0) -> None:
+                 ready: asyncio.Event) -> None:
     """A worker's side: apply the latest rulebook that compiles, set ``ready`` once the topic's
-    history is read, then apply each new deployment as it arrives (run as a task, forever)."""
-    consumer = reader(settings.kafka_bootstrap or "", settings.topic(TOPIC))
+    history (up to its end offset when the worker started) is read, then apply each new
+    deployment as it arrives (run as a task, forever)."""
+    topic = settings.topic(TOPIC)
+    consumer = reader(settings.kafka_bootstrap or "", topic)
     await consumer.start()
     try:
-        last_seen = time.monotonic()
+        partition = TopicPartition(topic, 0)  # one partition: the deployments in order
+        history_end = (await consumer.end_offsets([partition]))[partition]
         while True:
             try:
                 batches = await consumer.getmany(timeout_ms=200)
@@ -156,7 +160,6 @@ async def follow(settings: Settings, use: Callable[[CompiledRulebook], Awaitable
                 await asyncio.sleep(1.0)
                 continue
             for records in batches.values():
-                last_seen = time.monotonic()
                 for record in records:
                     applied = parse(record.value)
                     if applied is None:
@@ -168,7 +171,7 @@ async def follow(settings: Settings, use: Callable[[CompiledRulebook], Awaitable
                         log.error("rulebook #%d not applied, keeping the running one: %s", applied.sequence, exc)
                         continue
                     await use(book)
-            if not ready.is_set() and time.monotonic() - last_seen >= quiet_s:
+            if not ready.is_set() and await consumer.position(partition) >= history_end:
                 ready.set()
     finally:
         await consumer.stop()
