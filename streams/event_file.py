@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import orjson
 
-from streams.pipeline import RawMessage
+from streams.messages import RawMessage
 
 
 def input_topic_of(event: dict[str, Any]) -> str:

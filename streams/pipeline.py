@@ -50,6 +50,7 @@ from streams.contracts.common import utc_from_timestamp
 from streams.contracts.dead_letters import DeadLetterCode
 from streams.exposure import DAY, CreditOutcome, CustomerState, OrderStatus, Profile
 from streams.features import credit_features, order_features
+from streams.messages import RawMessage
 from streams.money import Converter, units
 
 log = logging.getLogger(__name__)
@@ -58,19 +59,6 @@ log = logging.getLogger(__name__)
 ORDER_STATUS: dict[Outcome, OrderStatus] = {
     Outcome.APPROVE: "open", Outcome.REVIEW: "open", Outcome.HOLD: "held", Outcome.REJECT: "rejected",
 }
-
-
-@dataclass(frozen=True)
-class RawMessage:
-    """One consumed message: where it came from and its bytes. ``topic`` is the logical
-    (unprefixed) input topic; ``timestamp`` is the produce time in POSIX seconds."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    timestamp: float
 
 
 @dataclass
