@@ -32,7 +32,7 @@ from streams.topics import ensure_topics
 #: Settings for the embedded broker: short consumer-group timings (the first join waits for the
 #: rebalance timeout) and end markers on the changelog (see ``CustomerStates.write``).
 EMBEDDED_BROKER_SETTINGS: dict[str, Any] = {
-    "rebalance_timeout_s": 5.0, "session_timeout_s": 10.0, "heartbeat_interval_s": 1.0,
+    "rebalance_timeout_s": 5.0, "session_timeout_s": 4.0, "heartbeat_interval_s": 1.0,
     "changelog_end_markers": True,
 }
 
