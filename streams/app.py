@@ -4,9 +4,10 @@ The input topics (``customers``, ``orders``, ``ledger``, ``risk-commands``) and 
 are co-partitioned by customer id, so one worker owns all of a customer's events and state.
 They are consumed a fetch at a time (:mod:`streams.batch_consumer`): per batch the worker runs
 :class:`~streams.pipeline.Pipeline`, delivers decisions, holds and dead letters, then writes each
-changed customer once (one batch at a time per worker, see ``batch_lock``), then mirrors to
-Redis in one round trip. Offsets are acked after the batch (at-least-once); state changes are
-idempotent per event, so a redelivered batch changes nothing twice.
+changed customer once (one batch at a time per worker, see ``batch_lock``), then stages the
+Redis mirror and audit entries, which a background task writes (:mod:`streams.write_behind`).
+Offsets are acked after the batch (at-least-once); state changes are idempotent per event, so a
+redelivered batch changes nothing twice. Training examples go to the trainer task.
 
 Kafka orders events within a topic-partition only: a payment may be processed before the
 order it pays for was, when the ``ledger`` topic runs ahead of ``orders``. Decisions use the

@@ -89,8 +89,6 @@ class Throughput:
     eps: float
     cpu_s_per_1k: float
     peak_rss_mb: float
-    window_events: int
-    window_s: float
 
 
 @dataclass
@@ -190,8 +188,7 @@ class Workers:
         events, seconds = sum(last.events) - sum(first.events), last.at - first.at
         cpu = sum(last.cpu_s) - sum(first.cpu_s)
         return Throughput(eps=round(events / seconds, 1), cpu_s_per_1k=round(cpu / events * 1000, 4),
-                          peak_rss_mb=self.peak_rss_mb(), window_events=int(events),
-                          window_s=round(seconds, 3))
+                          peak_rss_mb=self.peak_rss_mb())
 
     async def samples(self, total: int, timeout_s: float, progress: Callable[[str], None]) -> AsyncIterator[Sample]:
         """Scrape every :data:`SCRAPE_EVERY_S` until the workers have processed ``total`` events."""
