@@ -2,6 +2,8 @@
 restored model predicts exactly what the saved one did."""
 
 import asyncio
+import math
+import random
 
 import pytest
 
@@ -11,7 +13,7 @@ from streams.contracts import TrainingExample
 from streams.exposure import DAY
 from streams.features import credit_features
 from streams.model_store import Checkpoint, MemoryModelStore, ModelStoreError
-from streams.trainer import Trainer
+from streams.trainer import CreditQuality, Trainer
 from tests import events as ev
 from tests.test_pipeline import Harness
 
@@ -213,3 +215,18 @@ def test_the_trainer_measures_the_late_payment_model_on_outcomes_it_had_not_lear
     assert 0.0 < trainer.credit_quality.log_loss < 0.69  # better than a coin
     asyncio.run(trainer.learn(at_offsets(examples)))  # redelivered: learned, and measured, once
     assert trainer.credit_quality.outcomes == len(credit)
+
+
+def test_credit_quality_is_the_exact_auc_and_log_loss_of_the_last_window():
+    rng = random.Random(1)
+    quality = CreditQuality(window=200)
+    outcomes = [(rng.random() < 0.3, round(rng.uniform(0.01, 0.99), 2)) for _ in range(1500)]  # rounded: ties
+    for late, predicted in outcomes:
+        quality.update(late, predicted)
+    window = outcomes[-200:]
+    late = [p for is_late, p in window if is_late]
+    paid = [p for is_late, p in window if not is_late]
+    pairs = sum((a > b) + 0.5 * (a == b) for a in late for b in paid) / (len(late) * len(paid))
+    loss = sum(-math.log(p if is_late else 1 - p) for is_late, p in window) / len(window)
+    assert quality.outcomes == 1500
+    assert quality.roc_auc == pytest.approx(pairs) and quality.log_loss == pytest.approx(loss)
