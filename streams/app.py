@@ -69,8 +69,6 @@ log = logging.getLogger(__name__)
 RULES_WAIT_S = 30.0
 #: Batches of training examples the trainer may fall behind before consuming them waits.
 TRAINING_QUEUE = 20
-#: Examples learned between two chances for the stream to run.
-LEARN_CHUNK = 100
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -248,10 +246,7 @@ class SalesguardApp:
                     raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time())))
         if bad:
             await self.send([Record(self.settings.topic("dead-letters"), None, dumps(x)) for x in bad])
-        drifts = []
-        for start in range(0, len(batch), LEARN_CHUNK):  # the loop runs other work between chunks
-            drifts += await self.trainer.learn(batch[start:start + LEARN_CHUNK])
-            await asyncio.sleep(0)
+        drifts = await self.trainer.learn(batch)
         quality = self.trainer.credit_quality
         if quality.outcomes:
             metrics.MODEL_QUALITY.labels("late_payment", "roc_auc").set(quality.roc_auc)
@@ -328,7 +323,8 @@ class SalesguardApp:
             topic = self.settings.topic("model-examples")
             await self.send([Record(topic, x.customer_id.encode(), dumps(x)) for x in examples])
         if self.mirror is not None:
-            await self.mirror.write(MirrorUpdate(customers={state.customer_id for state in owing}))
+            self.mirror.stage(MirrorUpdate(customers={state.customer_id for state in owing}))
+            self.redis_writes.wake()
         return len(examples), len(owing)
 
 
@@ -389,7 +385,7 @@ def faust_app(settings: Settings) -> faust.App:
 
 
 def build_app(settings: Settings) -> SalesguardApp:
-    """Declare the Faust app, its topics, table, agent, timer and pages from ``settings``."""
+    """Declare the Faust app, its table, batch consumer, tasks, timers and pages from ``settings``."""
     app = faust_app(settings)
     app.monitor = PrometheusMonitor(metrics=metrics.faust_metrics())  # Faust's internals on our /metrics
     # The changelog topic is declared here so that recovery decodes states with our codec

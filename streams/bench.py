@@ -81,6 +81,11 @@ class BenchConfig:
     seed: int = 7
     timeout_s: float = 600.0
 
+    @property
+    def customer_count(self) -> int:
+        """Customers in the traffic: ``customers``, else one per 40 events (as the generator)."""
+        return self.customers or max(20, self.events // 40)
+
 
 @dataclass(frozen=True)
 class Throughput:
@@ -208,24 +213,21 @@ class Workers:
 
 def simulator(config: BenchConfig) -> Iterator[GeneratedMessage]:
     """The generated traffic: the backlog first, then the steady load (no end)."""
-    customers = config.customers or max(20, config.events // 40)
-    return iter(SalesSimulator(seed=config.seed, total_events=None, customers=customers, run_id=f"b{config.seed}",
-                               bad_rate=0.005))
+    return iter(SalesSimulator(seed=config.seed, total_events=None, customers=config.customer_count,
+                               run_id=f"b{config.seed}", bad_rate=0.005))
 
 
-async def load_backlog(settings: Settings, messages: Iterator[GeneratedMessage], count: int) -> int:
-    """Produce ``count`` messages as fast as the broker takes them; returns how many."""
+async def load_backlog(settings: Settings, messages: list[GeneratedMessage]) -> None:
+    """Create the topics ``settings`` name and produce ``messages`` as fast as the broker takes them."""
+    await ensure_topics(settings)
     kafka = producer(settings.kafka_bootstrap or "")
     await kafka.start()
     try:
-        sent = 0
-        for message in itertools.islice(messages, count):
+        for message in messages:
             await kafka.send(settings.topic(message.topic), key=message.key, value=message.value)
-            sent += 1
         await kafka.flush()
     finally:
         await kafka.stop()
-    return sent
 
 
 async def steady_load(settings: Settings, messages: Iterator[GeneratedMessage], rate: float, duration_s: float,
@@ -337,9 +339,8 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
     traffic = simulator(config)
     backlog = list(itertools.islice(traffic, config.events))
     main = phase_settings(settings, run_id, "bench", "pipeline", 1)
-    await ensure_topics(main)
     progress(f"load: producing {len(backlog):,} events")
-    await load_backlog(main, iter(backlog), len(backlog))
+    await load_backlog(main, backlog)
     log(f"load: {len(backlog):,} events produced")
 
     progress("baseline: starting")
@@ -352,9 +353,8 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
     one_worker = None
     if config.workers > 1:
         single = phase_settings(settings, run_id, "bench-one", "pipeline-one", 2)
-        await ensure_topics(single)
         progress("one worker: loading the backlog into its own topics")
-        await load_backlog(single, iter(backlog), len(backlog))
+        await load_backlog(single, backlog)
         await save_trained_models(single, config.seed)
         async with Workers(single, run_dir, "pipeline-one", 1, "worker", PIPELINE_COUNTER) as workers:
             one_worker = await workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"one worker: {s}"),
@@ -380,7 +380,7 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         latencies = [published_ms[source] - at for source, at in produced_ms.items() if source in published_ms]
         peak = workers.peak_rss_mb()
     result: dict[str, Any] = {
-        "events": len(backlog), "customers": config.customers or max(20, config.events // 40),
+        "events": len(backlog), "customers": config.customer_count,
         "workers": config.workers, "partitions": settings.partitions,
         "baseline_eps": baseline.eps, "pipeline_eps": pipeline.eps, "ratio": round(pipeline.eps / baseline.eps, 3),
         "latency_ms": percentiles_ms([float(x) for x in latencies]),

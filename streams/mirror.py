@@ -1,6 +1,6 @@
 """The Redis mirror: what people and other services read. Written behind the stream (the worker
-stages each batch's update and a background task writes what is staged, in one round trip); if
-Redis is down the writes wait in memory and go out with the next write.
+stages each batch's update and a background task writes what is staged, in round trips of up to
+:data:`CHUNK` commands); if Redis is down the writes wait in memory and go out with the next write.
 Snapshots are taken when the write happens, from the current state, so a slow write can
 never put an older snapshot over a newer one.
 
@@ -116,8 +116,7 @@ class RedisMirror:
         p = self.prefix
         for customer_id in batch.customers:
             pipe.set(f"{p}customer:{customer_id}", orjson.dumps(self.snapshot(customer_id)))
-            if len(pipe) >= CHUNK:
-                await pipe.execute()
+            await _send_when_full(pipe)
         for order_id, hold in batch.holds_opened.items():
             pipe.set(f"{p}hold:{order_id}", dumps(hold))
             pipe.zadd(f"{p}holds", {order_id: hold.held_at.timestamp()})
@@ -130,8 +129,7 @@ class RedisMirror:
             body = batch.decision_json.get(decision.decision_id) or dumps(decision)
             pipe.set(f"{p}decision:{decision.order_id}", body, ex=DECISION_TTL_DAYS * 86_400)
             recent.setdefault(decision.customer_id, []).append(body)
-            if len(pipe) >= CHUNK:
-                await pipe.execute()
+            await _send_when_full(pipe)
         for customer_id, bodies in recent.items():  # oldest pushed first: the newest ends up first
             pipe.lpush(f"{p}customer:{customer_id}:decisions", *bodies)
             pipe.ltrim(f"{p}customer:{customer_id}:decisions", 0, RECENT_DECISIONS - 1)
@@ -140,3 +138,9 @@ class RedisMirror:
     async def close(self) -> None:
         """Close the connection pool."""
         await self.client.aclose()
+
+
+async def _send_when_full(pipe: Any) -> None:
+    """Send ``pipe``'s queued commands once there are :data:`CHUNK` of them."""
+    if len(pipe) >= CHUNK:
+        await pipe.execute()

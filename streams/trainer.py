@@ -25,6 +25,7 @@ takes that version and relearns its unsaved examples on top.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -40,6 +41,8 @@ from streams.contracts import TrainingExample
 from streams.model_store import Checkpoint, ModelStore, ModelStoreError
 
 log = logging.getLogger(__name__)
+#: Examples learned between two chances for the event loop to run other work (the stream).
+LEARN_CHUNK = 100
 
 
 class RecentIds:
@@ -146,13 +149,16 @@ class Trainer:
             log.warning("model store unavailable (%s); learning on without it", exc)
             if self.models is None:
                 self.models, self.learned, self.offset = self.make_models(), RecentIds(), -1
-        return self._learn(batch)
+        return await self._learn(batch)
 
-    def _learn(self, batch: Batch) -> list[Drift]:
+    async def _learn(self, batch: Batch) -> list[Drift]:
+        """Learn ``batch``, letting the event loop run other work every :data:`LEARN_CHUNK` examples."""
         models = self.models
         assert models is not None
         drifts = []
-        for example, offset in batch:
+        for position, (example, offset) in enumerate(batch, start=1):
+            if not position % LEARN_CHUNK:
+                await asyncio.sleep(0)
             self.unsaved.append((example, offset))
             if not self.learned.add(example.example_id):
                 continue
@@ -189,7 +195,7 @@ class Trainer:
                     previous + 1, len(covered) + len(self.unsaved))
         pending, self.unsaved = [*covered, *self.unsaved], []
         await self.restore()
-        self._learn(pending)
+        await self._learn(pending)
         return 0
 
 
