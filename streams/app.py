@@ -3,10 +3,11 @@
 The input topics (``customers``, ``orders``, ``ledger``, ``risk-commands``) and the state table
 are co-partitioned by customer id, so one worker owns all of a customer's events and state.
 They are consumed a fetch at a time (:mod:`streams.batch_consumer`): per batch the worker runs
-:class:`~streams.pipeline.Pipeline`, delivers decisions, holds and dead letters, then writes each
-changed customer once (one batch at a time per worker, see ``batch_lock``), then stages the
-Redis mirror and audit entries, which a background task writes (:mod:`streams.write_behind`).
-Offsets are acked after the batch (at-least-once); state changes are idempotent per event, so a
+:class:`~streams.pipeline.Pipeline` and hands decisions, holds and dead letters to the producer;
+once the broker has them, each changed customer is written once, then the Redis mirror and
+audit entries are staged for a background task (:mod:`streams.write_behind`). The next batch
+is processed while a batch is being written (see ``SalesguardApp.begin``). Offsets are acked
+after the batch is written (at-least-once); state changes are idempotent per event, so a
 redelivered batch changes nothing twice. Training examples go to the trainer task.
 
 Kafka orders events within a topic-partition only: a payment may be processed before the
@@ -22,7 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -54,7 +55,7 @@ from streams.kafka_clients import reader
 from streams.mirror import MirrorUpdate, RedisMirror
 from streams.model_store import MemoryModelStore, ModelStore, ModelStoreError, RedisModelStore
 from streams.money import Converter
-from streams.outbox import Record, deliver
+from streams.outbox import Record, submit
 from streams.pipeline import BatchResult, Pipeline, PipelineConfig, RawMessage
 from streams.settings import Settings
 from streams.snapshot import risk_snapshot
@@ -67,6 +68,8 @@ log = logging.getLogger(__name__)
 
 #: How long the first batch waits for the rulebooks topic before deciding with the configured file.
 RULES_WAIT_S = 30.0
+#: Batches processed while earlier ones are still being written (see ``SalesguardApp.begin``).
+BATCHES_IN_FLIGHT = 4
 #: Batches of training examples the trainer may fall behind before consuming them waits.
 TRAINING_QUEUE = 20
 
@@ -98,10 +101,13 @@ class SalesguardApp:
     #: Whether the newest model version was asked for before the first batch.
     models_loaded: bool = False
     watermark: float = 0.0
-    #: One batch at a time per worker, from processing to its state write: batches and timers
-    #: share customer states, and a batch's outputs must be delivered before any state containing
-    #: its changes is written (another write would otherwise persist them early).
+    #: One batch at a time per worker, from processing to handing its records over: batches and
+    #: timers share customer states, and records go to the producer in the order of processing.
     batch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Bounds the batches processed but not yet written (see :meth:`begin`).
+    in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(BATCHES_IN_FLIGHT))
+    #: The write of the newest batch begun; the next batch's write waits for it.
+    last_write: asyncio.Future[BatchResult] | None = None
     #: Set once the rulebooks topic's history has been read (see :mod:`streams.rulebook_control`).
     rules_ready: asyncio.Event = field(default_factory=asyncio.Event)
     #: Writes the mirror and the audit trail behind the stream (see :meth:`flush_redis`).
@@ -124,18 +130,32 @@ class SalesguardApp:
         announce_rulebook(book)
         log.info("deciding with rulebook %s", book.version)
 
-    async def consume(self, messages: Sequence[Message]) -> BatchResult:
-        """Process one batch of messages consumed from the input topics (see
-        :mod:`streams.batch_consumer`)."""
+    async def consume(self, messages: Sequence[Message]) -> asyncio.Future[BatchResult]:
+        """Begin one batch of messages consumed from the input topics (see
+        :mod:`streams.batch_consumer`, which acks them when the returned future completes)."""
         logical = self.input_topics
-        return await self.handle([
+        return await self.begin([
             RawMessage(topic=logical[m.topic], partition=m.partition, offset=m.offset, key=m.key,
                        value=m.value or b"", timestamp=m.timestamp)
             for m in messages
         ])
 
     async def handle(self, messages: Sequence[RawMessage]) -> BatchResult:
-        """Process one batch of input messages and publish what it produced."""
+        """Process one batch of input messages and return once its outputs and state changes
+        are with the broker."""
+        return await (await self.begin(messages))
+
+    async def begin(self, messages: Sequence[RawMessage]) -> asyncio.Future[BatchResult]:
+        """Process one batch of input messages, hand its outputs to the producer and return a
+        future that completes once the broker has them and the batch's state changes (only then
+        may its input offsets be acked).
+
+        The next batch is processed meanwhile (up to :data:`BATCHES_IN_FLIGHT` batches), so the
+        broker's round trips are not on the decisions' path. Each batch's state changes are
+        written after its outputs are delivered and after the previous batch's state changes.
+        After a crash an order is therefore either not recorded (decided again: same state, same
+        decision and id) or recorded with its decision already delivered.
+        """
         started = time.perf_counter()
         if not self.models_loaded:  # one try before the first batch; then the refresh timer
             self.models_loaded = True
@@ -147,15 +167,33 @@ class SalesguardApp:
                 log.warning("rulebooks topic not read within %.0f s; deciding with %s", RULES_WAIT_S,
                             self.pipeline.config.rules.version)
                 self.rules_ready.set()
-        async with self.batch_lock:
-            result = self.pipeline.process(messages, self.states.get)
-            # Outputs are delivered before the state that records them is written: after a crash,
-            # an order is either not recorded (decided again: same state, same decision and id) or
-            # recorded with its decision already delivered. Offsets are acked after both.
-            await self._publish(result)
-            await self.states.write(self.send, result.changed, end_markers=self.settings.changelog_end_markers)
+        await self.in_flight.acquire()
+        try:
+            async with self.batch_lock:
+                result = self.pipeline.process(messages, self.states.get)
+                outputs = await self.submit(self._output_records(result))
+                requests = self.states.stage(result.changed, self.settings.changelog_end_markers)
+                self.last_write = write = asyncio.ensure_future(
+                    self._write(result, outputs, requests, self.last_write, started))
+        except BaseException:
+            self.in_flight.release()
+            raise
         for _, state in result.changed.values():
             self.watermark = max(self.watermark, state.last_event_time)
+        return write
+
+    async def _write(self, result: BatchResult, outputs: Awaitable[object], requests: list[list[Record]],
+                     previous: asyncio.Future[BatchResult] | None, started: float) -> BatchResult:
+        """Wait for a batch's outputs, then for the previous batch's write (a failed one fails
+        this one too), then write the batch's state changes; then stage Redis and count it."""
+        try:
+            await outputs
+            if previous is not None:
+                await previous
+            for request in requests:
+                await self.send(request)
+        finally:
+            self.in_flight.release()
         if self.mirror is not None:
             self.mirror.stage(self._mirror_update(result))
         if self.audit is not None:
@@ -166,9 +204,8 @@ class SalesguardApp:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
 
-    async def _publish(self, result: BatchResult) -> None:
-        """Send decisions, holds, hold resolutions, dead letters and training examples and wait
-        until the broker has them."""
+    def _output_records(self, result: BatchResult) -> list[Record]:
+        """Decisions, holds, hold resolutions, dead letters and training examples of a batch."""
         topic = self.settings.topic
         bodies = result.decision_json
         bodies.update((d.decision_id, dumps(d)) for d in result.decisions)
@@ -177,11 +214,16 @@ class SalesguardApp:
         records += [Record(topic("hold-resolutions"), r.customer_id.encode(), dumps(r)) for r in result.resolutions]
         records += [Record(topic("dead-letters"), x.key, dumps(x)) for x in result.dead_letters]
         records += [Record(topic("model-examples"), x.customer_id.encode(), dumps(x)) for x in result.examples]
-        await self.send(records)
+        return records
+
+    async def submit(self, records: Sequence[Record]) -> Awaitable[object]:
+        """Hand ``records`` to the producer (see :mod:`streams.outbox`); what it returns completes
+        once the broker has them all."""
+        return await submit(self.app.producer, records)
 
     async def send(self, records: Sequence[Record]) -> None:
-        """Produce ``records`` (see :mod:`streams.outbox`) and wait until the broker has them all."""
-        await deliver(self.app.producer, records)
+        """Produce ``records`` and wait until the broker has them all."""
+        await (await self.submit(records))
 
     async def flush_redis(self) -> bool:
         """Write what the mirror and the audit trail have staged; False when Redis failed (they

@@ -9,10 +9,12 @@ of the *routed* topics are collected and handed to their handler as one list per
 ``batch_size`` at a time; topics routed to one handler share its batches); records of other
 topics (Faust's own) take Faust's usual path.
 
-A routed message counts as in flight from when it is read until its handler returns, and is
+A routed message counts as in flight from when it is read until its batch is done, and is
 acknowledged then: Faust commits only acknowledged offsets and waits for in-flight messages
-before giving partitions away in a rebalance. If a handler raises, the worker stops without
-acknowledging its batch: the messages are delivered again (at-least-once).
+before giving partitions away in a rebalance. A handler may return a future: the batch is done
+when it completes, and the next batch is handed over meanwhile. If a handler (or its future)
+fails, the worker stops without acknowledging the batch: its messages are delivered again
+(at-least-once).
 
 Usage (before the worker starts)::
 
@@ -21,6 +23,7 @@ Usage (before the worker starts)::
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
@@ -30,7 +33,8 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types import Message
 
-BatchHandler = Callable[[Sequence[Message]], Awaitable[object]]
+#: Takes a batch; returns None when done with it, or a future that completes when it is.
+BatchHandler = Callable[[Sequence[Message]], Awaitable["asyncio.Future[Any] | None"]]
 
 #: How long the broker may hold a fetch that finds no new records (Faust fixes 1,500 ms; the
 #: embedded broker holds an empty fetch that long even when records arrive meanwhile, which
@@ -52,6 +56,8 @@ class BatchConsumer(Consumer):
 
     routes: ClassVar[Mapping[str, BatchHandler]] = {}
     batch_size: ClassVar[int] = 500
+    #: Why a batch handed over earlier failed (raised in the drain loop).
+    _batch_failure: BaseException | None = None
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -70,6 +76,8 @@ class BatchConsumer(Consumer):
         batches: dict[BatchHandler, list[Message]] = {}
         try:
             while not (consumer_stopped() or fetcher_stopped()):
+                if self._batch_failure is not None:
+                    raise self._batch_failure
                 self.diag.set_flag(CONSUMER_FETCHING)
                 await self.sleep(0)
                 if not self.should_stop:
@@ -107,7 +115,19 @@ class BatchConsumer(Consumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def _hand_over(self, handler: BatchHandler, batch: list[Message]) -> None:
-        await handler(batch)
+        done = await handler(batch)
+        if done is None:
+            self._acknowledge(batch)
+        else:
+            done.add_done_callback(lambda future: self._batch_done(batch, future))
+
+    def _batch_done(self, batch: list[Message], future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._acknowledge(batch)
+        elif self._batch_failure is None:
+            self._batch_failure = asyncio.CancelledError() if future.cancelled() else future.exception()
+
+    def _acknowledge(self, batch: list[Message]) -> None:
         ack = self.ack
         for message in batch:
             ack(message)

@@ -2,8 +2,8 @@
 
 A batch yields hundreds of records (decisions, holds, state changelog entries…). Faust's
 ``Topic.send`` wraps every one of them in futures, callbacks and sensor calls; the records here
-are already serialized, so they go straight to the app's producer and the batch waits once for
-the broker to have all of them.
+are already serialized, so they go straight to the app's producer; :func:`submit` hands them
+over and returns one future for the broker's acknowledgement of all of them.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ class Record(NamedTuple):
     partition: int | None = None
 
 
-async def deliver(producer: Any, records: Iterable[Record]) -> int:
-    """Send ``records`` in order with ``producer`` (a Faust producer) and return, with how many,
-    once the broker has acknowledged every one."""
+async def submit(producer: Any, records: Iterable[Record]) -> asyncio.Future[list[Any]]:
+    """Hand ``records`` in order to ``producer`` (a Faust producer) and return a future that
+    completes once the broker has acknowledged every one (it fails if one of them failed)."""
     send = producer.send
-    sent = [await send(topic, key, value, partition, None, None) for topic, key, value, partition in records]
-    await asyncio.gather(*sent)
-    return len(sent)
+    return asyncio.gather(*[await send(topic, key, value, partition, None, None)
+                            for topic, key, value, partition in records])
+

@@ -7,7 +7,7 @@ worker that owns that partition).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -45,18 +45,18 @@ class CustomerStates:
         """The customer's state, or None for a customer never seen."""
         return self.table.data.get(customer_id)
 
-    async def write(self, send: Callable[[list[Record]], Awaitable[object]],
-                    changed: Mapping[str, tuple[int, CustomerState]], end_markers: bool) -> None:
-        """Store a batch's changed states (``customer_id -> (partition, state)``) and ``send``
-        each to its changelog partition (the partition of the input it came from),
-        encoded as the table's serializers would (JSON key, :class:`CustomerStateCodec` value).
+    def stage(self, changed: Mapping[str, tuple[int, CustomerState]], end_markers: bool) -> list[list[Record]]:
+        """Store a batch's changed states (``customer_id -> (partition, state)``) in the table and
+        return their changelog records as the produce requests to send one after the other: each
+        state to the changelog partition of the input it came from, encoded now (later batches
+        change the same objects) as the table's serializers would (JSON key,
+        :class:`CustomerStateCodec` value).
 
-        Returns once the broker has them (the caller acks the input offsets after that). With
-        ``end_markers``, one end marker per partition then goes out in a produce request of its
-        own. Tansu 0.6 reports a partition's end offset as
-        the first offset of its last record batch + 1, so Faust's recovery would stop before
-        the newest states of a multi-record batch; a single-record batch at the end makes it
-        exact. Callers write one batch at a time, so no other write shares a marker's batch.
+        With ``end_markers``, one end marker per partition follows in a request of its own. Tansu
+        0.6 reports a partition's end offset as the first offset of its last record batch + 1,
+        so Faust's recovery would stop before the newest states of a multi-record batch; a
+        single-record batch at the end makes it exact. The requests of one batch must be sent
+        before the next batch's, so that no other write shares a marker's batch.
         """
         topic = self.changelog.get_topic_name()
         data = self.table.data
@@ -64,11 +64,13 @@ class CustomerStates:
         for customer_id, (partition, state) in changed.items():
             data[customer_id] = state
             records.append(Record(topic, orjson.dumps(customer_id), state.to_json(), partition))
-        await send(records)
-        if records and end_markers:
-            marker = orjson.dumps(END_MARKER_KEY)
-            await send([Record(topic, marker, None, partition)
-                        for partition in {partition for partition, _ in changed.values()}])
+        if not records:
+            return []
+        if not end_markers:
+            return [records]
+        marker = orjson.dumps(END_MARKER_KEY)
+        return [records, [Record(topic, marker, None, partition)
+                          for partition in {partition for partition, _ in changed.values()}]]
 
     def items(self) -> Iterator[tuple[str, CustomerState]]:
         """Every customer state this worker holds."""

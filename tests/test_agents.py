@@ -25,10 +25,10 @@ class CapturedOutbox:
         self.records: list = []
         self.delay_s = delay_s
 
-    async def send(self, records) -> None:
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
+    async def submit(self, records):
+        """Keeps ``records`` now; what it returns completes after ``delay_s`` (the broker's ack)."""
         self.records.extend(records)
+        return asyncio.ensure_future(asyncio.sleep(self.delay_s))
 
     def sent(self, topic: str) -> list[tuple[bytes, dict]]:
         """(key, value) of every record sent to ``topic``."""
@@ -42,7 +42,7 @@ class CapturedOutbox:
 
 def captured(sg, delay_s: float = 0.0) -> CapturedOutbox:
     outbox = CapturedOutbox(delay_s)
-    sg.send = outbox.send
+    sg.submit = outbox.submit
     return outbox
 
 
@@ -89,7 +89,7 @@ async def test_a_fetched_batch_from_every_input_topic_is_decided_and_a_bad_messa
     messages = [Message(f"prod.{ev.topic_of(e)}", 0, i, 0.0, 0, None, b"C9", ev.encode(e), None) for i, e in
                 enumerate(events)]
     messages.insert(1, Message("prod.orders", 0, 5, 0.0, 0, None, b"C9", b"not json at all", None))
-    result = await sg.consume(messages)
+    result = await (await sg.consume(messages))
     assert result.consumed == {"customers": 1, "orders": 2}
     [(key, letter)] = sg.outbox.sent("prod.dead-letters")
     assert key == b"C9" and letter["code"] == "not_json" and letter["source_topic"] == "orders"
@@ -114,6 +114,39 @@ async def test_batches_handling_a_new_customer_at_the_same_time_lose_nothing(sg)
     await asyncio.gather(sg.handle([raw(ev.order("C-NEW", "SO-1", 10.0))]), sg.handle([raw(ev.customer("C-NEW"))]))
     state = sg.states.get("C-NEW")
     assert state.profile is not None and "SO-1" in state.orders and state.events_applied == 2
+
+
+async def test_the_next_batch_is_decided_while_one_is_written_and_states_follow_their_outputs(sg):
+    """Batches overlap: the second is decided while the broker has not acknowledged the first's
+    decision yet; each batch's state goes out only after its decisions, and in batch order."""
+    outbox = captured(sg, delay_s=0.05)
+    first = await sg.begin([raw(ev.order("C-A", "SO-A", 10.0))])
+    second = await sg.begin([raw(ev.order("C-B", "SO-B", 10.0))])
+    assert not first.done() and [v["order_id"] for _, v in outbox.sent("decisions")] == ["SO-A", "SO-B"]
+    assert outbox.changelog() == []  # no state before its batch's outputs are acknowledged
+    await second
+    assert first.done()
+    changelog = "salesguard-customer-state-changelog"
+    sent = [(r.topic, r.key) for r in outbox.records if r.topic in ("decisions", changelog)]
+    assert sent == [("decisions", b"C-A"), ("decisions", b"C-B"), (changelog, b'"C-A"'), (changelog, b'"C-B"')]
+
+
+async def test_a_batch_whose_outputs_fail_fails_the_batches_after_it_and_writes_no_state(sg):
+    outbox = captured(sg)
+    broken = asyncio.get_running_loop().create_future()
+    broken.set_exception(ConnectionError("broker gone"))
+    sg.submit = lambda records: _returning(outbox.records.extend(records), broken)
+    first = await sg.begin([raw(ev.order("C-A", "SO-A", 10.0))])
+    sg.submit = outbox.submit
+    second = await sg.begin([raw(ev.order("C-B", "SO-B", 10.0))])
+    for batch in (first, second):
+        with pytest.raises(ConnectionError):
+            await batch
+    assert outbox.changelog() == []
+
+
+async def _returning(_: object, value):
+    return value
 
 
 def example_message(offset: int, value: bytes) -> Message:
