@@ -114,9 +114,12 @@ class RedisMirror:
         """Queue ``batch``'s writes on ``pipe``, sending every :data:`CHUNK` commands (a large
         write lets the stream run between its round trips)."""
         p = self.prefix
-        for customer_id in batch.customers:
-            pipe.set(f"{p}customer:{customer_id}", orjson.dumps(self.snapshot(customer_id)))
-            await _send_when_full(pipe)
+        customers = list(batch.customers)
+        for start in range(0, len(customers), CHUNK):  # one MSET per chunk of snapshots
+            if start:
+                await pipe.execute()
+            pipe.mset({f"{p}customer:{customer_id}": orjson.dumps(self.snapshot(customer_id))
+                       for customer_id in customers[start:start + CHUNK]})
         for order_id, hold in batch.holds_opened.items():
             pipe.set(f"{p}hold:{order_id}", dumps(hold))
             pipe.zadd(f"{p}holds", {order_id: hold.held_at.timestamp()})

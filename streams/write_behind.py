@@ -1,8 +1,10 @@
 """Writes that follow the stream instead of holding it up: Redis (the mirror, the audit trail)
 is written by a background task while the next batch is processed.
 
-``wake()`` after staging something; the task flushes, one flush at a time, and retries a failed
-flush every ``retry_s`` seconds (what was staged meanwhile goes out with it).
+``wake()`` after staging something; the task flushes, one flush at a time and at most one every
+``interval_s`` (what several batches staged goes out together: a customer's snapshot once, not
+once per batch), and retries a failed flush every ``retry_s`` seconds (what was staged
+meanwhile goes out with it).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from collections.abc import Awaitable, Callable
 class WriteBehind:
     """Runs ``flush()`` (True when it succeeded) whenever woken, in the background."""
 
-    def __init__(self, flush: Callable[[], Awaitable[bool]], retry_s: float = 1.0) -> None:
+    def __init__(self, flush: Callable[[], Awaitable[bool]], interval_s: float = 0.1, retry_s: float = 1.0) -> None:
         self.flush = flush
+        self.interval_s = interval_s
         self.retry_s = retry_s
         self._wanted = asyncio.Event()
 
@@ -28,6 +31,8 @@ class WriteBehind:
         while True:
             await self._wanted.wait()
             self._wanted.clear()
-            if not await self.flush():
+            if await self.flush():
+                await asyncio.sleep(self.interval_s)
+            else:
                 await asyncio.sleep(self.retry_s)
                 self._wanted.set()
