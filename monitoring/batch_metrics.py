@@ -16,7 +16,7 @@ def count_batch(result: BatchResult) -> None:
     """Count what ``result`` consumed and produced."""
     for topic, count in result.consumed.items():
         metrics.EVENTS_CONSUMED.labels(topic).inc(count)
-    metrics.DUPLICATE_EVENTS.inc(result.duplicates)
+    metrics.DUPLICATE_EVENTS.inc(len(result.duplicates))
     for letter in result.dead_letters:
         metrics.DEAD_LETTERS.labels(letter.code).inc()
     for action in result.desk_actions:

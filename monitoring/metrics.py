@@ -27,6 +27,12 @@ DECISION_LATENCY = Histogram(
     "salesguard_decision_latency_seconds", "From an order's produce time to its decision.", buckets=LATENCY_BUCKETS)
 BATCH_SECONDS = Histogram(
     "salesguard_batch_seconds", "Time to process one batch, publishing included.", buckets=LATENCY_BUCKETS)
+CONSUMER_STALLED = Gauge("salesguard_consumer_stalled",
+                         "1 while input waits on this worker's partitions and no batch was written for "
+                         "SALESGUARD_STALL_AFTER_S (see /health), else 0.")
+SECONDS_SINCE_PROGRESS = Gauge("salesguard_seconds_since_progress",
+                               "Seconds since this worker last wrote a batch (0 whenever it has nothing to read).")
+INPUT_LAG = Gauge("salesguard_input_lag_messages", "Input messages on this worker's partitions not read yet.")
 REDIS_ERRORS = Counter("salesguard_redis_errors_total", "Failed writes to the Redis mirror (retried later).")
 MODEL_VERSION = Gauge("salesguard_model_version", "Model version this worker scores with.")
 MODEL_EXAMPLES = Counter("salesguard_model_examples_total", "Training examples learned by this worker, by kind.",

@@ -46,12 +46,13 @@ from monitoring.portfolio import publish as publish_portfolio
 from rules import CompiledRulebook, Outcome, load_rulebook
 from streams import rulebook_control
 from streams.audit import AuditTrail, decision_record, desk_record
-from streams.batch_consumer import BatchHandler, use_batch_consumer
+from streams.batch_consumer import BatchConsumer, BatchHandler, use_batch_consumer
 from streams.contracts import DeadLetter, InputEvent, ModelAlert, TrainingExample, dumps
 from streams.contracts.common import utc_from_timestamp
 from streams.contracts.decisions import decision_id_for
 from streams.exposure import CustomerState
 from streams.kafka_clients import reader
+from streams.liveness import Health, Liveness
 from streams.mirror import MirrorUpdate, RedisMirror
 from streams.model_store import MemoryModelStore, ModelStore, ModelStoreError, RedisModelStore
 from streams.money import Converter
@@ -70,6 +71,8 @@ log = logging.getLogger(__name__)
 RULES_WAIT_S = 30.0
 #: Batches processed while earlier ones are still being written (see ``SalesguardApp.begin``).
 BATCHES_IN_FLIGHT = 4
+#: How often the liveness metrics are refreshed (``/health`` checks when asked).
+HEALTH_CHECK_S = 5.0
 #: Batches of training examples the trainer may fall behind before consuming them waits.
 TRAINING_QUEUE = 20
 
@@ -83,6 +86,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         max_event_bytes=settings.max_event_bytes,
         retention_days=settings.retention_days,
         late_payment_days=settings.late_payment_days,
+        future_tolerance_s=settings.future_tolerance_h * 3600 if settings.future_tolerance_h else None,
     )
 
 
@@ -112,6 +116,8 @@ class SalesguardApp:
     rules_ready: asyncio.Event = field(default_factory=asyncio.Event)
     #: Writes the mirror and the audit trail behind the stream (see :meth:`flush_redis`).
     redis_writes: WriteBehind = field(init=False)
+    #: Whether the consumer makes progress (``/health``).
+    liveness: Liveness = field(default_factory=lambda: Liveness(stall_after_s=60.0))
     #: Training examples waiting for the trainer task, a fetched batch at a time.
     training: asyncio.Queue[Sequence[Message]] = field(default_factory=lambda: asyncio.Queue(TRAINING_QUEUE))
 
@@ -194,6 +200,7 @@ class SalesguardApp:
                 await self.send(request)
         finally:
             self.in_flight.release()
+        self.liveness.progressed()
         if self.mirror is not None:
             self.mirror.stage(self._mirror_update(result))
         if self.audit is not None:
@@ -203,6 +210,12 @@ class SalesguardApp:
         count_batch(result)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
+
+    def health(self) -> Health:
+        """The consumer's health now (see :mod:`streams.liveness`); updates its metrics."""
+        consumer = self.app.consumer
+        lag = consumer.input_lag() if isinstance(consumer, BatchConsumer) else None
+        return self.liveness.check(lag)
 
     def _output_records(self, result: BatchResult) -> list[Record]:
         """Decisions, holds, hold resolutions, dead letters and training examples of a batch."""
@@ -234,7 +247,9 @@ class SalesguardApp:
 
     def _mirror_update(self, result: BatchResult) -> MirrorUpdate:
         return MirrorUpdate(
-            customers=set(result.changed),
+            # customers of redelivered events too: a worker that crashed before writing Redis
+            # wrote their state, so their events come back as duplicates that change nothing
+            customers=set(result.changed).union(result.duplicates),
             holds_opened={hold.order_id: hold for hold in result.holds if hold.outcome is Outcome.HOLD},
             holds_closed={order_id for _, order_id in result.holds_closed},
             decisions=list(result.decisions),
@@ -444,7 +459,8 @@ def build_app(settings: Settings) -> SalesguardApp:
 
     sg = SalesguardApp(app=app, settings=settings, pipeline=Pipeline(pipeline_config(settings), models=make_models()),
                        states=CustomerStates(table, changelog), mirror=None, audit=None,
-                       model_store=store, trainer=Trainer(store, make_models))
+                       model_store=store, trainer=Trainer(store, make_models),
+                       liveness=Liveness(settings.stall_after_s))
     sg.trainer.replay = sg.replay_examples
     announce_rulebook(sg.pipeline.config.rules)
     if settings.redis_url:
@@ -484,10 +500,34 @@ def build_app(settings: Settings) -> SalesguardApp:
         while True:
             await sg.train(await sg.training.get())
 
+    @app.on_partitions_revoked.connect
+    async def mirror_before_giving_partitions_away(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Faust has waited for the batches in flight: what they staged goes out now, before
+        # another worker owns (and mirrors) those customers.
+        await sg.flush_redis()
+
+    @app.on_rebalance_complete.connect
+    async def mirror_partitions_taken_over(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # A worker that stopped abruptly may not have mirrored its last batches: the owner
+        # refreshes every customer of its partitions.
+        if sg.mirror is not None:
+            owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.topic("orders")}
+            sg.mirror.stage(MirrorUpdate(customers=sg.states.customers_of(owned)))
+            sg.redis_writes.wake()
+
     @app.on_before_shutdown.connect
     async def final_checkpoint(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await sg.flush_redis()
         await sg.checkpoint_models()
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        now = sg.health()
+        return web.json(now.as_dict(), status=503 if now.stalled else 200)
+
+    @app.timer(HEALTH_CHECK_S, on_leader=False)
+    async def health_metrics() -> None:
+        sg.health()
 
     @app.timer(settings.model_refresh_s, on_leader=False)
     async def model_refresh() -> None:

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer
+from faust.exceptions import ConsumerNotStarted
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types import Message
@@ -120,6 +121,21 @@ class BatchConsumer(Consumer):
             self._acknowledge(batch)
         else:
             done.add_done_callback(lambda future: self._batch_done(batch, future))
+
+    def input_lag(self) -> int | None:
+        """Messages on the assigned partitions of routed topics not read yet (as far as the last
+        fetch told the broker's end offsets); None before the consumer has started."""
+        try:
+            assigned = self.assignment()
+        except ConsumerNotStarted:
+            return None
+        lag = 0
+        for tp in assigned:
+            if tp.topic in self.routes and (end := self.highwater(tp)) is not None:
+                read = self._read_offset.get(tp)
+                position = read + 1 if read is not None else (self._committed_offset.get(tp) or 0)
+                lag += max(0, end - position)
+        return lag
 
     def _batch_done(self, batch: list[Message], future: asyncio.Future[Any]) -> None:
         if not future.cancelled() and future.exception() is None:

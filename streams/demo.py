@@ -37,9 +37,12 @@ EMBEDDED_BROKER_SETTINGS: dict[str, Any] = {
 }
 
 
+#: Settings for simulated traffic (unless set in the environment): its business clock runs
+#: months ahead in minutes, so event times later than the wall clock are expected.
+SIMULATION_SETTINGS: dict[str, Any] = {"future_tolerance_h": 0.0}
 #: Demo defaults (unless set in the environment): publish model versions often, so a short
 #: demo shows scores.
-DEMO_SETTINGS: dict[str, Any] = {"model_publish_s": 5.0, "model_refresh_s": 2.0}
+DEMO_SETTINGS: dict[str, Any] = {"model_publish_s": 5.0, "model_refresh_s": 2.0, **SIMULATION_SETTINGS}
 
 
 class DemoTimeout(RuntimeError):

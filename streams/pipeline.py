@@ -74,7 +74,8 @@ class BatchResult:
     desk_actions: list[DeskAction] = field(default_factory=list)
     examples: list[TrainingExample] = field(default_factory=list)
     changed: dict[str, tuple[int, CustomerState]] = field(default_factory=dict)
-    duplicates: int = 0
+    #: Customer of every event that changed nothing (redelivered or duplicated).
+    duplicates: list[str] = field(default_factory=list)
     consumed: dict[str, int] = field(default_factory=dict)
     #: Decisions serialized once published, by decision id (the mirror reuses them).
     decision_json: dict[str, bytes] = field(default_factory=dict)
@@ -113,6 +114,8 @@ class PipelineConfig:
     max_event_bytes: int = 65_536
     retention_days: int = 30
     late_payment_days: int = 30
+    #: How far an event's time may lie after its message's produce time (clock skew); None: any.
+    future_tolerance_s: float | None = 86_400.0
 
 
 class Pipeline:
@@ -215,7 +218,7 @@ class Pipeline:
             state.last_event_time = max(state.last_event_time, event.event_timestamp)
             result.changed[event.customer_id] = (partition, state)
         else:
-            result.duplicates += 1
+            result.duplicates.append(event.customer_id)
 
     # --- validation ------------------------------------------------------------------------
 
@@ -229,6 +232,11 @@ class Pipeline:
             if errors and errors[0]["type"] == "json_invalid":
                 raise InvalidMessage("not_json", f"not valid JSON: {errors[0]['msg']}") from None
             raise InvalidMessage("invalid_event", describe_validation(exc)) from None
+        tolerance, ahead = self.config.future_tolerance_s, event.event_timestamp - message.timestamp
+        if tolerance is not None and message.timestamp and ahead > tolerance:
+            raise InvalidMessage("event_time_in_future", f"event_time {event.event_time.isoformat()} is "
+                                 f"{ahead / 3600:,.1f} h after the message was produced (tolerance "
+                                 f"{tolerance / 3600:,.1f} h)")
         key = message.key.decode("utf-8", "replace") if message.key is not None else None
         if key != event.customer_id:
             raise InvalidMessage(

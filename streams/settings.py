@@ -82,6 +82,9 @@ class Settings(BaseSettings):
         "partitions at once, but each copy costs its worker about as much CPU as the state writes it follows "
         "(with 1, two workers decide no faster than one). 0: a worker taking over reads the changelog first.")
     overdue_refresh_s: float = Field(60.0, gt=0, description="How often overdue status is refreshed without events.")
+    stall_after_s: float = Field(
+        60.0, gt=0, description="A worker with input waiting that wrote no batch for this long is stalled: /health "
+        "answers 503 and salesguard_consumer_stalled is 1 (table recovery after a rebalance counts as no progress).")
     log_level: str = Field("info", pattern="^(debug|info|warning|error|critical)$", description="Worker log level.")
 
     # --- money ------------------------------------------------------------------------------
@@ -96,6 +99,10 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         30, ge=1, description="Closed orders/invoices are forgotten this many days (event time) after closing; "
         "duplicates older than that are no longer recognised.")
+    future_tolerance_h: float = Field(
+        24.0, ge=0, description="An event whose event_time lies more than this many hours after its message was "
+        "produced is dead-lettered (event_time_in_future): one bad clock must not move a worker's business clock. "
+        "0 turns the check off, for simulated traffic whose clock runs ahead of the wall clock (demo and bench do).")
 
     # --- rules --------------------------------------------------------------------------------
     rulebook: Path | None = Field(

@@ -2,7 +2,8 @@
 
 A batch touches many customers; each changed customer is written once per batch, to the
 changelog partition of the input partition it came from (so recovery puts it back on the
-worker that owns that partition).
+worker that owns that partition). The table is Faust's in-memory store, which also knows each
+customer's partition, so that a worker forgets the customers of partitions it gave away.
 """
 
 from __future__ import annotations
@@ -59,10 +60,12 @@ class CustomerStates:
         before the next batch's, so that no other write shares a marker's batch.
         """
         topic = self.changelog.get_topic_name()
-        data = self.table.data
+        data, partition_of = self.table.data, self.table.data._key_partition
         records = []
         for customer_id, (partition, state) in changed.items():
             data[customer_id] = state
+            partition_of[customer_id] = partition  # as recovery records it: Faust drops the
+            # customers of partitions this worker no longer owns when a rebalance completes
             records.append(Record(topic, orjson.dumps(customer_id), state.to_json(), partition))
         if not records:
             return []
@@ -71,6 +74,10 @@ class CustomerStates:
         marker = orjson.dumps(END_MARKER_KEY)
         return [records, [Record(topic, marker, None, partition)
                           for partition in {partition for partition, _ in changed.values()}]]
+
+    def customers_of(self, partitions: set[int]) -> set[str]:
+        """The customers held for ``partitions``."""
+        return {customer for customer, partition in self.table.data._key_partition.items() if partition in partitions}
 
     def items(self) -> Iterator[tuple[str, CustomerState]]:
         """Every customer state this worker holds."""

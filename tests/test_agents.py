@@ -7,10 +7,13 @@ import itertools
 
 import orjson
 import pytest
-from faust.types import Message
+from faust.types import TP, Message
+from prometheus_client import REGISTRY
 
 from streams.app import build_app
+from streams.batch_consumer import BatchConsumer
 from streams.exposure import CustomerState
+from streams.liveness import Health, Liveness
 from streams.pipeline import RawMessage
 from streams.settings import Settings
 from tests import events as ev
@@ -147,6 +150,25 @@ async def test_a_batch_whose_outputs_fail_fails_the_batches_after_it_and_writes_
 
 async def _returning(_: object, value):
     return value
+
+
+async def test_health_turns_stalled_when_input_waits_and_no_batch_is_written_for_stall_after_s(sg):
+    consumer = sg.app.consumer
+    assert isinstance(consumer, BatchConsumer) and sg.health().lag is None  # not started: no assignment
+    orders, unrouted = TP("orders", 0), TP("salesguard-customer-state-changelog", 0)
+    consumer.assignment = lambda: {orders, unrouted}
+    consumer.highwater = {orders: 10, unrouted: 99}.get
+    consumer._read_offset[orders] = 3  # offsets 4 … 9 wait
+    now = [1000.0]
+    sg.liveness = Liveness(stall_after_s=60.0, clock=lambda: now[0])
+    assert sg.health() == Health(stalled=False, lag=6, seconds_since_progress=0.0)
+    now[0] += 61
+    assert sg.health().stalled and REGISTRY.get_sample_value("salesguard_consumer_stalled") == 1
+    await sg.handle([raw(ev.customer("C-LIVE"))])  # a batch written is progress
+    assert not sg.health().stalled and REGISTRY.get_sample_value("salesguard_consumer_stalled") == 0
+    consumer._read_offset[orders] = 9
+    now[0] += 3600  # a quiet hour with nothing to read is no stall
+    assert sg.health() == Health(stalled=False, lag=0, seconds_since_progress=0.0)
 
 
 def example_message(offset: int, value: bytes) -> Message:

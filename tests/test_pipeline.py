@@ -1,5 +1,6 @@
 import base64
 import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -64,7 +65,7 @@ def test_redelivered_order_that_was_recorded_changes_and_publishes_nothing():
     placed = ev.order("C1", "SO-1", 100.0)
     assert len(h.feed(placed).decisions) == 1
     again = h.feed(placed)
-    assert again.decisions == [] and again.changed == {} and again.duplicates == 1
+    assert again.decisions == [] and again.changed == {} and again.duplicates == ["C1"]
     assert h.states["C1"].exposure() == 100_00
 
 
@@ -200,6 +201,21 @@ def test_order_processed_after_its_invoice_is_decided_on_exposure_without_it():
     [decision] = h.feed(ev.order("C1", "SO-1", 900.0)).decisions
     assert (decision.exposure_before, decision.exposure_after, decision.outcome.value) == (0.0, 900.0, "approve")
     assert h.states["C1"].exposure() == 900_00
+
+
+def test_an_event_from_the_future_is_dead_lettered_and_moves_no_clock_one_from_the_past_is_applied():
+    h = Harness(future_tolerance_h=24)
+    produced = datetime.fromtimestamp(1_800_000_000.0, UTC)  # the Harness's produce time
+    h.feed(ev.customer("C1", limit=1000.0))
+    future = ev.order("C1", "SO-F", 10.0) | {"event_time": (produced + timedelta(days=2)).isoformat()}
+    past = ev.order("C1", "SO-P", 10.0) | {"event_time": "2016-03-02T09:00:00Z"}
+    result = h.feed(future, past, ev.order("C1", "SO-N", 10.0))
+    [letter] = result.dead_letters
+    assert letter.code == "event_time_in_future" and "48.0 h after the message was produced" in letter.reason
+    assert [d.order_id for d in result.decisions] == ["SO-P", "SO-N"] and h.states["C1"].exposure() == 20_00
+    assert h.states["C1"].last_event_time < produced.timestamp()
+    within = ev.order("C1", "SO-W", 10.0) | {"event_time": (produced + timedelta(hours=23)).isoformat()}
+    assert [d.order_id for d in h.feed(within).decisions] == ["SO-W"]  # clock skew within the tolerance
 
 
 def test_a_processing_bug_dead_letters_that_message_and_the_batch_goes_on(monkeypatch):

@@ -14,6 +14,7 @@ DeadLetterCode = Literal[
     "oversized",
     "invalid_event",
     "key_mismatch",
+    "event_time_in_future",
     "unknown_currency",
     "unknown_reference",
     "processing_error",

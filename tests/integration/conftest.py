@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from monitoring.access import DeskUser
-from streams.demo import EMBEDDED_BROKER_SETTINGS, worker_service
+from streams.demo import EMBEDDED_BROKER_SETTINGS, SIMULATION_SETTINGS, worker_service
 from streams.embedded import EmbeddedStack
 from streams.kafka_clients import producer, reader
 from streams.settings import Settings
@@ -42,6 +42,12 @@ class Worker:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop(timeout=20)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, no commit."""
+        assert self.process is not None and self.process.process is not None
+        self.process.process.kill()
+        self.process.process.wait()
 
 
 class Client:
@@ -114,7 +120,7 @@ def settings(stack: EmbeddedStack) -> Settings:
     users = [DeskUser(user=f"{role}-1", role=role, token=token) for role, token in TOKENS.items()]
     return Settings(kafka_bootstrap=stack.kafka_bootstrap, redis_url=stack.redis_url, partitions=4,
                     overdue_refresh_s=5, model_publish_s=1, model_refresh_s=1, desk_tokens=users,
-                    **EMBEDDED_BROKER_SETTINGS)
+                    **EMBEDDED_BROKER_SETTINGS, **SIMULATION_SETTINGS)  # test events run their own clock
 
 
 @pytest.fixture(scope="session")

@@ -6,24 +6,11 @@ import time
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests import events as ev
+from tests.integration.metrics_page import scrape, total
 
 pytestmark = pytest.mark.integration
-
-
-async def scrape(port: int) -> dict[tuple[str, tuple], float]:
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as response:
-        assert response.status == 200
-        text = await response.text()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def total(samples: dict, name: str, **labels) -> float:
-    return sum(value for (n, lbls), value in samples.items()
-               if n == name and all((k, v) in lbls for k, v in labels.items()))
 
 
 async def test_metrics_follow_decisions_portfolio_and_offsets(client, worker, settings):
@@ -49,3 +36,23 @@ async def test_metrics_follow_decisions_portfolio_and_offsets(client, worker, se
     assert total(after, "faust_topic_partition_end_offset", topic=orders_topic) >= 2
     assert any(name == "faust_topic_partition_offset_commited" for name, _ in after)
     assert total(after, "salesguard_rulebook_info") == 1 and total(after, "salesguard_models_info") == 1
+
+
+async def test_health_of_a_worker_that_has_read_its_input(client, worker):
+    """The liveness probe's view: ok, with the lag from the consumer's own offsets; the same in
+    the metrics."""
+    await client.send(ev.order("C-MET1", "SO-HEALTH", 1.0, days=2))
+    await client.collect("decisions", lambda rs: any(r["order_id"] == "SO-HEALTH" for r in rs))
+    url = f"http://127.0.0.1:{worker.process.port}/health"
+    deadline = time.monotonic() + 30
+    while True:  # the decision is out; its offsets are read once the batch is handed over
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            status, body = response.status, await response.json()
+        if body["lag"] == 0:
+            break
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.5)
+    assert status == 200 and body["status"] == "ok" and body["seconds_since_progress"] < 60
+    samples = await scrape(worker.process.port)
+    assert total(samples, "salesguard_consumer_stalled") == 0
+    assert ("salesguard_input_lag_messages", ()) in samples

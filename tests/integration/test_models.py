@@ -8,11 +8,15 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from detectors.risk_models import RiskModels
 from streams.app import build_app
 from streams.model_store import RedisModelStore
 from streams.trainer import RecentIds
 from tests import events as ev
+
+pytestmark = pytest.mark.integration
 
 
 async def saved(settings, until, timeout: float = 60.0) -> tuple[RiskModels, RecentIds]:
