@@ -46,6 +46,7 @@ from streams.demo import worker_service
 from streams.embedded import ChildService
 from streams.generator import GeneratedMessage, SalesSimulator
 from streams.kafka_clients import producer, reader
+from streams.malformed import interleave
 from streams.model_evaluation import simulated_examples
 from streams.model_store import Checkpoint, RedisModelStore
 from streams.settings import Settings
@@ -80,6 +81,8 @@ class BenchConfig:
     duration_s: float = 20.0
     seed: int = 7
     timeout_s: float = 600.0
+    #: Malformed messages (:mod:`streams.malformed`) spread among the backlog's events.
+    malformed: int = 0
 
     @property
     def customer_count(self) -> int:
@@ -337,7 +340,7 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
     on now, ``log`` each phase's result."""
     run_id = f"{int(time.time())}"
     traffic = simulator(config)
-    backlog = list(itertools.islice(traffic, config.events))
+    backlog = list(interleave(list(itertools.islice(traffic, config.events)), config.malformed, config.seed))
     main = phase_settings(settings, run_id, "bench", "pipeline", 1)
     progress(f"load: producing {len(backlog):,} events")
     await load_backlog(main, backlog)
@@ -380,7 +383,7 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         latencies = [published_ms[source] - at for source, at in produced_ms.items() if source in published_ms]
         peak = workers.peak_rss_mb()
     result: dict[str, Any] = {
-        "events": len(backlog), "customers": config.customer_count,
+        "events": len(backlog), "malformed": config.malformed, "customers": config.customer_count,
         "workers": config.workers, "partitions": settings.partitions,
         "baseline_eps": baseline.eps, "pipeline_eps": pipeline.eps, "ratio": round(pipeline.eps / baseline.eps, 3),
         "latency_ms": percentiles_ms([float(x) for x in latencies]),

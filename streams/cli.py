@@ -150,6 +150,8 @@ def bench(
     seed: int = typer.Option(7, help="Seed of the traffic generator."),
     out: Path = typer.Option(Path("bench-results.jsonl"), help="Append the result line to this file."),
     timeout: float = typer.Option(600, help="Give up on a phase after this many seconds."),
+    malformed: int = typer.Option(0, min=0, help="Malformed messages spread among the backlog (wrong types, "
+                                  "NaN, oversized, invalid UTF-8, ...; see streams/malformed.py)."),
 ) -> None:
     """Measure the full pipeline against a plain per-event Faust agent on the same backlog:
     events/s of each, decision latency at a steady load, peak RSS and CPU per 1,000 events.
@@ -158,12 +160,14 @@ def bench(
     from datetime import UTC, datetime
 
     from streams.bench import BenchConfig, BenchError, run_bench
-    from streams.demo import services
+    from streams.demo import SIMULATION_SETTINGS, services
     from streams.embedded import ServiceStartError
 
     settings = load_settings()
+    settings = settings.model_copy(update={name: value for name, value in SIMULATION_SETTINGS.items()
+                                           if name not in settings.model_fields_set})
     config = BenchConfig(events=events, customers=customers, workers=workers, rate=rate, duration_s=duration,
-                         seed=seed, timeout_s=timeout)
+                         seed=seed, timeout_s=timeout, malformed=malformed)
     run_dir = Path(tempfile.mkdtemp(prefix="salesguard-bench-"))
     try:
         with services(settings, run_dir) as live, err.status("bench") as status:
@@ -183,7 +187,8 @@ def generate(
     seed: int = typer.Option(7, help="Seed of the traffic generator."),
     bad_rate: float = typer.Option(0.005, min=0, max=1, help="Share of deliberately broken messages."),
 ) -> None:
-    """Produce synthetic sales traffic to SALESGUARD_KAFKA_BOOTSTRAP (no worker, no watching)."""
+    """Produce synthetic sales traffic to SALESGUARD_KAFKA_BOOTSTRAP (no worker, no watching). Its
+    business clock runs ahead of the wall clock: run the workers with SALESGUARD_FUTURE_TOLERANCE_H=0."""
     from streams.demo import Tally, produce
     from streams.generator import SalesSimulator
     from streams.topics import ensure_topics

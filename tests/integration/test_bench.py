@@ -3,15 +3,20 @@
 
 import asyncio
 
+import pytest
+
 from streams.bench import BenchConfig, run_bench
+
+pytestmark = pytest.mark.integration
 
 
 def test_bench_runs_baseline_pipeline_and_latency_phases(settings, tmp_path):
     logged: list[str] = []
-    config = BenchConfig(events=8000, rate=150, duration_s=3)
+    config = BenchConfig(events=8000, rate=150, duration_s=3, malformed=400)
     result = asyncio.run(run_bench(settings, config, tmp_path, lambda text: None, logged.append))
     assert [line.split(":")[0] for line in logged] == ["load", "baseline", "models", "pipeline", "latency"]
-    assert result["events"] == 8000 and result["baseline_eps"] > 0 and result["pipeline_eps"] > 0
+    assert (result["events"], result["malformed"]) == (8400, 400)
+    assert result["baseline_eps"] > 0 and result["pipeline_eps"] > 0
     assert result["ratio"] == round(result["pipeline_eps"] / result["baseline_eps"], 3)
     latency = result["latency_ms"]
     assert result["latency_orders"] > 50 and 0 < latency["p50"] <= latency["p95"] <= latency["p99"]

@@ -1,0 +1,86 @@
+"""Helpers for tests that run their own workers on their own topics: isolated settings, following
+an output topic, waiting for a condition, reading the workers' counters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import orjson
+
+from streams.bench import phase_settings
+from streams.kafka_clients import reader
+from streams.settings import Settings
+from tests.integration.conftest import Worker
+from tests.integration.metrics_page import scrape, total
+
+#: A minimum no model reaches: the models never score, so decisions depend on the events only.
+NEVER = 10**9
+
+
+def isolated(settings: Settings, name: str, redis_db: int) -> Settings:
+    """``settings`` with topics, consumer group and Redis database of their own, models off."""
+    run = phase_settings(settings, f"{int(time.time())}", name, f"salesguard-{name}", redis_db)
+    return run.model_copy(update={"anomaly_min_examples": NEVER, "credit_min_labels": NEVER})
+
+
+@contextlib.asynccontextmanager
+async def following(settings: Settings, topic: str, on_record: Callable[[dict], None]) -> AsyncIterator[None]:
+    """While open, every record of ``topic`` (from its start) goes to ``on_record``."""
+    consumer = reader(settings.kafka_bootstrap or "", settings.topic(topic))
+    await consumer.start()
+
+    async def follow() -> None:
+        while True:
+            for records in (await consumer.getmany(timeout_ms=100, max_records=10_000)).values():
+                for record in records:
+                    on_record(orjson.loads(record.value))
+
+    task = asyncio.create_task(follow())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()
+
+
+async def until(condition: Callable[[], object | Awaitable[object]], what: str | Callable[[], str],
+                timeout: float = 240.0) -> float:
+    """Wait until ``condition()`` (sync or async) is true; returns the seconds it took. ``what``
+    (or what it returns) says what did not happen in time."""
+    started = time.monotonic()
+    while True:
+        held = condition()
+        if asyncio.iscoroutine(held):
+            held = await held
+        if held:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")
+        await asyncio.sleep(0.25)
+
+
+async def counter(workers: list[Worker], name: str, **labels: str) -> float:
+    """The sum of a counter over the running ``workers``."""
+    running = [w for w in workers if w.process is not None and w.process.process.poll() is None]
+    return sum([total(await scrape(w.process.port), name, **labels) for w in running])
+
+
+async def at_least(value: Awaitable[float], minimum: float) -> bool:
+    return (await value) >= minimum
+
+
+async def consumed(workers: list[Worker], topic: str) -> float:
+    """Input messages of ``topic`` the running ``workers`` have processed."""
+    return await counter(workers, "salesguard_events_consumed_total", topic=topic)
+
+
+async def assigned(worker: Worker) -> bool:
+    """Whether ``worker`` owns input partitions (its ``/health`` knows a lag)."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{worker.process.port}/health") as response:
+        return (await response.json())["lag"] is not None
