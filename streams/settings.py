@@ -16,11 +16,12 @@ invalid configuration:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from monitoring.access import DeskUser
 
@@ -155,6 +156,10 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise ConfigError(describe_errors(exc)) from None
+        except SettingsError as exc:  # a JSON variable that does not parse; its value is not shown
+            field = re.search(r'field "(\w+)"', str(exc))
+            name = ENV_PREFIX + field.group(1).upper() if field else f"a {ENV_PREFIX}* variable"
+            raise ConfigError(f"invalid configuration:\n  {name}: not valid JSON") from None
 
     @field_validator("base_currency")
     @classmethod

@@ -26,6 +26,19 @@ def test_bad_configuration_fails_fast_naming_the_variable(monkeypatch):
     assert "SALESGUARD_BATCH_SIZE" in result.stderr and "SALESGUARD_LATE_PAYMENT_DAYS" in result.stderr
 
 
+def test_configuration_errors_never_show_a_secret(monkeypatch):
+    """A token that breaks a rule, a variable that is not JSON: the message names the variable,
+    never the value."""
+    secret = "s3cret-token-never-shown"
+    monkeypatch.setenv("SALESGUARD_DESK_TOKENS", json.dumps([{"user": "a", "role": "chief", "token": secret}]))
+    wrong_role = runner.invoke(cli, ["worker"])
+    monkeypatch.setenv("SALESGUARD_DESK_TOKENS", json.dumps([{"user": "a", "role": "analyst", "token": secret}])[:-2])
+    not_json = runner.invoke(cli, ["worker"])
+    for result, why in ((wrong_role, "[0.role]"), (not_json, "not valid JSON")):
+        assert result.exit_code == 2 and "SALESGUARD_DESK_TOKENS" in result.stderr and why in result.stderr
+        assert secret not in result.stderr + result.stdout
+
+
 def test_rules_validate_accepts_the_default_and_lists_every_error_of_a_bad_one(tmp_path):
     from rules import DEFAULT_RULEBOOK
     from tests import rulebooks

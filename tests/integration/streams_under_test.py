@@ -1,21 +1,57 @@
-"""Helpers for tests that run their own workers on their own topics: isolated settings, following
-an output topic, waiting for a condition, reading the workers' counters."""
+"""Helpers for tests that run their own workers on their own topics: isolated settings, a clean
+in-process reference run, following an output topic, waiting for a condition, reading the
+workers' counters."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
 
+from detectors.risk_models import RiskModels
+from streams.app import pipeline_config
 from streams.bench import phase_settings
+from streams.contracts import Decision
+from streams.exposure import CustomerState
+from streams.generator import GeneratedMessage
 from streams.kafka_clients import reader
+from streams.pipeline import Pipeline, RawMessage
 from streams.settings import Settings
 from tests.integration.conftest import Worker
 from tests.integration.metrics_page import scrape, total
+
+
+@dataclass
+class Reference:
+    """What one clean in-process run of the phases produced."""
+
+    decisions: dict[str, Decision] = field(default_factory=dict)  # by source event id
+    states: dict[str, CustomerState] = field(default_factory=dict)
+    dead_letters: int = 0
+
+
+def replay(settings: Settings, phases: list[list[GeneratedMessage]]) -> Reference:
+    """Process ``phases`` one after the other in one in-process pipeline, once each."""
+    pipeline = Pipeline(pipeline_config(settings), models=RiskModels(
+        seed=settings.model_seed, anomaly_min_examples=settings.anomaly_min_examples,
+        credit_min_labels=settings.credit_min_labels))
+    ref, offsets = Reference(), itertools.count()
+    for phase in phases:
+        for start in range(0, len(phase), 500):
+            batch = [RawMessage(topic=m.topic, partition=0, offset=next(offsets), key=m.key, value=m.value,
+                                timestamp=0.0) for m in phase[start:start + 500]]
+            result = pipeline.process(batch, ref.states.get)
+            ref.states.update((customer, state) for customer, (_, state) in result.changed.items())
+            ref.decisions.update((d.source_event_id, d) for d in result.decisions)
+            ref.dead_letters += len(result.dead_letters)
+    return ref
+
 
 #: A minimum no model reaches: the models never score, so decisions depend on the events only.
 NEVER = 10**9

@@ -141,3 +141,20 @@ async def test_admins_set_limits_stop_and_emergency_mode_analysts_cannot(client,
         ("admin-1", True), ("admin-1", False)]
     assert {r["detail"] for r in records if r["kind"] == "desk" and r["customer_id"] == "C-DESK2"} == {
         "credit limit set to 5,000.00 EUR", "put on stop"}
+
+
+async def test_no_token_reaches_the_worker_log(client, worker):
+    """After good and bad desk requests (a wrong token, a token in a query string), no token
+    appears in what the worker logged."""
+    wrong = "wrong-token-0123456789abcdef"
+    base = f"http://127.0.0.1:{worker.process.port}/desk/api"
+    async with aiohttp.ClientSession() as http:
+        for headers in (auth("viewer"), {"Authorization": f"Bearer {wrong}"}):
+            async with http.get(f"{base}/holds", headers=headers) as r:
+                assert r.status in (200, 401)
+        async with http.get(f"{base}/holds", params={"token": TOKENS["admin"]}) as r:
+            assert r.status == 401
+    await asyncio.sleep(1)  # the log is written as it goes
+    logged = worker.process.log_path.read_text(errors="replace")
+    assert "Ready" in logged  # the worker's log, from its start
+    assert [t for t in (*TOKENS.values(), wrong) if t in logged] == []

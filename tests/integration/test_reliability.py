@@ -13,23 +13,16 @@ final customer states are what the workers must produce, whatever crashed or mov
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from detectors.risk_models import RiskModels
-from streams.app import pipeline_config
 from streams.bench import load_backlog
-from streams.contracts import Decision
-from streams.exposure import CustomerState
-from streams.generator import GeneratedMessage, SalesSimulator
-from streams.pipeline import Pipeline, RawMessage
+from streams.generator import SalesSimulator
 from streams.settings import Settings
 from streams.snapshot import risk_snapshot
 from tests.integration.conftest import Worker
@@ -40,37 +33,13 @@ from tests.integration.streams_under_test import (
     counter,
     following,
     isolated,
+    replay,
     until,
 )
 
 pytestmark = pytest.mark.integration
 
 EVENTS, CUSTOMERS = 50_000, 1_000
-
-
-@dataclass
-class Reference:
-    """What one clean in-process run of the phases produced."""
-
-    decisions: dict[str, Decision] = field(default_factory=dict)  # by source event id
-    states: dict[str, CustomerState] = field(default_factory=dict)
-    dead_letters: int = 0
-
-
-def replay(settings: Settings, phases: list[list[GeneratedMessage]]) -> Reference:
-    pipeline = Pipeline(pipeline_config(settings), models=RiskModels(
-        seed=settings.model_seed, anomaly_min_examples=settings.anomaly_min_examples,
-        credit_min_labels=settings.credit_min_labels))
-    ref, offsets = Reference(), itertools.count()
-    for phase in phases:
-        for start in range(0, len(phase), 500):
-            batch = [RawMessage(topic=m.topic, partition=0, offset=next(offsets), key=m.key, value=m.value,
-                                timestamp=0.0) for m in phase[start:start + 500]]
-            result = pipeline.process(batch, ref.states.get)
-            ref.states.update((customer, state) for customer, (_, state) in result.changed.items())
-            ref.decisions.update((d.source_event_id, d) for d in result.decisions)
-            ref.dead_letters += len(result.dead_letters)
-    return ref
 
 
 @pytest.mark.timeout(900)
