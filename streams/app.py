@@ -263,6 +263,11 @@ class SalesguardApp:
         state = self.states.get(customer_id) or CustomerState(customer_id)
         return risk_snapshot(state, max(self.watermark, state.last_event_time), self.settings.base_currency)
 
+    def held_snapshot(self, customer_id: str) -> dict[str, Any] | None:
+        """:meth:`snapshot` of a customer this worker holds; None for one it does not (its
+        partition went to another worker)."""
+        return self.snapshot(customer_id) if self.states.get(customer_id) is not None else None
+
     async def refresh_models(self) -> bool:
         """Score with the newest saved model version, if newer than the current one. True when
         the models changed; a store that cannot be read keeps the current models."""
@@ -464,7 +469,7 @@ def build_app(settings: Settings) -> SalesguardApp:
     sg.trainer.replay = sg.replay_examples
     announce_rulebook(sg.pipeline.config.rules)
     if settings.redis_url:
-        sg.mirror = RedisMirror(settings.redis_url, sg.snapshot)
+        sg.mirror = RedisMirror(settings.redis_url, sg.held_snapshot)
         sg.audit = AuditTrail(settings.redis_url)
     # Input topics and training examples are consumed a fetch at a time (not through agents).
     routes: dict[str, BatchHandler] = {name: sg.consume for name in sg.input_topics}
@@ -508,10 +513,11 @@ def build_app(settings: Settings) -> SalesguardApp:
 
     @app.on_rebalance_complete.connect
     async def mirror_partitions_taken_over(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # A worker that stopped abruptly may not have mirrored its last batches: the owner
-        # refreshes every customer of its partitions.
+        # Customers of partitions given away are forgotten. A worker that stopped abruptly may not
+        # have mirrored its last batches: the owner refreshes every customer of its partitions.
+        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.topic("orders")}
+        sg.states.keep_only(owned)
         if sg.mirror is not None:
-            owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.topic("orders")}
             sg.mirror.stage(MirrorUpdate(customers=sg.states.customers_of(owned)))
             sg.redis_writes.wake()
 

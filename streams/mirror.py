@@ -1,8 +1,9 @@
 """The Redis mirror: what people and other services read. Written behind the stream (the worker
 stages each batch's update and a background task writes what is staged, in round trips of up to
 :data:`CHUNK` commands); if Redis is down the writes wait in memory and go out with the next write.
-Snapshots are taken when the write happens, from the current state, so a slow write can
-never put an older snapshot over a newer one.
+Snapshots are taken when the write happens, from the current state, and written only over an
+older one (fewer ``events_applied``, kept in ``sg:customer-versions``): after a rebalance, a
+worker that held a customer before can never put its older snapshot over the new owner's.
 
 Keys (``prefix`` defaults to ``sg:``):
 
@@ -39,10 +40,23 @@ DECISION_TTL_DAYS = 30
 RECENT_DECISIONS = 20
 #: Commands per round trip when a write is large.
 CHUNK = 500
+#: Sets each snapshot (KEYS[2…], ARGV: version, JSON per key) unless the version kept in the hash
+#: KEYS[1] is newer.
+NEWER_SNAPSHOTS = """
+for i = 2, #KEYS do
+  local version = tonumber(ARGV[2 * i - 3])
+  if version >= tonumber(redis.call('HGET', KEYS[1], KEYS[i]) or '-1') then
+    redis.call('SET', KEYS[i], ARGV[2 * i - 2])
+    redis.call('HSET', KEYS[1], KEYS[i], version)
+  end
+end
+return 0
+"""
 
 
-#: Returns a customer's current risk snapshot.
-Snapshotter = Callable[[str], dict[str, Any]]
+#: Returns a customer's current risk snapshot (with ``events_applied``), None for a customer this
+#: worker does not hold (any more).
+Snapshotter = Callable[[str], dict[str, Any] | None]
 
 
 @dataclass
@@ -84,6 +98,7 @@ class RedisMirror:
         self.prefix = prefix
         self.pending = MirrorUpdate()
         self._lock = asyncio.Lock()
+        self._newer_snapshots = self.client.register_script(NEWER_SNAPSHOTS)
 
     def stage(self, update: MirrorUpdate) -> None:
         """Keep ``update`` for the next :meth:`write`."""
@@ -115,11 +130,16 @@ class RedisMirror:
         write lets the stream run between its round trips)."""
         p = self.prefix
         customers = list(batch.customers)
-        for start in range(0, len(customers), CHUNK):  # one MSET per chunk of snapshots
+        for start in range(0, len(customers), CHUNK):  # one script call per chunk of snapshots
             if start:
                 await pipe.execute()
-            pipe.mset({f"{p}customer:{customer_id}": orjson.dumps(self.snapshot(customer_id))
-                       for customer_id in customers[start:start + CHUNK]})
+            keys, args = [f"{p}customer-versions"], []
+            for customer_id in customers[start:start + CHUNK]:
+                if (snapshot := self.snapshot(customer_id)) is not None:
+                    keys.append(f"{p}customer:{customer_id}")
+                    args += [snapshot["events_applied"], orjson.dumps(snapshot)]
+            if args:
+                await self._newer_snapshots(keys=keys, args=args, client=pipe)
         for order_id, hold in batch.holds_opened.items():
             pipe.set(f"{p}hold:{order_id}", dumps(hold))
             pipe.zadd(f"{p}holds", {order_id: hold.held_at.timestamp()})

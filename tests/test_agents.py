@@ -171,6 +171,16 @@ async def test_health_turns_stalled_when_input_waits_and_no_batch_is_written_for
     assert sg.health() == Health(stalled=False, lag=0, seconds_since_progress=0.0)
 
 
+async def test_a_worker_forgets_the_customers_of_partitions_it_gave_away(sg):
+    await sg.handle([raw(ev.customer("C-P0")), RawMessage(topic="customers", partition=1, offset=next(offsets),
+                                                           key=b"C-P1", value=ev.encode(ev.customer("C-P1")),
+                                                           timestamp=0.0)])
+    assert sg.states.customers_of({0, 1}) == {"C-P0", "C-P1"}
+    sg.states.keep_only({0})
+    assert sg.states.get("C-P1") is None and sg.held_snapshot("C-P1") is None
+    assert sg.states.customers_of({0, 1}) == {"C-P0"} and sg.held_snapshot("C-P0")["events_applied"] == 1
+
+
 def example_message(offset: int, value: bytes) -> Message:
     return Message("model-examples", 0, offset, 0.0, 0, None, None, value, None)
 

@@ -30,25 +30,38 @@ def test_merge_keeps_the_latest_fate_of_each_hold():
 
 
 async def test_snapshots_and_holds_reach_redis_and_survive_an_outage(redis_server):
-    snapshots = {"C1": {"exposure": 1.0}}
+    snapshots = {"C1": {"exposure": 1.0, "events_applied": 1}}
     mirror = RedisMirror(f"redis://127.0.0.1:{redis_server.port}/0", snapshot=lambda cid: snapshots[cid])
     reader = redis.Redis(port=redis_server.port)
     assert await mirror.write(MirrorUpdate(customers={"C1"}, holds_opened={"SO-1": hold("SO-1")}))
-    assert orjson.loads(reader.get("sg:customer:C1")) == {"exposure": 1.0}
+    assert orjson.loads(reader.get("sg:customer:C1")) == {"exposure": 1.0, "events_applied": 1}
     assert reader.zrange("sg:holds", 0, -1) == [b"SO-1"]
 
     redis_server.stop()
     errors_before = REDIS_ERRORS._value.get()
-    snapshots["C1"] = {"exposure": 2.0}
+    snapshots["C1"] = {"exposure": 2.0, "events_applied": 2}
     assert not await mirror.write(MirrorUpdate(customers={"C1"}, holds_closed={"SO-1"}))
     assert REDIS_ERRORS._value.get() == errors_before + 1
 
     redis_server.start()  # an empty server on the same port: the kept writes must arrive
     assert await mirror.write(MirrorUpdate())
     reader = redis.Redis(port=redis_server.port)
-    assert orjson.loads(reader.get("sg:customer:C1")) == {"exposure": 2.0}
+    assert orjson.loads(reader.get("sg:customer:C1")) == {"exposure": 2.0, "events_applied": 2}
     assert reader.zrange("sg:holds", 0, -1) == [] and reader.get("sg:hold:SO-1") is None
     await mirror.close()
+
+
+async def test_an_older_snapshot_never_replaces_a_newer_one_and_a_customer_not_held_is_not_written(redis_server):
+    """Two workers around a rebalance: the one that held the customer before writes late."""
+    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    new_owner = RedisMirror(url, snapshot=lambda cid: {"exposure": 3.0, "events_applied": 7})
+    old_owner = RedisMirror(url, snapshot=lambda cid: {"exposure": 1.0, "events_applied": 5})
+    gone = RedisMirror(url, snapshot=lambda cid: None)
+    for mirror in (new_owner, old_owner, gone):
+        assert await mirror.write(MirrorUpdate(customers={"C1"}))
+    assert orjson.loads(redis.Redis(port=redis_server.port).get("sg:customer:C1"))["events_applied"] == 7
+    for mirror in (new_owner, old_owner, gone):
+        await mirror.close()
 
 
 async def test_decisions_and_salesperson_signals_count_a_redelivered_decision_once(redis_server):
@@ -56,7 +69,7 @@ async def test_decisions_and_salesperson_signals_count_a_redelivered_decision_on
     h.feed(ev.customer("C1", limit=1000.0))
     first = h.feed(ev.order("C1", "SO-1", 1200.0), ev.order("C1", "SO-2", 100.0))
     released = h.feed(ev.desk("hold.release", "C1", order_id="SO-1"))
-    mirror = RedisMirror(f"redis://127.0.0.1:{redis_server.port}/0", snapshot=lambda cid: {"customer_id": cid})
+    mirror = RedisMirror(f"redis://127.0.0.1:{redis_server.port}/0", snapshot=lambda cid: None)
     for _ in range(2):  # the same batch delivered twice
         assert await mirror.write(MirrorUpdate(decisions=first.decisions, resolutions=released.resolutions))
     reader = redis.Redis(port=redis_server.port)
