@@ -50,7 +50,6 @@ from streams.batch_consumer import BatchConsumer, BatchHandler, use_batch_consum
 from streams.contracts import DeadLetter, InputEvent, ModelAlert, TrainingExample, dumps
 from streams.contracts.common import utc_from_timestamp
 from streams.contracts.decisions import decision_id_for
-from streams.exposure import CustomerState
 from streams.kafka_clients import reader
 from streams.liveness import Health, Liveness
 from streams.mirror import MirrorUpdate, RedisMirror
@@ -257,16 +256,14 @@ class SalesguardApp:
             decision_json=result.decision_json,
         )
 
-    def snapshot(self, customer_id: str) -> dict[str, Any]:
+    def snapshot(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's risk snapshot as of the latest event time this worker has seen, so
-        days past due move on even for a customer that sends no events."""
-        state = self.states.get(customer_id) or CustomerState(customer_id)
+        days past due move on even for a customer that sends no events; None for a customer
+        this worker does not hold (never seen, or its partition went to another worker)."""
+        state = self.states.get(customer_id)
+        if state is None:
+            return None
         return risk_snapshot(state, max(self.watermark, state.last_event_time), self.settings.base_currency)
-
-    def held_snapshot(self, customer_id: str) -> dict[str, Any] | None:
-        """:meth:`snapshot` of a customer this worker holds; None for one it does not (its
-        partition went to another worker)."""
-        return self.snapshot(customer_id) if self.states.get(customer_id) is not None else None
 
     async def refresh_models(self) -> bool:
         """Score with the newest saved model version, if newer than the current one. True when
@@ -469,7 +466,7 @@ def build_app(settings: Settings) -> SalesguardApp:
     sg.trainer.replay = sg.replay_examples
     announce_rulebook(sg.pipeline.config.rules)
     if settings.redis_url:
-        sg.mirror = RedisMirror(settings.redis_url, sg.held_snapshot)
+        sg.mirror = RedisMirror(settings.redis_url, sg.snapshot)
         sg.audit = AuditTrail(settings.redis_url)
     # Input topics and training examples are consumed a fetch at a time (not through agents).
     routes: dict[str, BatchHandler] = {name: sg.consume for name in sg.input_topics}
@@ -516,9 +513,9 @@ def build_app(settings: Settings) -> SalesguardApp:
         # Customers of partitions given away are forgotten. A worker that stopped abruptly may not
         # have mirrored its last batches: the owner refreshes every customer of its partitions.
         owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.topic("orders")}
-        sg.states.keep_only(owned)
+        held = sg.states.keep_only(owned)
         if sg.mirror is not None:
-            sg.mirror.stage(MirrorUpdate(customers=sg.states.customers_of(owned)))
+            sg.mirror.stage(MirrorUpdate(customers=held))
             sg.redis_writes.wake()
 
     @app.on_before_shutdown.connect

@@ -75,18 +75,16 @@ class CustomerStates:
         return [records, [Record(topic, marker, None, partition)
                           for partition in {partition for partition, _ in changed.values()}]]
 
-    def keep_only(self, partitions: set[int]) -> None:
-        """Forget the customers of every other partition (given away in a rebalance; Faust does
-        the same after a recovery, but not when a rebalance needed none)."""
+    def keep_only(self, partitions: set[int]) -> set[str]:
+        """Forget the customers of every partition but ``partitions`` (given away in a rebalance;
+        Faust does the same after a recovery, but not when a rebalance needed none) and return
+        the customers kept."""
         store = self.table.data
         for customer, partition in list(store._key_partition.items()):
             if partition not in partitions:
                 store.data.pop(customer, None)
                 del store._key_partition[customer]
-
-    def customers_of(self, partitions: set[int]) -> set[str]:
-        """The customers held for ``partitions``."""
-        return {customer for customer, partition in self.table.data._key_partition.items() if partition in partitions}
+        return set(store._key_partition)
 
     def items(self) -> Iterator[tuple[str, CustomerState]]:
         """Every customer state this worker holds."""
