@@ -72,6 +72,11 @@ RULES_WAIT_S = 30.0
 BATCHES_IN_FLIGHT = 4
 #: How often the liveness metrics are refreshed (``/health`` checks when asked).
 HEALTH_CHECK_S = 5.0
+#: Largest batch of records the producer sends per partition. Faust's default (16 KB) splits a
+#: batch's decisions and state changes into many produce requests, and the producer has one
+#: request in flight per broker at a time: measured at 800 events/s, a batch's outputs took
+#: 80-90 ms to be acknowledged with 16 KB, 40-60 ms with 1 MB, and a worker spent 20 % less CPU.
+PRODUCER_BATCH_BYTES = 1_048_576
 #: Batches of training examples the trainer may fall behind before consuming them waits.
 TRAINING_QUEUE = 20
 
@@ -103,6 +108,8 @@ class SalesguardApp:
     trainer: Trainer
     #: Whether the newest model version was asked for before the first batch.
     models_loaded: bool = False
+    #: Whether the trainer's model quality is on /metrics (once it has outcomes).
+    quality_exported: bool = False
     watermark: float = 0.0
     #: One batch at a time per worker, from processing to handing its records over: batches and
     #: timers share customer states, and records go to the producer in the order of processing.
@@ -306,10 +313,11 @@ class SalesguardApp:
         if bad:
             await self.send([Record(self.settings.topic("dead-letters"), None, dumps(x)) for x in bad])
         drifts = await self.trainer.learn(batch)
-        quality = self.trainer.credit_quality
-        if quality.outcomes:
-            metrics.MODEL_QUALITY.labels("late_payment", "roc_auc").set(quality.roc_auc)
-            metrics.MODEL_QUALITY.labels("late_payment", "log_loss").set(quality.log_loss)
+        if self.trainer.credit_quality.outcomes and not self.quality_exported:  # computed when scraped
+            self.quality_exported = True
+            quality = metrics.MODEL_QUALITY
+            quality.labels("late_payment", "roc_auc").set_function(lambda: self.trainer.credit_quality.roc_auc)
+            quality.labels("late_payment", "log_loss").set_function(lambda: self.trainer.credit_quality.log_loss)
         for example, _ in batch:
             metrics.MODEL_EXAMPLES.labels(example.kind).inc()
         if drifts:
@@ -433,6 +441,7 @@ def faust_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
     )
 
     @app.page("/metrics")

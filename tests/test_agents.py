@@ -205,6 +205,10 @@ async def test_trainer_learns_examples_publishes_a_drift_alert_and_dead_letters_
     assert alerts and alerts[0]["model"] == "credit" and alerts[0]["signal"] == "error"
     assert alerts[0]["mean_after"] > alerts[0]["mean_before"] and alerts[0]["type"] == "model.drift"
     assert sg.trainer.models.credit_examples == 1100
+    exported = {sample.labels["metric"]: sample.value for family in REGISTRY.collect() for sample in family.samples
+                if sample.name == "salesguard_model_quality"}  # computed when scraped
+    assert exported == {"roc_auc": sg.trainer.credit_quality.roc_auc, "log_loss": sg.trainer.credit_quality.log_loss}
+    assert 0.0 < exported["log_loss"] < 5.0
     (bad,) = [value for _, value in outbox.sent("dead-letters")]
     assert bad["code"] == "invalid_event" and bad["source_topic"] == "model-examples"
     assert await sg.checkpoint_models() == 1100 and sg.pipeline.models.version == 1  # scorer took it
