@@ -26,3 +26,15 @@ def test_decisions_holds_releases_and_dead_letters_are_counted():
     count_batch(h.feed(ev.desk("hold.release", "C-BM1", order_id="SO-BM1")))
     after = {key: value(*key[:1], **dict(key[1:])) for key in before}
     assert [after[key] - before[key] for key in before] == [1, 1, 1, 1, 1]
+    # a salesperson's signals exist from their first decision on, so that rates compute
+    assert REGISTRY.get_sample_value("salesguard_salesperson_anomalies_total", {"salesperson": "S-01"}) is not None
+
+
+def test_a_batch_of_many_decisions_adds_each_one():
+    h = Harness()
+    h.feed(*[ev.customer(f"C-BN{i}", limit=1000.0) for i in range(5)])
+    key = ("salesguard_decisions_total", {"outcome": "hold"})
+    hits = ("salesguard_rule_hits_total", {"rule": "CREDIT_LIMIT_EXCEEDED", "action": "hold", "shadow": "false"})
+    before = value(key[0], **key[1]), value(hits[0], **hits[1])
+    count_batch(h.run(*[h.message(ev.order(f"C-BN{i}", f"SO-BN{i}", 1200.0)) for i in range(5)]))
+    assert (value(key[0], **key[1]) - before[0], value(hits[0], **hits[1]) - before[1]) == (5, 5)
