@@ -76,7 +76,9 @@ HEALTH_CHECK_S = 5.0
 #: batch's decisions and state changes into many produce requests, and the producer has one
 #: request in flight per broker at a time: measured at 800 events/s, a batch's outputs took
 #: 80-90 ms to be acknowledged with 16 KB, 40-60 ms with 1 MB, and a worker spent 20 % less CPU.
-PRODUCER_BATCH_BYTES = 1_048_576
+#: Half a MB holds several batches' records per partition and stays below the 1 MB record-batch
+#: limit (``message.max.bytes``) of Kafka brokers by default.
+PRODUCER_BATCH_BYTES = 512 * 1024
 #: Batches of training examples the trainer may fall behind before consuming them waits.
 TRAINING_QUEUE = 20
 
