@@ -60,7 +60,6 @@ from streams.pipeline import BatchResult, Pipeline, PipelineConfig, RawMessage
 from streams.settings import Settings
 from streams.snapshot import risk_snapshot
 from streams.state_table import CODEC_NAME, CustomerStates
-from streams.state_writer import StateWriter
 from streams.topics import INPUT_TOPICS
 from streams.trainer import Trainer
 from streams.write_behind import WriteBehind
@@ -119,8 +118,8 @@ class SalesguardApp:
     batch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Bounds the batches processed but not yet written (see :meth:`begin`).
     in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(BATCHES_IN_FLIGHT))
-    #: Writes batches' state changes to the changelog in order, queued batches together.
-    state_writer: StateWriter = field(init=False)
+    #: The write of the newest batch begun; the next batch's write waits for it.
+    last_write: asyncio.Future[BatchResult] | None = None
     #: Set once the rulebooks topic's history has been read (see :mod:`streams.rulebook_control`).
     rules_ready: asyncio.Event = field(default_factory=asyncio.Event)
     #: Writes the mirror and the audit trail behind the stream (see :meth:`flush_redis`).
@@ -132,7 +131,6 @@ class SalesguardApp:
 
     def __post_init__(self) -> None:
         self.redis_writes = WriteBehind(self.flush_redis)
-        self.state_writer = StateWriter(self.send)
 
     @property
     def input_topics(self) -> dict[str, str]:
@@ -168,10 +166,9 @@ class SalesguardApp:
 
         The next batch is processed meanwhile (up to :data:`BATCHES_IN_FLIGHT` batches), so the
         broker's round trips are not on the decisions' path. Each batch's state changes are
-        written after its outputs are delivered, in batch order (batches waiting meanwhile
-        together, :mod:`streams.state_writer`). After a crash an order is therefore either not
-        recorded (decided again: same state, same decision and id) or recorded with its decision
-        already delivered.
+        written after its outputs are delivered and after the previous batch's state changes.
+        After a crash an order is therefore either not recorded (decided again: same state, same
+        decision and id) or recorded with its decision already delivered.
         """
         started = time.perf_counter()
         if not self.models_loaded:  # one try before the first batch; then the refresh timer
@@ -190,7 +187,8 @@ class SalesguardApp:
                 result = self.pipeline.process(messages, self.states.get)
                 outputs = await self.submit(self._output_records(result))
                 requests = self.states.stage(result.changed, self.settings.changelog_end_markers)
-                write = asyncio.ensure_future(self._write(result, self.state_writer.write(outputs, requests), started))
+                self.last_write = write = asyncio.ensure_future(
+                    self._write(result, outputs, requests, self.last_write, started))
         except BaseException:
             self.in_flight.release()
             raise
@@ -198,12 +196,16 @@ class SalesguardApp:
             self.watermark = max(self.watermark, state.last_event_time)
         return write
 
-    async def _write(self, result: BatchResult, state_written: Awaitable[None], started: float) -> BatchResult:
-        """Wait until the batch's outputs and state changes are with the broker (see
-        :mod:`streams.state_writer`; a failure fails the batches after it too), then stage
-        Redis and count the batch."""
+    async def _write(self, result: BatchResult, outputs: Awaitable[object], requests: list[list[Record]],
+                     previous: asyncio.Future[BatchResult] | None, started: float) -> BatchResult:
+        """Wait for a batch's outputs, then for the previous batch's write (a failed one fails
+        this one too), then write the batch's state changes; then stage Redis and count it."""
         try:
-            await state_written
+            await outputs
+            if previous is not None:
+                await previous
+            for request in requests:
+                await self.send(request)
         finally:
             self.in_flight.release()
         self.liveness.progressed()
@@ -235,7 +237,7 @@ class SalesguardApp:
         records += [Record(topic("model-examples"), x.customer_id.encode(), dumps(x)) for x in result.examples]
         return records
 
-    async def submit(self, records: Sequence[Record]) -> asyncio.Future[Any]:
+    async def submit(self, records: Sequence[Record]) -> Awaitable[object]:
         """Hand ``records`` to the producer (see :mod:`streams.outbox`); what it returns completes
         once the broker has them all."""
         return await submit(self.app.producer, records)
