@@ -74,8 +74,9 @@ BATCHES_IN_FLIGHT = 4
 HEALTH_CHECK_S = 5.0
 #: Largest batch of records the producer sends per partition. Faust's default (16 KB) splits a
 #: batch's decisions and state changes into many produce requests, and the producer has one
-#: request in flight per broker at a time: measured at 800 events/s, a batch's outputs took
-#: 80-90 ms to be acknowledged with 16 KB, 40-60 ms with 1 MB, and a worker spent 20 % less CPU.
+#: request in flight per broker at a time: measured at 800 events/s (20,000-event bench), a
+#: batch's outputs took 80-90 ms to be acknowledged with 16 KB, 40-60 ms with 1 MB, and the
+#: worker spent 20 % less CPU (100,000-event runs vary too much between runs to show it).
 #: Half a MB holds several batches' records per partition and stays below the 1 MB record-batch
 #: limit (``message.max.bytes``) of Kafka brokers by default.
 PRODUCER_BATCH_BYTES = 512 * 1024
