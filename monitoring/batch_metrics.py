@@ -41,10 +41,6 @@ def count_batch(result: BatchResult) -> None:
         outcome, salesperson = decision.outcome.value, decision.salesperson_id
         outcomes[(outcome,)] += 1
         by_salesperson[(salesperson, outcome)] += 1
-        # every signal of a salesperson exists (from zero) once they have a decision: rates compute
-        for counts in signals.values():
-            counts[(salesperson,)] += 0
-        releases[(salesperson,)] += 0
         for signal in sales_staff.flags(decision):
             if signal in signals:
                 signals[signal][(salesperson,)] += 1
@@ -56,6 +52,10 @@ def count_batch(result: BatchResult) -> None:
         for reasons, shadow in ((decision.reasons, "false"), (decision.shadow_reasons, "true")):
             for reason in reasons:
                 hits[(reason.rule_id or reason.code, reason.action.value, shadow)] += 1
+    # every signal of a salesperson exists (from zero) once they have a decision: rates compute
+    for salesperson, _ in by_salesperson:
+        for counts in (*signals.values(), releases):
+            counts[(salesperson,)] += 0
     _add(metrics.DECISIONS, outcomes)
     _add(metrics.SALESPERSON_DECISIONS, by_salesperson)
     _add(metrics.SALESPERSON_DISCOUNT_EXCEPTIONS, signals["discount_exceptions"])

@@ -126,12 +126,13 @@ class SalesguardApp:
     #: Writes the mirror and the audit trail behind the stream (see :meth:`flush_redis`).
     redis_writes: WriteBehind = field(init=False)
     #: Whether the consumer makes progress (``/health``).
-    liveness: Liveness = field(default_factory=lambda: Liveness(stall_after_s=60.0))
+    liveness: Liveness = field(init=False)
     #: Training examples waiting for the trainer task, a fetched batch at a time.
     training: asyncio.Queue[Sequence[Message]] = field(default_factory=lambda: asyncio.Queue(TRAINING_QUEUE))
 
     def __post_init__(self) -> None:
         self.redis_writes = WriteBehind(self.flush_redis)
+        self.liveness = Liveness(self.settings.stall_after_s)
 
     @property
     def input_topics(self) -> dict[str, str]:
@@ -473,8 +474,7 @@ def build_app(settings: Settings) -> SalesguardApp:
 
     sg = SalesguardApp(app=app, settings=settings, pipeline=Pipeline(pipeline_config(settings), models=make_models()),
                        states=CustomerStates(table, changelog), mirror=None, audit=None,
-                       model_store=store, trainer=Trainer(store, make_models),
-                       liveness=Liveness(settings.stall_after_s))
+                       model_store=store, trainer=Trainer(store, make_models))
     sg.trainer.replay = sg.replay_examples
     announce_rulebook(sg.pipeline.config.rules)
     if settings.redis_url:

@@ -105,9 +105,7 @@ def demo(
     from streams.demo import DEMO_SETTINGS, DemoTimeout, run_demo, services
     from streams.embedded import ServiceStartError
 
-    settings = load_settings()
-    defaults = {name: value for name, value in DEMO_SETTINGS.items() if name not in settings.model_fields_set}
-    settings = settings.model_copy(update=defaults)
+    settings = load_settings().with_defaults(DEMO_SETTINGS)
     console = Console(stderr=as_json)
     if not settings.desk_tokens:  # a desk user for this run only, shown once on the terminal
         token = secrets.token_urlsafe(18)
@@ -163,9 +161,7 @@ def bench(
     from streams.demo import SIMULATION_SETTINGS, services
     from streams.embedded import ServiceStartError
 
-    settings = load_settings()
-    settings = settings.model_copy(update={name: value for name, value in SIMULATION_SETTINGS.items()
-                                           if name not in settings.model_fields_set})
+    settings = load_settings().with_defaults(SIMULATION_SETTINGS)
     config = BenchConfig(events=events, customers=customers, workers=workers, rate=rate, duration_s=duration,
                          seed=seed, timeout_s=timeout, malformed=malformed)
     run_dir = Path(tempfile.mkdtemp(prefix="salesguard-bench-"))

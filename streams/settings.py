@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,15 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """The full name of topic ``name`` (``topic_prefix`` + name)."""
         return f"{self.topic_prefix}{name}"
+
+    def with_defaults(self, defaults: Mapping[str, Any]) -> Settings:
+        """These settings with ``defaults`` for every field not set explicitly (environment).
+
+        >>> Settings(partitions=8).with_defaults({"partitions": 2, "batch_size": 50}).partitions
+        8
+        """
+        return self.model_copy(update={name: value for name, value in defaults.items()
+                                       if name not in self.model_fields_set})
 
 
 def describe_errors(exc: ValidationError) -> str:
