@@ -5,10 +5,11 @@ Each entry carries its sequence number, the hash of the entry before it and its 
 entry breaks the chain at that entry, and ``salesguard audit verify`` names it.
 
 Stored in a Redis stream (``sg:audit``) with the chain's head (``sg:audit:head``, last seq and
-hash). Several workers append to one chain: each append watches the head and retries when
-another worker moved it first (optimistic locking), so the chain stays one line. Entries wait
-in memory while Redis is unreachable and go out with the next append. A batch redelivered after
-a crash may append its decisions again, with the same decision ids.
+hash). Several workers append to one chain: each append is a script that appends only if the
+head it chained after is still the head, and is chained again after the head found when another
+writer moved it first (optimistic locking), so the chain stays one line. Entries wait in memory
+while Redis is unreachable and go out with the next append. A batch redelivered after a crash
+may append its decisions again, with the same decision ids.
 
 >>> first = chain_entry(1, GENESIS, {"kind": "desk", "actor": "alice"})
 >>> second = chain_entry(2, first["hash"], {"kind": "desk", "actor": "bob"})
@@ -27,11 +28,11 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError
 
 from monitoring.metrics import REDIS_ERRORS
 from streams.contracts import Decision, DeskAction
+from streams.redis_commands import connect
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,21 @@ log = logging.getLogger(__name__)
 GENESIS = "0" * 64
 #: Entries read per round trip when the chain is walked.
 PAGE = 1000
+#: Entries appended per script call.
+ENTRIES_PER_CALL = 1000
+#: Appends the entries ARGV[3…] to the stream KEYS[1] and moves the head KEYS[2] to ARGV[2] if the
+#: head is still ARGV[1] (empty: none); otherwise returns the head found, appending nothing.
+APPEND_ENTRIES = """
+local head = redis.call('GET', KEYS[2]) or ''
+if head ~= ARGV[1] then
+  return {0, head}
+end
+for i = 3, #ARGV do
+  redis.call('XADD', KEYS[1], '*', 'entry', ARGV[i])
+end
+redis.call('SET', KEYS[2], ARGV[2])
+return {1}
+"""
 
 
 def _digest(seq: int, prev: str, record: dict[str, Any]) -> str:
@@ -87,43 +103,46 @@ class AuditTrail:
     """Appends records to the chain in Redis (asynchronous, for workers and the desk)."""
 
     def __init__(self, url: str, prefix: str = "sg:") -> None:
-        self.client = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.client = connect(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self.stream, self.head = f"{prefix}audit", f"{prefix}audit:head"
         self.pending: list[dict[str, Any]] = []
+        #: The head as this writer last saw it (empty: no chain yet), checked by each append.
+        self._head = b""
+        self._append = self.client.register_script(APPEND_ENTRIES)
 
     def stage(self, records: Iterable[dict[str, Any]]) -> None:
         """Keep ``records`` for the next :meth:`append`."""
         self.pending += records
 
     async def append(self, records: Iterable[dict[str, Any]]) -> bool:
-        """Append ``records`` (and any kept from a failed append) in order. False when Redis
-        failed: they are kept for the next call."""
+        """Append ``records`` (and any kept from a failed append) in order, up to
+        :data:`ENTRIES_PER_CALL` per script call. False when Redis failed: what was not appended
+        is kept for the next call."""
         self.pending += records
-        if not self.pending:
-            return True
         batch, self.pending = self.pending, []
+        done = 0
         try:
-            async with self.client.pipeline(transaction=True) as pipe:
-                while True:
-                    try:
-                        await pipe.watch(self.head)
-                        seq, prev = _parse_head(await pipe.get(self.head))
-                        pipe.multi()
-                        for record in batch:
-                            seq += 1
-                            entry = chain_entry(seq, prev, record)
-                            pipe.xadd(self.stream, {"entry": orjson.dumps(entry)})
-                            prev = entry["hash"]
-                        pipe.set(self.head, orjson.dumps({"seq": seq, "hash": prev}))
-                        await pipe.execute()
-                        return True
-                    except WatchError:  # another writer appended first: chain after its entries
-                        continue
+            while done < len(batch):
+                chunk = batch[done:done + ENTRIES_PER_CALL]
+                seq, prev = _parse_head(self._head or None)
+                entries = []
+                for record in chunk:
+                    seq += 1
+                    entry = chain_entry(seq, prev, record)
+                    entries.append(orjson.dumps(entry))
+                    prev = entry["hash"]
+                head = orjson.dumps({"seq": seq, "hash": prev})
+                appended, *found = await self._append(keys=[self.stream, self.head], args=[self._head, head, *entries])
+                if appended:
+                    self._head, done = head, done + len(chunk)
+                else:  # another writer appended first (or the chain is new): chain after its head
+                    self._head = found[0]
         except (RedisError, OSError) as exc:
             REDIS_ERRORS.inc()
-            self.pending = batch + self.pending
+            self.pending = batch[done:] + self.pending
             log.warning("audit append failed (%s); %d entries kept for retry", type(exc).__name__, len(self.pending))
             return False
+        return True
 
     async def close(self) -> None:
         """Close the connection pool."""

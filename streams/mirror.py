@@ -1,7 +1,7 @@
 """The Redis mirror: what people and other services read. Written behind the stream (the worker
-stages each batch's update and a background task writes what is staged, in round trips of up to
-:data:`CHUNK` commands); if Redis is down the writes wait in memory and go out with the next write.
-Snapshots are taken when the write happens, from the current state, and written only over an
+stages each batch's update and a background task writes what is staged, in a few script calls:
+:mod:`streams.redis_commands`); if Redis is down the writes wait in memory and go out with the
+next write. Snapshots are taken when the write happens, from the current state, and written only over an
 older one (fewer ``events_applied``, kept in ``sg:customer-versions``): after a rebalance, a
 worker that held a customer before can never put its older snapshot over the new owner's.
 
@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from monitoring.metrics import REDIS_ERRORS
 from streams import sales_staff
 from streams.contracts import Decision, HoldResolved, OrderHold, dumps
+from streams.redis_commands import RUN_COMMANDS, CommandBatch, connect, run
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 DECISION_TTL_DAYS = 30
 #: How many decisions per customer the desk's customer view shows.
 RECENT_DECISIONS = 20
-#: Commands per round trip when a write is large.
+#: Snapshots per script call when a write is large.
 CHUNK = 500
 #: Sets each snapshot (KEYS[2…], ARGV: version, JSON per key) unless the version kept in the hash
 #: KEYS[1] is newer.
@@ -93,12 +93,13 @@ class RedisMirror:
     """Writes :class:`MirrorUpdate` batches to Redis, keeping them until a write succeeds."""
 
     def __init__(self, url: str, snapshot: Snapshotter, prefix: str = "sg:") -> None:
-        self.client = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.client = connect(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self.snapshot = snapshot
         self.prefix = prefix
         self.pending = MirrorUpdate()
         self._lock = asyncio.Lock()
         self._newer_snapshots = self.client.register_script(NEWER_SNAPSHOTS)
+        self._run_commands = self.client.register_script(RUN_COMMANDS)
 
     def stage(self, update: MirrorUpdate) -> None:
         """Keep ``update`` for the next :meth:`write`."""
@@ -112,10 +113,9 @@ class RedisMirror:
             batch, self.pending = self.pending, MirrorUpdate()
             if not batch:
                 return True
-            pipe = self.client.pipeline(transaction=False)
             try:
-                await self._queue(pipe, batch)
-                await pipe.execute()
+                await self._write_snapshots(list(batch.customers))
+                await run(self._run_commands, self._commands(batch))
             except (RedisError, OSError) as exc:
                 REDIS_ERRORS.inc()
                 batch.merge(self.pending)
@@ -125,45 +125,40 @@ class RedisMirror:
                 return False
             return True
 
-    async def _queue(self, pipe: Any, batch: MirrorUpdate) -> None:
-        """Queue ``batch``'s writes on ``pipe``, sending every :data:`CHUNK` commands (a large
-        write lets the stream run between its round trips)."""
+    async def _write_snapshots(self, customers: list[str]) -> None:
+        """Write the customers' snapshots, one script call per :data:`CHUNK` customers (a large
+        write lets the stream run between its calls)."""
         p = self.prefix
-        customers = list(batch.customers)
-        for start in range(0, len(customers), CHUNK):  # one script call per chunk of snapshots
-            if start:
-                await pipe.execute()
+        for start in range(0, len(customers), CHUNK):
             keys, args = [f"{p}customer-versions"], []
             for customer_id in customers[start:start + CHUNK]:
                 if (snapshot := self.snapshot(customer_id)) is not None:
                     keys.append(f"{p}customer:{customer_id}")
                     args += [snapshot["events_applied"], orjson.dumps(snapshot)]
             if args:
-                await self._newer_snapshots(keys=keys, args=args, client=pipe)
+                await self._newer_snapshots(keys=keys, args=args)
+
+    def _commands(self, batch: MirrorUpdate) -> CommandBatch:
+        """The writes of ``batch`` but the snapshots: holds, decisions, salesperson signals."""
+        p, commands = self.prefix, CommandBatch()
         for order_id, hold in batch.holds_opened.items():
-            pipe.set(f"{p}hold:{order_id}", dumps(hold))
-            pipe.zadd(f"{p}holds", {order_id: hold.held_at.timestamp()})
-        if batch.holds_closed:
-            closed = list(batch.holds_closed)
-            pipe.delete(*(f"{p}hold:{order_id}" for order_id in closed))
-            pipe.zrem(f"{p}holds", *closed)
+            commands.add("SET", f"{p}hold:{order_id}", dumps(hold))
+            commands.add("ZADD", f"{p}holds", hold.held_at.timestamp(), order_id)
+        for order_id in batch.holds_closed:
+            commands.add("DEL", f"{p}hold:{order_id}")
+            commands.add("ZREM", f"{p}holds", order_id)
         recent: dict[str, list[bytes]] = {}
         for decision in batch.decisions:
             body = batch.decision_json.get(decision.decision_id) or dumps(decision)
-            pipe.set(f"{p}decision:{decision.order_id}", body, ex=DECISION_TTL_DAYS * 86_400)
+            commands.add("SET", f"{p}decision:{decision.order_id}", body, "EX", DECISION_TTL_DAYS * 86_400)
             recent.setdefault(decision.customer_id, []).append(body)
-            await _send_when_full(pipe)
         for customer_id, bodies in recent.items():  # oldest pushed first: the newest ends up first
-            pipe.lpush(f"{p}customer:{customer_id}:decisions", *bodies)
-            pipe.ltrim(f"{p}customer:{customer_id}:decisions", 0, RECENT_DECISIONS - 1)
-        sales_staff.record(pipe, p, batch.decisions, batch.resolutions)
+            commands.add("LPUSH", f"{p}customer:{customer_id}:decisions", *bodies)
+            commands.add("LTRIM", f"{p}customer:{customer_id}:decisions", 0, RECENT_DECISIONS - 1)
+        sales_staff.record(commands, p, batch.decisions, batch.resolutions)
+        return commands
 
     async def close(self) -> None:
         """Close the connection pool."""
         await self.client.aclose()
 
-
-async def _send_when_full(pipe: Any) -> None:
-    """Send ``pipe``'s queued commands once there are :data:`CHUNK` of them."""
-    if len(pipe) >= CHUNK:
-        await pipe.execute()

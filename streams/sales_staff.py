@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from streams.contracts import Decision, HoldResolved
+from streams.redis_commands import CommandBatch
 
 SIGNALS = ("decisions", "holds", "releases", "discount_exceptions", "anomalies")
 #: Reason codes that count as a discount beyond the salesperson's authority.
@@ -43,8 +44,9 @@ def flags(decision: Decision) -> list[str]:
     return found
 
 
-def record(pipe: Any, prefix: str, decisions: Iterable[Decision], resolutions: Iterable[HoldResolved]) -> None:
-    """Queue on the Redis pipeline ``pipe`` the marks of a batch's decisions and releases."""
+def record(commands: CommandBatch, prefix: str, decisions: Iterable[Decision],
+           resolutions: Iterable[HoldResolved]) -> None:
+    """Add to ``commands`` the marks of a batch's decisions and releases."""
     marks: list[tuple[str, str, str, str]] = []  # (day, salesperson, signal, id)
     for d in decisions:
         day = d.decided_at.date().isoformat()
@@ -58,8 +60,8 @@ def record(pipe: Any, prefix: str, decisions: Iterable[Decision], resolutions: I
         members.setdefault(_key(prefix, day, salesperson, signal), set()).add(member)
     ttl = RETENTION_DAYS * 86_400
     for key, values in members.items():
-        pipe.sadd(key, *values)
-        pipe.expire(key, ttl)
+        commands.add("SADD", key, *values)
+        commands.add("EXPIRE", key, ttl)
 
 
 def window_days(today: date, days: int) -> list[str]:
