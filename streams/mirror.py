@@ -1,9 +1,9 @@
 """The Redis mirror: what people and other services read. Written behind the stream (the worker
 stages each batch's update and a background task writes what is staged, in a few script calls:
 :mod:`streams.redis_commands`); if Redis is down the writes wait in memory and go out with the
-next write. Snapshots are taken when the write happens, from the current state, and written only over an
-older one (fewer ``events_applied``, kept in ``sg:customer-versions``): after a rebalance, a
-worker that held a customer before can never put its older snapshot over the new owner's.
+next write. Snapshots are taken when the write happens, from the current state, and written only
+over an older one (fewer ``events_applied``, kept in ``sg:customer-versions``): after a rebalance,
+a worker that held a customer before can never put its older snapshot over the new owner's.
 
 Keys (``prefix`` defaults to ``sg:``):
 
@@ -153,7 +153,7 @@ class RedisMirror:
             commands.add("SET", f"{p}decision:{decision.order_id}", body, "EX", DECISION_TTL_DAYS * 86_400)
             recent.setdefault(decision.customer_id, []).append(body)
         for customer_id, bodies in recent.items():  # oldest pushed first: the newest ends up first
-            commands.add("LPUSH", f"{p}customer:{customer_id}:decisions", *bodies)
+            commands.add("LPUSH", f"{p}customer:{customer_id}:decisions", *bodies[-RECENT_DECISIONS:])
             commands.add("LTRIM", f"{p}customer:{customer_id}:decisions", 0, RECENT_DECISIONS - 1)
         sales_staff.record(commands, p, batch.decisions, batch.resolutions)
         return commands

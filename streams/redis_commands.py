@@ -37,6 +37,8 @@ return #KEYS
 #: Commands per script call: a large write lets the stream run between its calls and keeps
 #: Redis responsive to readers meanwhile.
 COMMANDS_PER_CALL = 2000
+#: Arguments one command may have here: Redis's Lua unpacks at most 8,000 values at a time.
+MAX_ARGS = 4000
 
 Arg = str | bytes | int | float
 
@@ -49,7 +51,9 @@ class CommandBatch:
     args: list[Arg] = field(default_factory=list)
 
     def add(self, command: str, key: str, *args: Arg) -> None:
-        """Queue ``command key args…``."""
+        """Queue ``command key args…`` (at most :data:`MAX_ARGS` arguments: split larger ones)."""
+        if len(args) > MAX_ARGS:
+            raise ValueError(f"{command} {key} has {len(args)} arguments; at most {MAX_ARGS} fit one script call")
         self.keys.append(key)
         self.args += [command, len(args), *args]
 

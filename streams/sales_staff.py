@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from streams.contracts import Decision, HoldResolved
-from streams.redis_commands import CommandBatch
+from streams.redis_commands import MAX_ARGS, CommandBatch
 
 SIGNALS = ("decisions", "holds", "releases", "discount_exceptions", "anomalies")
 #: Reason codes that count as a discount beyond the salesperson's authority.
@@ -60,7 +60,9 @@ def record(commands: CommandBatch, prefix: str, decisions: Iterable[Decision],
         members.setdefault(_key(prefix, day, salesperson, signal), set()).add(member)
     ttl = RETENTION_DAYS * 86_400
     for key, values in members.items():
-        commands.add("SADD", key, *values)
+        listed = list(values)
+        for start in range(0, len(listed), MAX_ARGS):
+            commands.add("SADD", key, *listed[start:start + MAX_ARGS])
         commands.add("EXPIRE", key, ttl)
 
 

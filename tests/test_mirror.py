@@ -83,3 +83,18 @@ async def test_decisions_and_salesperson_signals_count_a_redelivered_decision_on
     [row] = await salesperson_view(mirror.client, "sg:", released.resolutions[0].resolved_at.date(), days=1)
     assert (row["decisions"], row["releases"], row["override_rate"]) == (0, 1, None)  # released on its own day
     await mirror.close()
+
+
+async def test_a_write_after_a_long_outage_with_thousands_of_one_salespersons_decisions_arrives(redis_server):
+    h = Harness()
+    h.feed(ev.customer("C1", limit=1e9))
+    [decision] = h.feed(ev.order("C1", "SO-0", 10.0)).decisions
+    piled_up = [decision.model_copy(update={"decision_id": f"d-{i}", "order_id": f"SO-{i}"}) for i in range(9000)]
+    mirror = RedisMirror(f"redis://127.0.0.1:{redis_server.port}/0", snapshot=lambda cid: None)
+    assert await mirror.write(MirrorUpdate(decisions=piled_up))
+    reader = redis.Redis(port=redis_server.port)
+    day = decision.decided_at.date().isoformat()
+    assert reader.scard(f"sg:sales:{day}:S-01:decisions") == 9000
+    recent = [orjson.loads(body)["order_id"] for body in reader.lrange("sg:customer:C1:decisions", 0, -1)]
+    assert recent == [f"SO-{i}" for i in range(8999, 8979, -1)]  # the newest 20, newest first
+    await mirror.close()
