@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ class Reference:
     decisions: dict[str, Decision] = field(default_factory=dict)  # by source event id
     states: dict[str, CustomerState] = field(default_factory=dict)
     dead_letters: int = 0
+    dead_letter_payloads: Counter[str] = field(default_factory=Counter)  # raw_b64 of each
 
 
 def replay(settings: Settings, phases: list[list[GeneratedMessage]]) -> Reference:
@@ -50,6 +52,7 @@ def replay(settings: Settings, phases: list[list[GeneratedMessage]]) -> Referenc
             ref.states.update((customer, state) for customer, (_, state) in result.changed.items())
             ref.decisions.update((d.source_event_id, d) for d in result.decisions)
             ref.dead_letters += len(result.dead_letters)
+            ref.dead_letter_payloads.update(letter.raw_b64 for letter in result.dead_letters)
     return ref
 
 
@@ -120,3 +123,20 @@ async def assigned(worker: Worker) -> bool:
     """Whether ``worker`` owns input partitions (its ``/health`` knows a lag)."""
     async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{worker.process.port}/health") as response:
         return (await response.json())["lag"] is not None
+
+
+async def changelog_versions(settings: Settings, customers: set[str]) -> dict[str, list[int]]:
+    """``events_applied`` of every changelog record of ``customers``, oldest first (to tell a
+    state that was lost from one that was not mirrored when a test fails)."""
+    consumer = reader(settings.kafka_bootstrap or "", f"{settings.app_id}-customer-state-changelog")
+    await consumer.start()
+    versions: dict[str, list[int]] = {}
+    try:
+        while batches := await consumer.getmany(timeout_ms=2000, max_records=10_000):
+            for records in batches.values():
+                for record in records:
+                    if record.key and record.value and (customer := orjson.loads(record.key)) in customers:
+                        versions.setdefault(customer, []).append(orjson.loads(record.value)["events_applied"])
+    finally:
+        await consumer.stop()
+    return versions

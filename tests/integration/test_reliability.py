@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import orjson
@@ -29,6 +29,7 @@ from tests.integration.conftest import Worker
 from tests.integration.streams_under_test import (
     assigned,
     at_least,
+    changelog_versions,
     consumed,
     counter,
     following,
@@ -56,7 +57,7 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
 
     decided: dict[str, list[str]] = defaultdict(list)  # source event id -> decision id of every copy
     outcomes: dict[str, str] = {}
-    dead: set[tuple[str, int, int]] = set()
+    dead: dict[tuple[str, int, int], dict] = {}  # by source topic, partition, offset
 
     def on_decision(record: dict) -> None:
         decided[record["source_event_id"]].append(record["decision_id"])
@@ -71,7 +72,7 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
         workers[0].start()
         workers[1].start()
         async with following(run, "decisions", on_decision), following(
-                run, "dead-letters", lambda r: dead.add((r["source_topic"], r["partition"], r["offset"]))):
+                run, "dead-letters", lambda r: dead.setdefault((r["source_topic"], r["partition"], r["offset"]), r)):
             await until(lambda: at_least(consumed(workers[:2], "customers"), len(customers)), "master data")
 
             # crash: SIGKILL a worker once a third of the orders are decided, start a new one
@@ -103,8 +104,12 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
                               if s is None or orjson.loads(s)["events_applied"] != state.events_applied)
                 return not behind
 
-            await until(mirrored, lambda: f"every customer in Redis as the clean run left it: "
-                        f"{len(behind)} differ (mirrored, expected events applied), e.g. {list(behind.items())[:5]}")
+            try:
+                await until(mirrored, lambda: f"every customer in Redis as the clean run left it: {len(behind)} "
+                            f"differ (mirrored, expected events applied), e.g. {list(behind.items())[:5]}")
+            except AssertionError as failure:
+                logged = await changelog_versions(run, set(list(behind)[:5]))
+                raise AssertionError(f"{failure}; their changelog records' events applied: {logged}") from None
             rebalance_drain_s = time.monotonic() - left_at
             await until(lambda: len(dead) >= ref.dead_letters, "every dead letter", timeout=30)
     finally:
@@ -118,7 +123,9 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
         source: {d.decision_id} for source, d in ref.decisions.items()}
     assert outcomes == {source: d.outcome.value for source, d in ref.decisions.items()}
     # every bad message dead-lettered, once per message
-    assert len(dead) == ref.dead_letters
+    unexpected = Counter(letter["raw_b64"] for letter in dead.values()) - ref.dead_letter_payloads
+    assert len(dead) == ref.dead_letters, [(key, letter["code"], letter["reason"][:100])
+                                           for key, letter in dead.items() if letter["raw_b64"] in unexpected][:5]
     # every customer's exposure (and every event applied once): as computed by the clean run
     client = aioredis.from_url(run.redis_url or "")
     try:
