@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import faust
-import redis.asyncio as aioredis
 from aiokafka import TopicPartition
 from faust.sensors.prometheus import PrometheusMonitor
 from faust.types import Message
@@ -57,6 +56,7 @@ from streams.model_store import MemoryModelStore, ModelStore, ModelStoreError, R
 from streams.money import Converter
 from streams.outbox import Record, submit
 from streams.pipeline import BatchResult, Pipeline, PipelineConfig, RawMessage
+from streams.redis_commands import connect
 from streams.settings import Settings
 from streams.snapshot import risk_snapshot
 from streams.state_table import CODEC_NAME, CustomerStates
@@ -447,7 +447,7 @@ def mount_desk(app: faust.App, sg: SalesguardApp) -> None:
         applied = await rulebook_control.switch_emergency(settings, active, segments, limit_factor)
         return rulebook_control.compile_applied(applied).version
 
-    reader = aioredis.from_url(settings.redis_url, socket_timeout=2.0) if settings.redis_url else None
+    reader = connect(settings.redis_url, socket_timeout=2.0) if settings.redis_url else None
     backend = DeskBackend(settings=settings, redis=reader, publish=publish, switch_emergency=switch_emergency,
                           audit=sg.audit)
     mount(cast(Any, app.web).web_app, desk_app(backend))

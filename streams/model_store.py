@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from streams.redis_commands import connect
 
 
 class ModelStoreError(Exception):
@@ -89,7 +90,7 @@ class RedisModelStore:
     """Model checkpoints in a Redis hash. Redis errors become :class:`ModelStoreError`."""
 
     def __init__(self, url: str, prefix: str = "sg:") -> None:
-        self.client = aioredis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
+        self.client = connect(url, socket_timeout=5.0, socket_connect_timeout=2.0)
         self.key = f"{prefix}models"
         self._save = self.client.register_script(_SAVE)
 

@@ -1,9 +1,9 @@
 """Writing to Redis with little of a worker's CPU. Through redis-py, a pipelined command costs
 tens of microseconds of Python (queueing, packing, parsing its reply), and the mirror and audit
 trail write several per decision. So: many single-key commands go as one script call (one
-request, one reply; the commands of a call run atomically), and :func:`connect` makes clients
-that pack commands with hiredis (C, ~5x less CPU per argument than redis-py's asyncio packer;
-the same bytes on the wire).
+request, one reply; the commands of a call run atomically), and :func:`connect`, which makes
+every asyncio Redis client here, packs commands with hiredis (C, ~5x less CPU per argument than
+redis-py's asyncio packer; the same bytes on the wire).
 
 >>> batch = CommandBatch()
 >>> batch.add("SET", "sg:decision:SO-1", b"{}", "EX", 60)
