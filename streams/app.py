@@ -60,6 +60,7 @@ from streams.redis_commands import connect
 from streams.settings import Settings
 from streams.snapshot import risk_snapshot
 from streams.state_table import CODEC_NAME, CustomerStates
+from streams.task_dump import describe_tasks
 from streams.topics import INPUT_TOPICS
 from streams.trainer import Trainer
 from streams.write_behind import WriteBehind
@@ -113,6 +114,8 @@ class SalesguardApp:
     models_loaded: bool = False
     #: Whether the trainer's model quality is on /metrics (once it has outcomes).
     quality_exported: bool = False
+    #: Whether the current stall was logged (once per stall).
+    stall_logged: bool = False
     watermark: float = 0.0
     #: One batch at a time per worker, from processing to handing its records over: batches and
     #: timers share customer states, and records go to the producer in the order of processing.
@@ -222,10 +225,19 @@ class SalesguardApp:
         return result
 
     def health(self) -> Health:
-        """The consumer's health now (see :mod:`streams.liveness`); updates its metrics."""
+        """The consumer's health now (see :mod:`streams.liveness`); updates its metrics. When
+        the consumer turns stalled, what each task waits on is logged."""
         consumer = self.app.consumer
         lag = consumer.input_lag() if isinstance(consumer, BatchConsumer) else None
-        return self.liveness.check(lag)
+        now = self.liveness.check(lag)
+        if now.stalled and not self.stall_logged:
+            loops = [asyncio.get_event_loop()]
+            if (thread := getattr(consumer, "_thread", None)) is not None:
+                loops.append(thread.thread_loop)
+            log.error("consumer stalled: no batch written for %.0f s with %s input messages waiting; tasks:\n%s",
+                      now.seconds_since_progress, lag, describe_tasks(loops))
+        self.stall_logged = now.stalled
+        return now
 
     def _output_records(self, result: BatchResult) -> list[Record]:
         """Decisions, holds, hold resolutions, dead letters and training examples of a batch."""

@@ -152,7 +152,7 @@ async def _returning(_: object, value):
     return value
 
 
-async def test_health_turns_stalled_when_input_waits_and_no_batch_is_written_for_stall_after_s(sg):
+async def test_health_turns_stalled_when_input_waits_and_no_batch_is_written_for_stall_after_s(sg, caplog):
     consumer = sg.app.consumer
     assert isinstance(consumer, BatchConsumer) and sg.health().lag is None  # not started: no assignment
     orders, unrouted = TP("orders", 0), TP("salesguard-customer-state-changelog", 0)
@@ -164,6 +164,10 @@ async def test_health_turns_stalled_when_input_waits_and_no_batch_is_written_for
     assert sg.health() == Health(stalled=False, lag=6, seconds_since_progress=0.0)
     now[0] += 61
     assert sg.health().stalled and REGISTRY.get_sample_value("salesguard_consumer_stalled") == 1
+    stalls = [r.getMessage() for r in caplog.records if "consumer stalled" in r.getMessage()]
+    assert len(stalls) == 1 and "in test_health_turns_stalled" in stalls[0]  # what each task waits on
+    sg.health()
+    assert sum("consumer stalled" in r.getMessage() for r in caplog.records) == 1  # once per stall
     await sg.handle([raw(ev.customer("C-LIVE"))])  # a batch written is progress
     assert not sg.health().stalled and REGISTRY.get_sample_value("salesguard_consumer_stalled") == 0
     consumer._read_offset[orders] = 9

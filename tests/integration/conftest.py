@@ -109,6 +109,29 @@ class Client:
         raise AssertionError(f"{customer_id} did not reach {events_applied} applied events: {snap}")
 
 
+def stall_reports(logs: Path, max_lines: int = 1000) -> str:
+    """The "consumer stalled" reports (with their task dumps) in the worker logs under ``logs``."""
+    reports = []
+    for path in sorted(logs.rglob("*.log")):
+        lines = path.read_text(errors="replace").splitlines()
+        for start, line in enumerate(lines):
+            if "consumer stalled" in line:
+                end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+                reports.append(f"{path}:\n" + "\n".join(lines[start:min(end, start + max_lines)]))
+    return "\n\n".join(reports)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed integration test's report shows what stalled workers were waiting on."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        reports = stall_reports(item.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+        if reports:
+            report.sections.append(("worker stalls", reports))
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Iterator[EmbeddedStack]:
     with EmbeddedStack(tmp_path_factory.mktemp("stack")) as started:
