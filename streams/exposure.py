@@ -119,6 +119,10 @@ class CustomerState:
     first_order_at: float | None = None
     last_order_at: float | None = None
     last_event_time: float = 0.0
+    #: Latest event time applied from the ``orders`` topic and from the ``ledger`` topic: they
+    #: are consumed independently, so one can run weeks (of event time) ahead in a backlog.
+    orders_time: float = 0.0
+    ledger_time: float = 0.0
     events_applied: int = 0
 
     # --- reading ---------------------------------------------------------------------------
@@ -369,6 +373,17 @@ class CustomerState:
         return outcomes
 
     # --- housekeeping ----------------------------------------------------------------------
+
+    def retention_clock(self) -> float:
+        """The event time both topics that refer to orders and invoices have reached for this
+        customer (0 until both have events): closed items older than the retention are forgotten
+        by this clock, so an amendment or payment still unread on the lagging topic finds them.
+
+        >>> state = CustomerState("C1", orders_time=50.0, ledger_time=90.0)
+        >>> state.retention_clock()
+        50.0
+        """
+        return min(self.orders_time, self.ledger_time)
 
     def forget_closed(self, before: float) -> int:
         """Drop orders and invoices closed before ``before``, and payments or credit notes still

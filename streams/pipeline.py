@@ -165,7 +165,7 @@ class Pipeline:
             waiting = stopped
         horizon = self.config.retention_days * DAY
         for _, state in result.changed.values():
-            state.forget_closed(state.last_event_time - horizon)
+            state.forget_closed(state.retention_clock() - horizon)
         return result
 
     def _take(self, message: RawMessage, event: InputEvent, states: dict[str, CustomerState],
@@ -184,7 +184,7 @@ class Pipeline:
                 changed = False
             else:
                 changed = self._apply_fact(event, state, result)
-            self._applied(changed, event, message.partition, state, result)
+            self._applied(changed, event, message, state, result)
         return False
 
     def _state(self, customer_id: str, states: dict[str, CustomerState],
@@ -211,12 +211,17 @@ class Pipeline:
             result.dead_letters.append(self._dead_letter(message, failure))
 
     @staticmethod
-    def _applied(changed: bool, event: InputEvent, partition: int, state: CustomerState,
+    def _applied(changed: bool, event: InputEvent, message: RawMessage, state: CustomerState,
                  result: BatchResult) -> None:
         if changed:
+            at = event.event_timestamp
             state.events_applied += 1
-            state.last_event_time = max(state.last_event_time, event.event_timestamp)
-            result.changed[event.customer_id] = (partition, state)
+            state.last_event_time = max(state.last_event_time, at)
+            if message.topic == "orders":
+                state.orders_time = max(state.orders_time, at)
+            elif message.topic == "ledger":
+                state.ledger_time = max(state.ledger_time, at)
+            result.changed[event.customer_id] = (message.partition, state)
         else:
             result.duplicates.append(event.customer_id)
 
@@ -403,7 +408,7 @@ class Pipeline:
             result.holds.append(OrderHold.from_decision(decision))
         elif pending.was_held:
             result.holds_closed.append((event.customer_id, event.order_id))
-        self._applied(True, event, pending.message.partition, state, result)
+        self._applied(True, event, pending.message, state, result)
 
     @staticmethod
     def _context(pending: PendingOrder, scores: Scores) -> DecisionContext:

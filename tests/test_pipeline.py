@@ -299,3 +299,17 @@ def test_desk_commands_without_a_comment_are_dead_lettered():
     h = Harness()
     result = h.feed(ev.desk("hold.release", "C1", order_id="SO-1", comment="  "))
     assert [x.code for x in result.dead_letters] == ["invalid_event"] and "comment" in result.dead_letters[0].reason
+
+
+def test_closed_orders_outlive_the_retention_until_the_orders_topic_has_caught_up_with_the_ledger():
+    """In a backlog the ledger topic can run weeks of event time ahead of the orders topic: an
+    order invoiced and paid must not be forgotten before its amendment, still unread, arrives."""
+    h = Harness(retention_days=30)
+    h.feed(ev.customer("C1"), ev.order("C1", "SO-1", 100.0, days=0))
+    h.feed(ev.invoice("C1", "INV-1", "SO-1", 100.0, days=3), ev.payment("C1", "P-1", "INV-1", 100.0, days=10),
+           ev.invoice("C1", "INV-2", None, 5.0, days=60))  # the ledger, 60 days on
+    amended = h.feed(ev.order("C1", "SO-1", 100.0, days=1, kind="order.amended"))
+    assert [d.order_id for d in amended.decisions] == ["SO-1"] and amended.dead_letters == []
+    assert "INV-1" in h.states["C1"].invoices  # paid 50 days before the ledger's clock
+    h.feed(ev.order("C1", "SO-2", 10.0, days=61))  # the orders topic catches up: now it goes
+    assert "INV-1" not in h.states["C1"].invoices

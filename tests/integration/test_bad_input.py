@@ -53,6 +53,7 @@ async def test_ten_thousand_malformed_messages_are_dead_lettered_and_every_valid
         await kafka.stop()
     bad = {(m.topic, *at): m.kind for m, at in positions if not m.is_valid and rejected(m)}
     orders = {orjson.loads(m.value)["event_id"] for m, _ in positions if m.is_valid and m.needs_decision}
+    valid_at = {(m.topic, *at) for m, at in positions if m.is_valid}
     assert sum(not m.is_valid for m in messages) == MALFORMED and len(bad) >= 0.99 * MALFORMED
     assert {kind.removeprefix("bad:") for kind in bad.values()} == set(MUTATIONS)
 
@@ -64,8 +65,11 @@ async def test_ten_thousand_malformed_messages_are_dead_lettered_and_every_valid
         async with following(run, "dead-letters", lambda r: letters.setdefault(
                 (r["source_topic"], r["partition"], r["offset"]), r)), following(
                 run, "decisions", lambda r: decided.add(r["source_event_id"])):
-            await until(lambda: letters.keys() >= bad.keys() and decided >= orders,
-                        "every malformed message dead-lettered and every order decided", timeout=300)
+            await until(lambda: letters.keys() >= bad.keys() and decided >= orders, lambda: (
+                f"{len(bad.keys() - letters.keys())} malformed messages not dead-lettered, "
+                f"{len(orders - decided)} orders not decided (e.g. {sorted(orders - decided)[:5]}); valid messages "
+                f"dead-lettered: {[(r['code'], r['reason']) for at, r in letters.items() if at in valid_at][:5]}"),
+                timeout=240)
         assert worker.process.process.poll() is None  # still running
     finally:
         worker.stop()
