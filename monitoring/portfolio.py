@@ -40,27 +40,44 @@ class Portfolio:
     oldest_hold_age_s: float = 0.0
 
 
+class PortfolioTally:
+    """Portfolio totals added up one customer at a time (so a pass over many customers can be
+    spread out, letting the stream run in between)."""
+
+    def __init__(self, as_of: float) -> None:
+        self.as_of = as_of
+        self.customers = self.exposure = self.limits = self.overdue = self.holds = 0
+        self.oldest = as_of
+        self.bands = dict.fromkeys([label for _, label in BANDS] + [NO_LIMIT], 0)
+
+    def add(self, state: CustomerState) -> None:
+        """Count one customer's state."""
+        self.customers += 1
+        owed = state.exposure()
+        self.exposure += owed
+        self.overdue += state.overdue(self.as_of)[0]
+        limit = state.profile.credit_limit if state.profile is not None else 0
+        self.limits += limit
+        if limit > 0:
+            self.bands[next(label for edge, label in BANDS if owed / limit < edge)] += 1
+        else:
+            self.bands[NO_LIMIT] += 1
+        for order in state.held_orders().values():
+            self.holds += 1
+            self.oldest = min(self.oldest, order.placed_at)
+
+    def portfolio(self) -> Portfolio:
+        """The totals so far."""
+        return Portfolio(self.customers, units(self.exposure), units(self.limits), units(self.overdue),
+                         dict(self.bands), self.holds, max(0.0, self.as_of - self.oldest) if self.holds else 0.0)
+
+
 def measure(states: Iterable[CustomerState], as_of: float) -> Portfolio:
     """Sum up the customers' states as of event time ``as_of``."""
-    customers = exposure = limits = overdue = holds = 0
-    oldest = as_of
-    bands = dict.fromkeys([label for _, label in BANDS] + [NO_LIMIT], 0)
+    tally = PortfolioTally(as_of)
     for state in states:
-        customers += 1
-        owed = state.exposure()
-        exposure += owed
-        overdue += state.overdue(as_of)[0]
-        limit = state.profile.credit_limit if state.profile is not None else 0
-        limits += limit
-        if limit > 0:
-            bands[next(label for edge, label in BANDS if owed / limit < edge)] += 1
-        else:
-            bands[NO_LIMIT] += 1
-        for order in state.held_orders().values():
-            holds += 1
-            oldest = min(oldest, order.placed_at)
-    return Portfolio(customers, units(exposure), units(limits), units(overdue), bands, holds,
-                     max(0.0, as_of - oldest) if holds else 0.0)
+        tally.add(state)
+    return tally.portfolio()
 
 
 def publish(portfolio: Portfolio) -> None:

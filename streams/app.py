@@ -23,10 +23,10 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
 from aiokafka import TopicPartition
@@ -40,7 +40,7 @@ from detectors.risk_models import ModelSnapshotError, RiskModels
 from monitoring import metrics
 from monitoring.batch_metrics import count_batch
 from monitoring.desk import DeskBackend, desk_app, mount
-from monitoring.portfolio import measure as measure_portfolio
+from monitoring.portfolio import PortfolioTally
 from monitoring.portfolio import publish as publish_portfolio
 from rules import CompiledRulebook, Outcome, load_rulebook
 from streams import rulebook_control
@@ -83,6 +83,10 @@ HEALTH_CHECK_S = 5.0
 PRODUCER_BATCH_BYTES = 512 * 1024
 #: Batches of training examples the trainer may fall behind before consuming them waits.
 TRAINING_QUEUE = 20
+#: Customers per slice of a timer's pass over every state (the stream runs between slices).
+STATES_PER_SLICE = 1000
+
+T = TypeVar("T")
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -397,18 +401,43 @@ class SalesguardApp:
         """Move the business clock on without events (timer, as of the newest event time this
         worker has seen), in one pass over the customers who owe something: publish a late label
         for every invoice now unpaid past the lateness threshold, and re-mirror those customers
-        so their days past due move on. Returns ``(labels, customers re-mirrored)``."""
+        so their days past due move on. Returns ``(labels, customers re-mirrored)``.
+
+        The pass takes :data:`STATES_PER_SLICE` customers at a time, batches being decided in
+        between: with 100,000 customers it took the stream away for a second."""
         if not self.watermark:
             return 0, 0
-        async with self.batch_lock:
-            owing = [state for _, state in self.states.items() if state.receivables() > 0]
-            examples = self.pipeline.label_overdue(owing, self.watermark)
-            topic = self.settings.topic("model-examples")
-            await self.send([Record(topic, x.customer_id.encode(), dumps(x)) for x in examples])
+        labels, owing = 0, set[str]()
+        topic = self.settings.topic("model-examples")
+        async for customers in in_slices([customer_id for customer_id, _ in self.states.items()], STATES_PER_SLICE):
+            async with self.batch_lock:
+                states = [state for customer_id in customers
+                          if (state := self.states.get(customer_id)) is not None and state.receivables() > 0]
+                examples = self.pipeline.label_overdue(states, self.watermark)
+            if examples:
+                await self.send([Record(topic, x.customer_id.encode(), dumps(x)) for x in examples])
+            labels += len(examples)
+            owing.update(state.customer_id for state in states)
         if self.mirror is not None:
-            self.mirror.stage(MirrorUpdate(customers={state.customer_id for state in owing}))
+            self.mirror.stage(MirrorUpdate(customers=owing))
             self.redis_writes.wake()
-        return len(examples), len(owing)
+        return labels, len(owing)
+
+    async def measure_portfolio(self) -> None:
+        """Set the portfolio gauges (timer), :data:`STATES_PER_SLICE` customers at a time."""
+        tally = PortfolioTally(self.watermark)
+        async for states in in_slices([state for _, state in self.states.items()], STATES_PER_SLICE):
+            for state in states:
+                tally.add(state)
+        publish_portfolio(tally.portfolio())
+
+
+async def in_slices(items: list[T], size: int) -> AsyncIterator[list[T]]:
+    """``items`` a slice at a time, the event loop (the stream) running between slices."""
+    for start in range(0, len(items), size):
+        if start:
+            await asyncio.sleep(0)
+        yield items[start:start + size]
 
 
 def announce_rulebook(book: CompiledRulebook) -> None:
@@ -511,7 +540,7 @@ def build_app(settings: Settings) -> SalesguardApp:
 
     @app.timer(settings.overdue_refresh_s, on_leader=False)
     async def portfolio_metrics() -> None:
-        publish_portfolio(measure_portfolio((state for _, state in sg.states.items()), sg.watermark))
+        await sg.measure_portfolio()
 
     @app.timer(settings.model_publish_s, on_leader=False)
     async def model_checkpoint() -> None:

@@ -216,3 +216,22 @@ async def test_trainer_learns_examples_publishes_a_drift_alert_and_dead_letters_
     (bad,) = [value for _, value in outbox.sent("dead-letters")]
     assert bad["code"] == "invalid_event" and bad["source_topic"] == "model-examples"
     assert await sg.checkpoint_models() == 1100 and sg.pipeline.models.version == 1  # scorer took it
+
+
+async def test_the_overdue_refresh_labels_every_owing_customer_a_slice_at_a_time_deciding_batches_between(
+        sg, monkeypatch):
+    monkeypatch.setattr("streams.app.STATES_PER_SLICE", 2)
+    outbox = captured(sg, delay_s=0.05)
+    for i in range(5):
+        await put_all(sg, ev.customer(f"C{i}", days=-10), ev.invoice(f"C{i}", f"I-{i}", None, 100.0, days=0,
+                                                                      due_in_days=10))
+    await put_all(sg, ev.customer("C9", days=90))  # moves the worker's clock past every due date
+    refresh = asyncio.ensure_future(sg.refresh_overdue())
+    await asyncio.sleep(0.01)  # the first slice is labelled
+    await sg.handle([raw(ev.order("C9", "SO-9", 10.0, days=90))])
+    assert not refresh.done()  # the order was decided in the middle of the pass
+    assert await refresh == (5, 5)
+    labels = [value for _, value in outbox.sent("model-examples") if value["kind"] == "credit"]
+    assert sorted(label["example_id"] for label in labels) == [f"credit:C{i}:I-{i}" for i in range(5)]
+    assert all(label["late"] for label in labels)
+    assert [value["order_id"] for _, value in outbox.sent("decisions")] == ["SO-9"]
