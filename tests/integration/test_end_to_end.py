@@ -112,8 +112,10 @@ def test_demo_command_prints_a_complete_summary(tmp_path):
 
 
 def test_ctrl_c_stops_the_demo_and_every_process_it_started(tmp_path):
+    # as from a terminal: a test run started in the background inherits SIGINT ignored
     demo = subprocess.Popen([sys.executable, "-m", "streams.cli", "demo", "--rate", "200"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         children: list[int] = []
