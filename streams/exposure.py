@@ -123,6 +123,8 @@ class CustomerState:
     #: are consumed independently, so one can run weeks (of event time) ahead in a backlog.
     orders_time: float = 0.0
     ledger_time: float = 0.0
+    #: The cutoff of the last pass of :meth:`forget_closed`.
+    forgotten_before: float = 0.0
     events_applied: int = 0
 
     # --- reading ---------------------------------------------------------------------------
@@ -388,7 +390,14 @@ class CustomerState:
     def forget_closed(self, before: float) -> int:
         """Drop orders and invoices closed before ``before``, and payments or credit notes still
         waiting for an invoice since then; returns how many. A duplicate of an event older than
-        the retention can then no longer be recognised (documented limit)."""
+        the retention can then no longer be recognised (documented limit).
+
+        ``before`` is rounded down to a whole day and a pass (which scans every item) runs once
+        per day: an item may be kept a day longer, and where batches end does not matter."""
+        before -= before % DAY
+        if before <= self.forgotten_before:
+            return 0
+        self.forgotten_before = before
         stale_orders = [k for k, o in self.orders.items() if o.closed_at is not None and o.closed_at < before]
         stale_invoices = [k for k, i in self.invoices.items() if i.closed_at is not None and i.closed_at < before]
         stale_credits = [k for k, c in self.pending_credits.items() if c.at < before]
