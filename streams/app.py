@@ -49,6 +49,7 @@ from streams.batch_consumer import BatchConsumer, BatchHandler, use_batch_consum
 from streams.contracts import DeadLetter, InputEvent, ModelAlert, TrainingExample, dumps
 from streams.contracts.common import utc_from_timestamp
 from streams.contracts.decisions import decision_id_for
+from streams.heap import FREEZE_EVERY_S, HeapKeeper
 from streams.kafka_clients import reader
 from streams.liveness import Health, Liveness
 from streams.mirror import MirrorUpdate, RedisMirror
@@ -584,6 +585,12 @@ def build_app(settings: Settings) -> SalesguardApp:
     @app.timer(HEALTH_CHECK_S, on_leader=False)
     async def health_metrics() -> None:
         sg.health()
+
+    heap = HeapKeeper()
+
+    @app.timer(FREEZE_EVERY_S, on_leader=False)
+    async def keep_heap_out_of_the_collectors_way() -> None:
+        heap.tick()
 
     @app.timer(settings.model_refresh_s, on_leader=False)
     async def model_refresh() -> None:
