@@ -165,11 +165,12 @@ def bench(
     config = BenchConfig(events=events, customers=customers, workers=workers, rate=rate, duration_s=duration,
                          seed=seed, timeout_s=timeout, malformed=malformed)
     run_dir = Path(tempfile.mkdtemp(prefix="salesguard-bench-"))
+    err.log(f"logs of the broker, Redis and every worker in {run_dir}")
     try:
         with services(settings, run_dir) as live, err.status("bench") as status:
             result = asyncio.run(run_bench(live, config, run_dir, lambda text: status.update(f"bench {text}"), err.log))
     except (BenchError, ServiceStartError) as exc:
-        fail(str(exc))
+        fail(f"{exc} (logs in {run_dir})")
     line = json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"), **result})
     with out.open("a", encoding="utf-8") as results:
         results.write(line + "\n")
