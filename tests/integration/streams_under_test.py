@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import aiohttp
 import orjson
@@ -125,18 +126,21 @@ async def assigned(worker: Worker) -> bool:
         return (await response.json())["lag"] is not None
 
 
-async def changelog_versions(settings: Settings, customers: set[str]) -> dict[str, list[int]]:
-    """``events_applied`` of every changelog record of ``customers``, oldest first (to tell a
-    state that was lost from one that was not mirrored when a test fails)."""
+async def changelog_versions(settings: Settings, customers: set[str]) -> dict[str, list[str]]:
+    """``events_applied@offset produced-at`` of every changelog record of ``customers``, oldest
+    first (to tell a state that was lost from one that was not mirrored when a test fails, and
+    to match a write to the worker logs by its time)."""
     consumer = reader(settings.kafka_bootstrap or "", f"{settings.app_id}-customer-state-changelog")
     await consumer.start()
-    versions: dict[str, list[int]] = {}
+    versions: dict[str, list[str]] = {}
     try:
         while batches := await consumer.getmany(timeout_ms=2000, max_records=10_000):
             for records in batches.values():
                 for record in records:
                     if record.key and record.value and (customer := orjson.loads(record.key)) in customers:
-                        versions.setdefault(customer, []).append(orjson.loads(record.value)["events_applied"])
+                        produced = datetime.fromtimestamp(record.timestamp / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
+                        versions.setdefault(customer, []).append(
+                            f"{orjson.loads(record.value)['events_applied']}@{record.offset} {produced}")
     finally:
         await consumer.stop()
     return versions

@@ -114,7 +114,8 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
                             f"differ (mirrored, expected events applied), e.g. {list(behind.items())[:5]}")
             except AssertionError as failure:
                 logged = await changelog_versions(run, set(list(behind)[:5]))
-                raise AssertionError(f"{failure}; their changelog records' events applied: {logged}") from None
+                raise AssertionError(f"{failure}; their changelog records (events applied@offset, produced at UTC): "
+                                     f"{logged}; worker logs in {tmp_path}") from None
             rebalance_drain_s = time.monotonic() - left_at
             await until(lambda: len(dead) >= ref.dead_letters, "every dead letter", timeout=30)
     finally:
