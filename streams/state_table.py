@@ -66,7 +66,7 @@ def apply_newer_states(store: Any, batch: Iterable[Any], to_key: Callable[[Any],
         data[key] = state
         partition_of[key] = event.message.partition
     if stale:
-        log.warning("kept %d customer states newer than the changelog records read for them", stale)
+        log.info("kept %d customer states newer than the changelog records read for them", stale)
 
 
 class CustomerStates:
