@@ -61,6 +61,7 @@ from streams.redis_commands import connect
 from streams.settings import Settings
 from streams.snapshot import risk_snapshot
 from streams.state_table import CODEC_NAME, CustomerStates
+from streams.state_table import STORE_URL as STATE_STORE_URL
 from streams.task_dump import describe_tasks
 from streams.topics import INPUT_TOPICS
 from streams.trainer import Trainer
@@ -507,7 +508,8 @@ def build_app(settings: Settings) -> SalesguardApp:
     changelog = app.topic(f"{settings.app_id}-customer-state-changelog", key_serializer="json",
                           value_serializer=CODEC_NAME, partitions=settings.partitions, compacting=True,
                           deleting=False, acks=False, internal=True, maxsize=131_072, allow_empty=True)
-    table: Any = app.Table("customer-state", partitions=settings.partitions, changelog_topic=changelog)
+    table: Any = app.Table("customer-state", partitions=settings.partitions, changelog_topic=changelog,
+                           store=STATE_STORE_URL)
     store: ModelStore = RedisModelStore(settings.redis_url) if settings.redis_url else MemoryModelStore()
 
     def make_models() -> RiskModels:

@@ -2,19 +2,21 @@
 
 A batch touches many customers; each changed customer is written once per batch, to the
 changelog partition of the input partition it came from (so recovery puts it back on the
-worker that owns that partition). The table is Faust's in-memory store, which also knows each
-customer's partition, so that a worker forgets the customers of partitions it gave away.
+worker that owns that partition). The table's store is Faust's in-memory store, which also
+knows each customer's partition (so that a worker forgets the customers of partitions it gave
+away), with one change: recovery never puts an older state over a newer one.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
+from faust import stores
 from faust.serializers import codecs
+from faust.stores import memory
 
 from streams.exposure import CustomerState
 from streams.outbox import Record
@@ -39,10 +41,9 @@ class CustomerStateCodec(codecs.Codec):
 codecs.register(CODEC_NAME, CustomerStateCodec())
 
 
-def apply_newer_states(store: Any, batch: Iterable[Any], to_key: Callable[[Any], Any],
-                       to_value: Callable[[Any], Any]) -> None:
-    """Faust's memory store applying changelog records (``Store.apply_changelog_batch``), except
-    that a customer's state is never replaced by one that has applied fewer events.
+class CustomerStateStore(memory.Store):
+    """Faust's in-memory table store, except that a changelog record never replaces a customer's
+    state by one that has applied fewer events (the table's store: ``store=STORE_URL``).
 
     Faust's recovery buffers the records it reads and applies them later; a recovery cut short
     by the next rebalance left records of an old state in that buffer, applied at the following
@@ -50,34 +51,41 @@ def apply_newer_states(store: Any, batch: Iterable[Any], to_key: Callable[[Any],
     batch from the old one: events lost (seen in the reliability test). A state's
     ``events_applied`` only grows along its changelog, so an older record can be recognised.
     """
-    data, partition_of = store.data, store._key_partition
-    stale = 0
-    for event in batch:
-        key = to_key(event.key)
-        if event.message.value is None:  # a tombstone (the end markers): delete
-            data.pop(key, None)
-            partition_of.pop(key, None)
-            continue
-        state = to_value(event.value)
-        current = data.get(key)
-        if current is not None and state.events_applied < current.events_applied:
-            stale += 1
-            continue
-        data[key] = state
-        partition_of[key] = event.message.partition
-    if stale:
-        log.info("kept %d customer states newer than the changelog records read for them", stale)
+
+    def apply_changelog_batch(self, batch: Iterable[Any], to_key: Callable[[Any], Any],
+                              to_value: Callable[[Any], Any]) -> None:
+        data, partition_of = self.data, self._key_partition
+        stale = 0
+        for event in batch:
+            key = to_key(event.key)
+            if event.message.value is None:  # a tombstone (the end markers): delete
+                data.pop(key, None)
+                partition_of.pop(key, None)
+                continue
+            state = to_value(event.value)
+            current = data.get(key)
+            if current is not None and state.events_applied < current.events_applied:
+                stale += 1
+                continue
+            data[key] = state
+            partition_of[key] = event.message.partition
+        if stale:
+            log.info("kept %d customer states newer than the changelog records read for them", stale)
+
+
+#: The customer-state table's store, registered with Faust's stores under this scheme. It has a
+#: host because Faust uses the app's store when the table's URL is false, and a URL without
+#: host or path is false.
+STORE_URL = "salesguard-memory://customer-state"
+stores.STORES.aliases["salesguard-memory"] = f"{__name__}:CustomerStateStore"
 
 
 class CustomerStates:
-    """Read and write customer states held in a Faust table (whose changelog never replaces a
-    state by an older one, see :func:`apply_newer_states`)."""
+    """Read and write customer states held in a Faust table (with :class:`CustomerStateStore`)."""
 
     def __init__(self, table: Any, changelog: Any) -> None:
         self.table = table
         self.changelog = changelog
-        store = table.data
-        store.apply_changelog_batch = functools.partial(apply_newer_states, store)
 
     def get(self, customer_id: str) -> CustomerState | None:
         """The customer's state, or None for a customer never seen."""
