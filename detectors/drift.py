@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from river import drift
+from river._river_rust.drift import AdaptiveWindowing
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,38 @@ class Drift:
     examples_seen: int
 
 
+class Adwin:
+    """River's ``drift.ADWIN`` with its default settings: the same Rust window that class wraps,
+    without importing ``river.drift`` (whose KSWIN loads SciPy, ~70 MB per worker). After a
+    drift, the next value starts a new window, as river's does.
+
+    >>> window = Adwin(delta=0.002)
+    >>> [window.update(v) for v in [0.0] * 1000 + [1.0] * 100].index(True)
+    1023
+    """
+
+    def __init__(self, delta: float) -> None:
+        self.delta = delta
+        self.drift_detected = False
+        self._window = self._new_window()
+
+    def _new_window(self) -> AdaptiveWindowing:
+        return AdaptiveWindowing(delta=self.delta, clock=32, max_buckets=5, min_window_length=5, grace_period=10)
+
+    @property
+    def estimation(self) -> float:
+        """The mean of the values in the window (0 when empty)."""
+        width = self._window.get_width()
+        return self._window.get_total() / width if width else 0.0
+
+    def update(self, value: float) -> bool:
+        """Add ``value``; returns whether the window's mean has drifted."""
+        if self.drift_detected:
+            self._window = self._new_window()
+        self.drift_detected = self._window.update(value)
+        return self.drift_detected
+
+
 class DriftMonitor:
     """ADWIN over the credit model's absolute error (a rise means the model is getting worse;
     a fall is just the model learning) and over the calibrated anomaly score of incoming orders
@@ -38,8 +70,8 @@ class DriftMonitor:
     def __init__(self, delta: float = 0.002, min_examples: int = 500) -> None:
         self.delta = delta
         self.min_examples = min_examples
-        self._error = drift.ADWIN(delta=delta)
-        self._score = drift.ADWIN(delta=delta)
+        self._error = Adwin(delta)
+        self._score = Adwin(delta)
         self._errors_seen = 0
         self._scores_seen = 0
 

@@ -1,8 +1,8 @@
 """Half-space trees on min-max scaled features, compiled: the same model as river's
-``preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(...)`` — the trees are drawn by river's
-own ``make_padded_tree`` with the same random generator, so the scores are equal — stored as
-flat arrays and walked by numba-compiled loops (about 30x faster than walking river's node
-objects).
+``preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(...)`` — the trees are drawn as river's
+``make_padded_tree`` draws them, from the same random generator, so the scores are equal —
+stored as flat arrays and walked by numba-compiled loops (about 30x faster than walking river's
+node objects). River's tree package is not imported: it loads SciPy (~70 MB per worker).
 
 >>> import random
 >>> from river import anomaly, preprocessing
@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 from numba import njit
-from river.tree.padded import PaddedBranch, make_padded_tree
 
 # Signatures are given so the loops compile when the module is imported (or load from numba's
 # cache next to it), not on the first order a worker scores.
@@ -106,6 +105,25 @@ def _learn(x, lows, highs, margin, features, thresholds, l_mass, height):  # typ
         l_mass[t, node] += 1.0
 
 
+def draw_tree(limits: dict[str, tuple[float, float]], height: int, padding: float, rng: random.Random,
+              features: np.ndarray, thresholds: np.ndarray, index: Mapping[str, int], position: int = 0) -> None:
+    """Draw one tree into ``features``/``thresholds`` (node ``position``'s children at
+    ``2 * position + 1`` and ``+ 2``), taking the same numbers from ``rng`` in the same order as
+    river's ``tree.padded.make_padded_tree``: a feature weighted by the width of its limits, a
+    split point inside the padded limits, then the left subtree, then the right."""
+    if height == 0:
+        return
+    on = rng.choices(population=list(limits), weights=[high - low for low, high in limits.values()])[0]
+    low, high = limits[on]
+    at = rng.uniform(low + padding * (high - low), high - padding * (high - low))
+    features[position], thresholds[position] = index[on], at
+    limits[on] = (low, at)
+    draw_tree(limits, height - 1, padding, rng, features, thresholds, index, 2 * position + 1)
+    limits[on] = (at, high)
+    draw_tree(limits, height - 1, padding, rng, features, thresholds, index, 2 * position + 2)
+    limits[on] = (low, high)
+
+
 class ScaledHalfSpaceTrees:
     """Min-max scaling + half-space trees over a fixed set of numeric features (those of the
     first row learned; later extra features are ignored, missing ones follow the most visited
@@ -157,16 +175,9 @@ class ScaledHalfSpaceTrees:
         # all values in one C call when every feature is there (a tuple needs two or more)
         self._values_of = operator.itemgetter(*self.names) if len(self.names) > 1 else None
         index = {name: i for i, name in enumerate(self.names)}
+        limits = {name: (0.0, 1.0) for name in self.names}
         for t in range(self.n_trees):
-            tree = make_padded_tree(limits={name: (0.0, 1.0) for name in self.names}, height=self.height,
-                                    padding=0.15, rng=self.rng, r_mass=0, l_mass=0)
-            stack = [(tree, 0)]
-            while stack:
-                node, position = stack.pop()
-                if isinstance(node, PaddedBranch):
-                    self._features[t, position] = index[node.feature]
-                    self._thresholds[t, position] = node.threshold
-                    stack += [(node.children[0], 2 * position + 1), (node.children[1], 2 * position + 2)]
+            draw_tree(limits, self.height, 0.15, self.rng, self._features[t], self._thresholds[t], index)
         self._lows = np.full(len(self.names), math.inf)
         self._highs = np.full(len(self.names), -math.inf)
 
