@@ -11,6 +11,7 @@ import pytest
 from faust.types import TP, Message
 from prometheus_client import REGISTRY
 
+from streams import app as app_module
 from streams.app import build_app
 from streams.batch_consumer import BatchConsumer
 from streams.exposure import CustomerState
@@ -217,6 +218,21 @@ async def test_trainer_learns_examples_publishes_a_drift_alert_and_dead_letters_
     (bad,) = [value for _, value in outbox.sent("dead-letters")]
     assert bad["code"] == "invalid_event" and bad["source_topic"] == "model-examples"
     assert await sg.checkpoint_models() == 1100 and sg.pipeline.models.version == 1  # scorer took it
+
+
+async def test_a_trainer_catching_up_saves_a_model_version_every_checkpoint_examples(tmp_path, monkeypatch):
+    monkeypatch.setattr(app_module, "CHECKPOINT_EXAMPLES", 250)
+    sg = build_app(Settings(data_dir=str(tmp_path)))
+    captured(sg)
+    examples = [orjson.dumps({"example_id": f"order:e{i}", "kind": "order", "customer_id": "C1",
+                              "features": {"amount_ratio": 1.0 + i % 7}, "event_time": "2026-03-01T00:00:00Z"})
+                for i in range(1000)]
+    unsaved = []
+    for start in range(0, len(examples), 100):  # no timer tick in between
+        await sg.train([example_message(start + i, value) for i, value in enumerate(examples[start:start + 100])])
+        unsaved.append(len(sg.trainer.unsaved))
+    assert max(unsaved) < 250 and sg.trainer.models.version == 3  # saved after 300, 600 and 900
+    assert sg.pipeline.models.version == 3 and sg.trainer.models.order_examples == 1000
 
 
 async def test_the_overdue_refresh_labels_every_owing_customer_a_slice_at_a_time_deciding_batches_between(
