@@ -34,7 +34,7 @@ OrderStatus = Literal["open", "held", "rejected", "cancelled"]
 CreditKind = Literal["payment", "credit_note"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Profile:
     """Credit master data of a customer, as last set by the CRM/ERP (or the desk)."""
 
@@ -48,7 +48,7 @@ class Profile:
     updated_at: float
 
 
-@dataclass
+@dataclass(slots=True)
 class OrderRecord:
     """An order as far as credit is concerned. Only ``open`` orders count in exposure, and
     only for the part not yet invoiced."""
@@ -62,7 +62,7 @@ class OrderRecord:
     salesperson_id: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class InvoiceRecord:
     """A receivable: what was invoiced, what is still owed, when it is due."""
 
@@ -78,7 +78,7 @@ class InvoiceRecord:
     features: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CreditOutcome:
     """An invoice whose outcome is known: its credit features at issue and whether it was
     paid (or settled) more than the lateness threshold late, or written off."""
@@ -89,7 +89,7 @@ class CreditOutcome:
     days_late: float
 
 
-@dataclass
+@dataclass(slots=True)
 class PendingCredit:
     """A payment or credit note that arrived before its invoice; applied when it comes."""
 
@@ -99,7 +99,7 @@ class PendingCredit:
     at: float
 
 
-@dataclass
+@dataclass(slots=True)
 class CustomerState:
     """Everything salesguard knows about one customer's credit."""
 
