@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         100, ge=0, description="Invoice outcomes learned before late-payment probabilities are reported and used.")
     model_publish_s: float = Field(
         30.0, gt=0, description="How often the trainer checkpoints a new model version to Redis (and acks what "
-        "it learned).")
+        "it learned); while it catches up on a backlog, also after every 10,000 examples.")
     model_refresh_s: float = Field(5.0, gt=0, description="How often workers look for a newer model version.")
     model_seed: int = Field(0, description="Random seed of the models (half-space trees).")
 

@@ -3,7 +3,8 @@
 Scoring workers never learn; they score with the newest checkpoint (see
 :mod:`streams.model_store`). Whichever worker owns the examples partition trains: it restores
 the newest checkpoint, learns each example once (ids remembered in the checkpoint), and every
-``model_publish_s`` saves a new version with the offset of the last example it covers.
+``model_publish_s`` (and every ``CHECKPOINT_EXAMPLES`` while catching up, see :mod:`streams.app`)
+saves a new version with the offset of the last example it covers.
 Examples are acknowledged as soon as they are learned (a rebalance never waits for a
 checkpoint); a trainer that starts after a crash first replays the examples between the
 checkpoint's offset and where its consumer resumes, so nothing learned is lost, and ids
