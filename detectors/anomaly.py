@@ -19,16 +19,14 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from numba import njit
 from river import base
 
+from detectors._kernels import strongest_rows, welford
 from detectors.hst import ScaledHalfSpaceTrees
 from detectors.rolling_rank import RollingRank
-from detectors.strongest import largest_above
 
 #: Calibrated scores needed before ``protect_above`` applies (a young ranking is no ground
 #: for refusing to learn).
@@ -103,7 +101,7 @@ class OrderAnomalyDetector(base.AnomalyDetector):
         scores: list[float] = self._ranks.ranks(self._model.score_rows(rows)).tolist()
         explained = np.array([i for i, score in enumerate(scores) if score >= explain_from], dtype=np.int64)
         positions, distances = np.empty((len(explained), top), dtype=np.int64), np.empty((len(explained), top))
-        kept = _strongest_rows(rows, explained, self._moments, positions, distances).tolist()
+        kept = strongest_rows(rows, explained, self._moments, positions, distances).tolist()
         out: list[tuple[float, list[tuple[str, float]]]] = [(score, []) for score in scores]
         names = self._model.names  # through Python lists: numpy's elements one by one are slow
         for k, (i, found, far) in enumerate(zip(explained.tolist(), positions.tolist(), distances.tolist(),
@@ -125,7 +123,7 @@ class OrderAnomalyDetector(base.AnomalyDetector):
         if not self._model.names:
             self._model.learn_one(x)
             self._moments = np.zeros((3, len(self._model.names)))
-            _welford(self._model.row(x), self._moments)
+            welford(self._model.row(x), self._moments)
             self._learned += 1
             return 0.0, self.calibrate(0.0)
         row = self._model.row(x)
@@ -135,51 +133,8 @@ class OrderAnomalyDetector(base.AnomalyDetector):
         if protecting and score >= self.protect_above:  # type: ignore[operator]
             return raw, score
         self._model.learn_row(row)
-        _welford(row, self._moments)
+        welford(row, self._moments)
         self._learned += 1
         if self._learned > self.window_size:  # the trees score 0 until their first window is full
             self._ranks.add(raw)
         return raw, score
-
-
-@njit("float64[::1](float64[::1], float64[:, ::1])", cache=True)
-def _zscores(row, moments):  # type: ignore[no-untyped-def]
-    """|z-score| of each value against the running moments; -1 where unknown."""
-    z = np.full(row.shape[0], -1.0)
-    for i in range(row.shape[0]):
-        count = moments[0, i]
-        if count >= 2 and not math.isnan(row[i]):
-            spread = math.sqrt(moments[2, i] / (count - 1))
-            z[i] = abs(row[i] - moments[1, i]) / (spread if spread > 0 else 1e-9)
-    return z
-
-
-@njit("void(float64[::1], float64[:, ::1])", cache=True)
-def _welford(row, moments):  # type: ignore[no-untyped-def]
-    for i in range(row.shape[0]):
-        value = row[i]
-        if not math.isnan(value):
-            moments[0, i] += 1.0
-            delta = value - moments[1, i]
-            moments[1, i] += delta / moments[0, i]
-            moments[2, i] += delta * (value - moments[1, i])
-
-
-@njit("int64(float64[::1], float64[:, ::1], int64[::1], float64[::1])", cache=True)
-def _strongest(row, moments, positions, distances):  # type: ignore[no-untyped-def]
-    """Fill ``positions`` with the features of the largest known |z-scores|, largest first, and
-    ``distances`` with those |z-scores| (to 2 decimals); returns how many were filled."""
-    z = _zscores(row, moments)
-    kept = largest_above(z, -1.0, positions)  # unknown ones are -1
-    for k in range(kept):
-        distances[k] = round(z[positions[k]], 2)
-    return kept
-
-
-@njit("int64[::1](float64[:, ::1], int64[::1], float64[:, ::1], int64[:, ::1], float64[:, ::1])", cache=True)
-def _strongest_rows(rows, chosen, moments, positions, distances):  # type: ignore[no-untyped-def]
-    """:func:`_strongest` of the ``chosen`` rows, into the rows of ``positions`` and ``distances``."""
-    kept = np.empty(chosen.shape[0], dtype=np.int64)
-    for k in range(chosen.shape[0]):
-        kept[k] = _strongest(rows[chosen[k]], moments, positions[k], distances[k])
-    return kept

@@ -28,81 +28,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from numba import njit
 
-# Signatures are given so the loops compile when the module is imported (or load from numba's
-# cache next to it), not on the first order a worker scores.
-_ROW, _MATRIX, _INDEX = "float64[::1]", "float64[:, ::1]", "int64[:, ::1]"
-
-
-@njit(f"{_ROW}({_ROW}, {_ROW}, {_ROW}, float64)", cache=True)
-def _scale(x, lows, highs, margin):  # type: ignore[no-untyped-def]
-    out = np.empty_like(x)
-    span = 1.0 - 2.0 * margin
-    for i in range(x.shape[0]):
-        d = highs[i] - lows[i]
-        if d != 0.0:
-            out[i] = margin + span * (x[i] - lows[i]) / d
-        elif margin == 0.0:
-            out[i] = 0.0  # river's min-max scaler
-        else:  # one value seen so far: it sits in the middle, any other value outside
-            out[i] = 0.5 if x[i] == lows[i] else (1.0 - margin / 2 if x[i] > lows[i] else margin / 2)
-    return out
-
-
-@njit(f"int64({_ROW}, int64, int64, {_INDEX}, {_MATRIX}, {_MATRIX})", cache=True)
-def _child(scaled, t, node, features, thresholds, l_mass):  # type: ignore[no-untyped-def]
-    """The child of ``node`` in tree ``t`` that ``scaled`` goes down to (heap layout: children of
-    n are 2n+1 and 2n+2); a missing value follows the branch more rows took, as in river."""
-    value = scaled[features[t, node]]
-    left = 2 * node + 1
-    if math.isnan(value):
-        return left + 1 if l_mass[t, left] < l_mass[t, left + 1] else left
-    return left if value < thresholds[t, node] else left + 1
-
-
-@njit(f"float64({_ROW}, {_ROW}, {_ROW}, float64, {_INDEX}, {_MATRIX}, {_MATRIX}, {_MATRIX}, int64, float64)",
-      cache=True)
-def _score(x, lows, highs, margin, features, thresholds, r_mass, l_mass, height, size_limit):  # type: ignore[no-untyped-def]
-    scaled = _scale(x, lows, highs, margin)
-    score = 0.0
-    for t in range(features.shape[0]):
-        node, depth_pow, stopped = 0, 1, False
-        for _ in range(height):
-            r = r_mass[t, node]
-            score += r * depth_pow
-            if r < size_limit:
-                stopped = True
-                break
-            node = _child(scaled, t, node, features, thresholds, l_mass)
-            depth_pow <<= 1
-        if not stopped:
-            score += r_mass[t, node] * depth_pow
-    return score
-
-
-@njit(f"float64[::1]({_MATRIX}, {_ROW}, {_ROW}, float64, {_INDEX}, {_MATRIX}, {_MATRIX}, {_MATRIX}, int64, float64)",
-      cache=True)
-def _score_rows(rows, lows, highs, margin, features, thresholds, r_mass, l_mass, height, size_limit):  # type: ignore[no-untyped-def]
-    out = np.empty(rows.shape[0])
-    for i in range(rows.shape[0]):
-        out[i] = _score(rows[i], lows, highs, margin, features, thresholds, r_mass, l_mass, height, size_limit)
-    return out
-
-
-@njit(f"void({_ROW}, {_ROW}, {_ROW}, float64, {_INDEX}, {_MATRIX}, {_MATRIX}, int64)", cache=True)
-def _learn(x, lows, highs, margin, features, thresholds, l_mass, height):  # type: ignore[no-untyped-def]
-    for i in range(x.shape[0]):
-        if not math.isnan(x[i]):
-            lows[i] = min(lows[i], x[i])
-            highs[i] = max(highs[i], x[i])
-    scaled = _scale(x, lows, highs, margin)
-    for t in range(features.shape[0]):
-        node = 0
-        for _ in range(height):
-            l_mass[t, node] += 1.0
-            node = _child(scaled, t, node, features, thresholds, l_mass)
-        l_mass[t, node] += 1.0
+from detectors._kernels import hst_learn, hst_score, hst_score_rows
 
 
 def draw_tree(limits: dict[str, tuple[float, float]], height: int, padding: float, rng: random.Random,
@@ -189,7 +116,8 @@ class ScaledHalfSpaceTrees:
 
     def learn_row(self, row: np.ndarray) -> None:
         """:meth:`learn_one` for a row made by :meth:`row` (after the first row is learned)."""
-        _learn(row, self._lows, self._highs, self.margin, self._features, self._thresholds, self._l_mass, self.height)
+        hst_learn(row, self._lows, self._highs, self.margin, self._features, self._thresholds, self._l_mass,
+                  self.height)
         self.counter += 1
         if self.counter == self.window_size:
             self._r_mass[:] = self._l_mass
@@ -208,7 +136,7 @@ class ScaledHalfSpaceTrees:
         """:meth:`score_one` for a row made by :meth:`row`."""
         if self.first_window:
             return 0.0
-        score = _score(row, self._lows, self._highs, self.margin, self._features, self._thresholds, self._r_mass,
+        score = hst_score(row, self._lows, self._highs, self.margin, self._features, self._thresholds, self._r_mass,
                        self._l_mass, self.height, 0.1 * self.window_size)
         return 1.0 - score / self._largest_score()
 
@@ -216,7 +144,7 @@ class ScaledHalfSpaceTrees:
         """:meth:`score_row` of every row of ``rows`` (made by :meth:`rows`), in one call."""
         if self.first_window:
             return np.zeros(rows.shape[0])
-        scores = _score_rows(rows, self._lows, self._highs, self.margin, self._features, self._thresholds,
+        scores = hst_score_rows(rows, self._lows, self._highs, self.margin, self._features, self._thresholds,
                              self._r_mass, self._l_mass, self.height, 0.1 * self.window_size)
         return 1.0 - scores / self._largest_score()
 

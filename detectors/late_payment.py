@@ -31,165 +31,16 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from numba import njit
 from river import base
 
-from detectors.strongest import largest_above
+from detectors._kernels import late_payment_explain_rows, late_payment_learn
 
 #: Plain-dict features: numbers, strings for categories, ``None`` for missing.
 Features = Mapping[str, Any]
-
-#: river's LogisticRegression defaults that this model keeps: the intercept's learning rate.
-_INTERCEPT_LR = 0.01
-
-# Arrays of the model's state (see LatePaymentModel._state) and of one encoded row:
-# regression: weights[t] and scaler moments[count|mean|var, t] per term t (number or one-hot);
-# bands of a numeric term: edges[t, :n] and banding[first cell|n, t] (first cell -1: no bins);
-# scorecard: cells[bad|good|woe, c] per cell c (a feature's band, category or "missing"),
-# cell_feature[c], iv_weight[f] per scorecard feature f; totals = [intercept, bad, good].
-# A row is idx = its numbers' terms, then its one-hot terms, then the cells of its categories and
-# missing values; values = its numbers. A row's scorecard terms are one per number (0 without
-# bins), then one per cell of idx.
-_STATE_ARGS = ("float64[::1], float64[:, ::1], float64[:, ::1], int64[:, ::1], float64[::1], float64[:, ::1], "
-               "int64[::1], float64[::1]")
-_SIGNATURE_ARGS = f"int64[::1], float64[::1], int64, int64, {_STATE_ARGS}"
-
-
-@njit(cache=True)
-def _regression_raw(idx, values, n_numbers, n_onehot, weights, moments, intercept):  # type: ignore[no-untyped-def]
-    raw = intercept
-    for j in range(n_numbers):
-        variance = moments[2, idx[j]]
-        if variance > 0.0:
-            raw += weights[idx[j]] * (values[j] - moments[1, idx[j]]) / math.sqrt(variance)
-    for j in range(n_numbers, n_numbers + n_onehot):
-        raw += weights[idx[j]]
-    return raw
-
-
-@njit(cache=True)
-def _band_cell(term, value, edges, banding):  # type: ignore[no-untyped-def]
-    """The cell of ``value``'s band for a numeric term (bisect right: a value on an edge is in
-    the band above), -1 when the term has no bins."""
-    first = banding[0, term]
-    if first < 0:
-        return -1
-    band = 0
-    while band < banding[1, term] and edges[term, band] <= value:
-        band += 1
-    return first + band
-
-
-@njit(f"Tuple((float64, int64))({_SIGNATURE_ARGS}, int64[::1], float64[::1])", cache=True)
-def _explain(idx, values, n_numbers, n_onehot, weights, moments, edges, banding, totals, cells, cell_feature,  # type: ignore[no-untyped-def]
-             iv_weight, reason_features, reason_terms):
-    """The late-payment probability of one encoded row, and how many reasons it has: the
-    scorecard features of its largest positive terms, largest first, written to
-    ``reason_features`` with their terms (to 4 decimals) in ``reason_terms``."""
-    terms = np.empty(idx.shape[0] - n_onehot)
-    features = np.empty(idx.shape[0] - n_onehot, dtype=np.int64)
-    raw = _regression_raw(idx, values, n_numbers, n_onehot, weights, moments, totals[0])
-    if raw < -30.0:  # river's sigmoid
-        regression = 0.0
-    elif raw > 30.0:
-        regression = 1.0
-    else:
-        regression = 1.0 / (1.0 + math.exp(-raw))
-    evidence = 0.0
-    for j in range(terms.shape[0]):
-        cell = _band_cell(idx[j], values[j], edges, banding) if j < n_numbers else idx[j + n_onehot]
-        features[j] = cell_feature[cell] if cell >= 0 else -1
-        terms[j] = iv_weight[features[j]] * cells[2, cell] if cell >= 0 else 0.0
-        evidence += terms[j]
-    scorecard = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, evidence))))
-    kept = largest_above(terms, 0.0, reason_features)
-    for k in range(kept):
-        reason_terms[k] = round(terms[reason_features[k]], 4)
-        reason_features[k] = features[reason_features[k]]
-    return 0.5 * (scorecard + regression), kept
-
-
-@njit(f"Tuple((float64[::1], int64[::1]))(int64[::1], float64[::1], int64[:, ::1], {_STATE_ARGS}, int64[:, ::1], "
-      "float64[:, ::1])", cache=True)
-def _explain_rows(idx, values, shape, weights, moments, edges, banding, totals, cells, cell_feature,  # type: ignore[no-untyped-def]
-                  iv_weight, reason_features, reason_terms):
-    """:func:`_explain` of several rows stored one after the other: row i is
-    ``idx[shape[i, 0]:shape[i + 1, 0]]``, ``values[shape[i, 1]:shape[i + 1, 1]]`` with
-    ``shape[i + 1, 2]`` numbers and ``shape[i + 1, 3]`` one-hots; its reasons go to row i of
-    ``reason_features`` / ``reason_terms``."""
-    n = shape.shape[0] - 1
-    p_late, kept = np.empty(n), np.empty(n, dtype=np.int64)
-    for i in range(n):
-        p_late[i], kept[i] = _explain(idx[shape[i, 0]:shape[i + 1, 0]], values[shape[i, 1]:shape[i + 1, 1]],
-                                      shape[i + 1, 2], shape[i + 1, 3], weights, moments, edges, banding, totals,
-                                      cells, cell_feature, iv_weight, reason_features[i], reason_terms[i])
-    return p_late, kept
-
-
-@njit(cache=True)
-def _derive_scorecard(cells, cell_feature, iv_weight, totals, n_features, prior):  # type: ignore[no-untyped-def]
-    """WoE of every cell: log-odds of "late" among rows in it, minus the overall log-odds, pulled
-    towards 0 by ``prior`` rows' worth of the overall rate. Weight of every feature:
-    sqrt(IV / mean IV), so features that separate late from prompt payers weigh more."""
-    bad, good = totals[1], totals[2]
-    rate = (bad + 1.0) / (bad + good + 2.0)
-    base_log_odds = math.log(rate / (1.0 - rate))
-    iv = np.zeros(n_features)
-    for c in range(cell_feature.shape[0]):
-        if cells[0, c] + cells[1, c] == 0.0:
-            continue  # a free slot (or a cell never learned)
-        cells[2, c] = math.log((cells[0, c] + prior * rate) / (cells[1, c] + prior * (1.0 - rate))) - base_log_odds
-        p_bad, p_good = (cells[0, c] + 0.5) / (bad + 1.0), (cells[1, c] + 0.5) / (good + 1.0)
-        iv[cell_feature[c]] += (p_bad - p_good) * math.log(p_bad / p_good)
-    mean = iv.sum() / n_features if n_features else 0.0
-    for f in range(n_features):
-        iv_weight[f] = math.sqrt(iv[f] / mean) if mean > 0.0 else 1.0
-
-
-@njit(f"float64({_SIGNATURE_ARGS}, int64, float64, float64, float64, float64)", cache=True)
-def _learn(idx, values, n_numbers, n_onehot, weights, moments, edges, banding, totals, cells, cell_feature,  # type: ignore[no-untyped-def]
-           iv_weight, n_features, late, prior, learning_rate, l2):
-    """Learn one encoded row with outcome ``late`` (1.0 or 0.0); returns the probability the
-    model gave it before learning."""
-    before, _ = _explain(idx, values, n_numbers, n_onehot, weights, moments, edges, banding, totals, cells,
-                         cell_feature, iv_weight, np.empty(0, dtype=np.int64), np.empty(0))
-    # the scaler learns the numbers first (river's StandardScaler)
-    for j in range(n_numbers):
-        t = idx[j]
-        moments[0, t] += 1.0
-        old_mean = moments[1, t]
-        moments[1, t] += (values[j] - old_mean) / moments[0, t]
-        moments[2, t] += ((values[j] - old_mean) * (values[j] - moments[1, t]) - moments[2, t]) / moments[0, t]
-    # one SGD step of the regression on log loss (river's Log.gradient, labels in {-1, 1})
-    raw = _regression_raw(idx, values, n_numbers, n_onehot, weights, moments, totals[0])
-    sign = 1.0 if late > 0.0 else -1.0
-    z = raw * sign
-    gradient = math.exp(-z) * -sign if z > 18.0 else (-sign if z < -18.0 else -sign / (math.exp(z) + 1.0))
-    totals[0] -= _INTERCEPT_LR * gradient
-    for j in range(n_numbers + n_onehot):
-        t = idx[j]
-        x = 1.0
-        if j < n_numbers:
-            variance = moments[2, t]
-            x = (values[j] - moments[1, t]) / math.sqrt(variance) if variance > 0.0 else 0.0
-        weights[t] -= learning_rate * (gradient * x + l2 * weights[t])
-    # the scorecard counts the row's cells, then re-derives every cell's WoE and each feature's IV
-    outcome = 0 if late > 0.0 else 1
-    for j in range(n_numbers):
-        cell = _band_cell(idx[j], values[j], edges, banding)
-        if cell >= 0:
-            cells[outcome, cell] += 1.0
-    for j in range(n_numbers + n_onehot, idx.shape[0]):
-        cells[outcome, idx[j]] += 1.0
-    totals[1 + outcome] += 1.0
-    _derive_scorecard(cells, cell_feature, iv_weight, totals, n_features, prior)
-    return before
-
 
 def _grown(array: np.ndarray, size: int, axis: int = -1, fill: float = 0) -> np.ndarray:
     """``array`` extended along ``axis`` to ``size`` slots holding ``fill`` (C-contiguous, as the
@@ -343,7 +194,7 @@ class LatePaymentModel(base.Classifier):
         """The late-payment probability of ``x`` before learning its outcome ``y``, then learn it
         (one step of progressive validation, at the cost of one)."""
         idx, values, n_numbers, n_onehot = self._encode(x, learn=True)
-        return _learn(idx, values, n_numbers, n_onehot, *self._state(), len(self._features), float(bool(y)),
+        return late_payment_learn(idx, values, n_numbers, n_onehot, *self._state(), len(self._features), float(bool(y)),
                       float(self.woe_prior), float(self.learning_rate), float(self.l2))
 
     def predict_proba_one(self, x: Features) -> dict[bool, float]:  # type: ignore[override]
@@ -373,8 +224,8 @@ class LatePaymentModel(base.Classifier):
             values += row_values
             shape[i + 1] = len(idx), len(values), n_numbers, n_onehot
         features, terms = np.empty((len(xs), top), dtype=np.int64), np.empty((len(xs), top))
-        p_late, kept = _explain_rows(np.array(idx, dtype=np.int64), np.array(values, dtype=np.float64), shape,
-                                     *self._state(), features, terms)
+        p_late, kept = late_payment_explain_rows(np.array(idx, dtype=np.int64), np.array(values, dtype=np.float64),
+                                                 shape, *self._state(), features, terms)
         names = self._feature_names  # through Python lists: numpy's elements one by one are slow
         return [(p, list(zip([names[f] for f in found[:n]], weights[:n], strict=True)) if n else [])
                 for p, n, found, weights in zip(p_late.tolist(), kept.tolist(), features.tolist(), terms.tolist(),
