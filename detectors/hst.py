@@ -1,8 +1,9 @@
 """Half-space trees on min-max scaled features, compiled: the same model as river's
 ``preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(...)`` — the trees are drawn as river's
 ``make_padded_tree`` draws them, from the same random generator, so the scores are equal —
-stored as flat arrays and walked by numba-compiled loops (about 30x faster than walking river's
-node objects). River's tree package is not imported: it loads SciPy (~70 MB per worker).
+stored as flat arrays and walked by compiled loops (:mod:`detectors.kernels`; about 30x faster
+than walking river's node objects). River's tree package is not imported: it loads SciPy (~70 MB
+per worker).
 
 >>> import random
 >>> from river import anomaly, preprocessing
