@@ -138,7 +138,7 @@ class ScaledHalfSpaceTrees:
         if self.first_window:
             return 0.0
         score = hst_score(row, self._lows, self._highs, self.margin, self._features, self._thresholds, self._r_mass,
-                       self._l_mass, self.height, 0.1 * self.window_size)
+                          self._l_mass, self.height, 0.1 * self.window_size)
         return 1.0 - score / self._largest_score()
 
     def score_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -146,7 +146,7 @@ class ScaledHalfSpaceTrees:
         if self.first_window:
             return np.zeros(rows.shape[0])
         scores = hst_score_rows(rows, self._lows, self._highs, self.margin, self._features, self._thresholds,
-                             self._r_mass, self._l_mass, self.height, 0.1 * self.window_size)
+                                self._r_mass, self._l_mass, self.height, 0.1 * self.window_size)
         return 1.0 - scores / self._largest_score()
 
     def _largest_score(self) -> int:

@@ -3,9 +3,10 @@
 worker runs them without importing numba — numba, llvmlite and numba's compiler cost a worker
 ~145 MB of memory and ~1 s of start-up, when only these loops need it.
 
-This module is the source: it needs numba (a build dependency), and the functions it exports are
-those the models call (the signatures fix their argument types). Here they also run as numba
-JIT functions, which is how the tests check that the built module is the same code.
+This module is the source: it needs numba (a build dependency). The functions it exports are
+those the models call, with the signatures that fix their argument types; the helpers they call
+take their types from them. Imported, every function is a numba JIT function compiled on first
+call, which is how the tests check that the built module is the same code.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from numba import njit
 from numba.pycc import CC
 
 cc = CC("_kernels")
-cc.verbose = False
 
 
 # --- reason codes: the positions of the largest values ---------------------------------------
 
-@njit("int64(float64[::1], float64, int64[::1])")
+@njit
 def largest_above(values, floor, positions):  # type: ignore[no-untyped-def]
     """Fill ``positions`` with the indices of the largest ``values`` above ``floor``, largest
     first (the earlier of equal values first); returns how many were filled. Explaining a score
@@ -57,12 +57,12 @@ def largest_above(values, floor, positions):  # type: ignore[no-untyped-def]
 
 # ``tree`` has one slot per bin of [0, 1] (a power of two; the Fenwick tree of the bin counts).
 
-@njit("int64(float64, int64)")
+@njit
 def _bin(value, bins):  # type: ignore[no-untyped-def]
     return min(max(int(value * bins), 0), bins - 1)
 
 
-@njit("int64(int32[::1], int64)")
+@njit
 def _below(tree, bin_):  # type: ignore[no-untyped-def]
     """How many counted values are in bins below ``bin_``."""
     total, i = 0, bin_
@@ -72,7 +72,7 @@ def _below(tree, bin_):  # type: ignore[no-untyped-def]
     return total
 
 
-@njit("void(int32[::1], int64, int64)")
+@njit
 def _count(tree, bin_, delta):  # type: ignore[no-untyped-def]
     i = bin_ + 1
     while i <= tree.shape[0]:
@@ -113,7 +113,7 @@ def rank_add(tree, ring, position, value):  # type: ignore[no-untyped-def]
 _ROW, _MATRIX, _INDEX = "float64[::1]", "float64[:, ::1]", "int64[:, ::1]"
 
 
-@njit(f"{_ROW}({_ROW}, {_ROW}, {_ROW}, float64)")
+@njit
 def _hst_scale(x, lows, highs, margin):  # type: ignore[no-untyped-def]
     out = np.empty_like(x)
     span = 1.0 - 2.0 * margin
@@ -128,7 +128,7 @@ def _hst_scale(x, lows, highs, margin):  # type: ignore[no-untyped-def]
     return out
 
 
-@njit(f"int64({_ROW}, int64, int64, {_INDEX}, {_MATRIX}, {_MATRIX})")
+@njit
 def _hst_child(scaled, t, node, features, thresholds, l_mass):  # type: ignore[no-untyped-def]
     """The child of ``node`` in tree ``t`` that ``scaled`` goes down to (heap layout: children of
     n are 2n+1 and 2n+2); a missing value follows the branch more rows took, as in river."""
@@ -188,7 +188,7 @@ def hst_learn(x, lows, highs, margin, features, thresholds, l_mass, height):  # 
 
 # --- anomaly explanations (detectors.anomaly) ------------------------------------------------
 
-@njit("float64[::1](float64[::1], float64[:, ::1])")
+@njit
 def _zscores(row, moments):  # type: ignore[no-untyped-def]
     """|z-score| of each value against the running moments; -1 where unknown."""
     z = np.full(row.shape[0], -1.0)
@@ -212,7 +212,7 @@ def welford(row, moments):  # type: ignore[no-untyped-def]
             moments[2, i] += delta * (value - moments[1, i])
 
 
-@njit("int64(float64[::1], float64[:, ::1], int64[::1], float64[::1])")
+@njit
 def _strongest(row, moments, positions, distances):  # type: ignore[no-untyped-def]
     """Fill ``positions`` with the features of the largest known |z-scores|, largest first, and
     ``distances`` with those |z-scores| (to 2 decimals); returns how many were filled."""
@@ -276,7 +276,7 @@ def _band_cell(term, value, edges, banding):  # type: ignore[no-untyped-def]
     return first + band
 
 
-@njit(f"Tuple((float64, int64))({_SIGNATURE_ARGS}, int64[::1], float64[::1])")
+@njit
 def _late_payment_explain(idx, values, n_numbers, n_onehot, weights, moments, edges, banding, totals, cells,  # type: ignore[no-untyped-def]
                           cell_feature, iv_weight, reason_features, reason_terms):
     """The late-payment probability of one encoded row, and how many reasons it has: the

@@ -14,8 +14,8 @@ AUC 0.761 over seeds 0–4 (``salesguard evaluate --dataset german-credit --seed
 where plain one-hot logistic regression gets 0.726 and the scorecard alone 0.755.
 
 The model's state lives in arrays (one slot per number, one-hot category and scorecard band),
-updated and read by compiled loops (:mod:`detectors.kernels`), so that learning an outcome and scoring an order cost
-a few microseconds each.
+updated and read by compiled loops (:mod:`detectors.kernels`), so that learning an outcome and
+scoring an order cost a few microseconds each.
 
 >>> model = LatePaymentModel(bins={"days_late_avg": [1, 10, 30]})
 >>> for _ in range(30):
