@@ -74,7 +74,10 @@ def run_faust_worker(build: Callable[[Settings], Any], settings: Settings, who: 
     require_broker(settings, who)
     import faust
 
+    from streams.allocator import tune_malloc
     from streams.topics import ensure_topics
+
+    tune_malloc()  # before the worker's threads start
 
     asyncio.run(ensure_topics(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
