@@ -60,8 +60,8 @@ from streams.pipeline import BatchResult, Pipeline, PipelineConfig, RawMessage
 from streams.redis_commands import connect
 from streams.settings import Settings
 from streams.snapshot import risk_snapshot
-from streams.state_table import CODEC_NAME, CustomerStates
 from streams.state_table import STORE_URL as STATE_STORE_URL
+from streams.state_table import CustomerStates
 from streams.task_dump import describe_tasks
 from streams.topics import INPUT_TOPICS
 from streams.trainer import Trainer
@@ -201,29 +201,33 @@ class SalesguardApp:
         try:
             async with self.batch_lock:
                 result = self.pipeline.process(messages, self.states.get)
-                outputs = await self.submit(self._output_records(result))
-                requests = self.states.stage(result.changed, self.settings.changelog_end_markers)
-                self.last_write = write = asyncio.ensure_future(
-                    self._write(result, outputs, requests, self.last_write, started))
+                write = await self._hand_over(result, started)
         except BaseException:
             self.in_flight.release()
             raise
+        write.add_done_callback(lambda _: self.in_flight.release())
         for _, state in result.changed.values():
             self.watermark = max(self.watermark, state.last_event_time)
+        return write
+
+    async def _hand_over(self, result: BatchResult, started: float) -> asyncio.Future[BatchResult]:
+        """Hand a batch's outputs to the producer, store its changed states and begin writing
+        them (see :meth:`_write`); under the batch lock."""
+        outputs = await self.submit(self._output_records(result))
+        requests = self.states.stage(result.changed, self.settings.changelog_end_markers)
+        self.last_write = write = asyncio.ensure_future(
+            self._write(result, outputs, requests, self.last_write, started))
         return write
 
     async def _write(self, result: BatchResult, outputs: Awaitable[object], requests: list[list[Record]],
                      previous: asyncio.Future[BatchResult] | None, started: float) -> BatchResult:
         """Wait for a batch's outputs, then for the previous batch's write (a failed one fails
         this one too), then write the batch's state changes; then stage Redis and count it."""
-        try:
-            await outputs
-            if previous is not None:
-                await previous
-            for request in requests:
-                await self.send(request)
-        finally:
-            self.in_flight.release()
+        await outputs
+        if previous is not None:
+            await previous
+        for request in requests:
+            await self.send(request)
         self.liveness.progressed()
         if self.mirror is not None:
             self.mirror.stage(self._mirror_update(result))
@@ -417,14 +421,19 @@ class SalesguardApp:
         if not self.watermark:
             return 0, 0
         labels, owing = 0, set[str]()
-        topic = self.settings.topic("model-examples")
-        async for customers in in_slices([customer_id for customer_id, _ in self.states.items()], STATES_PER_SLICE):
+        async for customers in in_slices(self.states.customer_ids(), STATES_PER_SLICE):
+            write = None
             async with self.batch_lock:
                 states = [state for customer_id in customers
                           if (state := self.states.get(customer_id)) is not None and state.receivables() > 0]
                 examples = self.pipeline.label_overdue(states, self.watermark)
-            if examples:
-                await self.send([Record(topic, x.customer_id.encode(), dumps(x)) for x in examples])
+                if examples:  # their states now know the labels were taken: written like a batch's
+                    by_id = {state.customer_id: state for state in states}
+                    changed = {x.customer_id: (self.states.partition(x.customer_id), by_id[x.customer_id])
+                               for x in examples}
+                    write = await self._hand_over(BatchResult(examples=examples, changed=changed), time.perf_counter())
+            if write is not None:
+                await write
             labels += len(examples)
             owing.update(state.customer_id for state in states)
         if self.mirror is not None:
@@ -435,9 +444,10 @@ class SalesguardApp:
     async def measure_portfolio(self) -> None:
         """Set the portfolio gauges (timer), :data:`STATES_PER_SLICE` customers at a time."""
         tally = PortfolioTally(self.watermark)
-        async for states in in_slices([state for _, state in self.states.items()], STATES_PER_SLICE):
-            for state in states:
-                tally.add(state)
+        async for customers in in_slices(self.states.customer_ids(), STATES_PER_SLICE):
+            for customer_id in customers:
+                if (state := self.states.get(customer_id)) is not None:
+                    tally.add(state)
         publish_portfolio(tally.portfolio())
 
 
@@ -511,9 +521,9 @@ def build_app(settings: Settings) -> SalesguardApp:
     app = faust_app(settings)
     app.monitor = PrometheusMonitor(metrics=metrics.faust_metrics())  # Faust's internals on our /metrics
     # The changelog topic is declared here so that recovery decodes states with our codec
-    # (Faust derives a table's serializers from value_type, which would give plain dicts).
+    # (the states' JSON as the store holds it: see streams.state_table).
     changelog = app.topic(f"{settings.app_id}-customer-state-changelog", key_serializer="json",
-                          value_serializer=CODEC_NAME, partitions=settings.partitions, compacting=True,
+                          value_serializer="raw", partitions=settings.partitions, compacting=True,
                           deleting=False, acks=False, internal=True, maxsize=131_072, allow_empty=True)
     table: Any = app.Table("customer-state", partitions=settings.partitions, changelog_topic=changelog,
                            store=STATE_STORE_URL)

@@ -23,7 +23,8 @@ overdue status follows the business clock of the events, not the worker's wall c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any, Literal
 
 import orjson
@@ -412,12 +413,40 @@ class CustomerState:
     # --- serialization (Faust changelog) ---------------------------------------------------
 
     def to_json(self) -> bytes:
-        """Compact JSON (orjson serializes dataclasses natively, much faster than ``asdict``)."""
-        return orjson.dumps(self)
+        """The state as stored and changelogged: a JSON array of :data:`STATE_FORMAT` and the
+        state's fields in declaration order, the profile and the records likewise as arrays of
+        their fields (a third of the JSON object's size, which repeats every field's name).
+
+        >>> CustomerState("C1", events_applied=1).to_json()
+        b'[1,"C1",null,{},{},{},[],0,0,0.0,0,0,0,0,null,null,0.0,0.0,0.0,0.0,1]'
+        """
+        return orjson.dumps((STATE_FORMAT, *_fields_of(self)), default=_fields_of,
+                            option=orjson.OPT_PASSTHROUGH_DATACLASS)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> CustomerState:
+        """Inverse of :meth:`to_json` (also reads the JSON object of :meth:`to_dict`, as states
+        were stored before).
+
+        >>> state = CustomerState("C1")
+        >>> _ = state.place_order("SO-1", "e1", amount=1000, at=0.0)
+        >>> CustomerState.from_json(state.to_json()) == state == CustomerState.from_json(orjson.dumps(state))
+        True
+        """
+        values = orjson.loads(data)
+        if isinstance(values, dict):
+            return cls.from_dict(values)
+        version, customer_id, profile, orders, invoices, pending_credits, *rest = values
+        if version != STATE_FORMAT:
+            raise ValueError(f"customer state stored in format {version!r}; this version reads {STATE_FORMAT}")
+        return cls(customer_id, None if profile is None else Profile(*profile),
+                   {k: OrderRecord(*v) for k, v in orders.items()},
+                   {k: InvoiceRecord(*v) for k, v in invoices.items()},
+                   {k: PendingCredit(*v) for k, v in pending_credits.items()}, *rest)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
-        return orjson.loads(self.to_json())
+        return orjson.loads(orjson.dumps(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CustomerState:
@@ -430,3 +459,16 @@ class CustomerState:
         state.invoices = {k: InvoiceRecord(**v) for k, v in data["invoices"].items()}
         state.pending_credits = {k: PendingCredit(**v) for k, v in data["pending_credits"].items()}
         return state
+
+
+#: Version of the stored form of a state (:meth:`CustomerState.to_json`); changing a stored
+#: dataclass's fields changes it.
+STATE_FORMAT = 1
+
+_FIELD_GETTERS = {cls: attrgetter(*(f.name for f in fields(cls)))
+                  for cls in (CustomerState, Profile, OrderRecord, InvoiceRecord, PendingCredit)}
+
+
+def _fields_of(record: Any) -> tuple[Any, ...]:
+    """A stored dataclass's field values in declaration order."""
+    return _FIELD_GETTERS[type(record)](record)

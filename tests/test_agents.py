@@ -41,7 +41,7 @@ class CapturedOutbox:
 
     def changelog(self) -> list[tuple[int, str, CustomerState]]:
         """(partition, customer id, state) of every state write."""
-        return [(r.partition, orjson.loads(r.key), CustomerState.from_dict(orjson.loads(r.value)))
+        return [(r.partition, orjson.loads(r.key), CustomerState.from_json(r.value))
                 for r in self.records if r.topic.endswith("-changelog")]
 
 
@@ -252,23 +252,44 @@ async def test_the_overdue_refresh_labels_every_owing_customer_a_slice_at_a_time
     assert sorted(label["example_id"] for label in labels) == [f"credit:C{i}:I-{i}" for i in range(5)]
     assert all(label["late"] for label in labels)
     assert [value["order_id"] for _, value in outbox.sent("decisions")] == ["SO-9"]
+    # the labels' states were written (a label is taken once, also after a restart) ...
+    last_written = {customer: state for _, customer, state in outbox.changelog()}
+    assert all(last_written[f"C{i}"].invoices[f"I-{i}"].features is None for i in range(5))
+    # ... so the next pass labels nothing again
+    assert await sg.refresh_overdue() == (0, 5)
 
 
 class ChangelogEvent:
     """What Faust's recovery hands the store: a record's key and value, and its message."""
 
     def __init__(self, key: str, state: CustomerState | None, partition: int = 0) -> None:
-        self.key, self.value = key, state
-        self.message = types.SimpleNamespace(value=None if state is None else b"state", partition=partition)
+        self.key = key
+        self.message = types.SimpleNamespace(value=None if state is None else state.to_json(), partition=partition)
+        self.value = self.message.value  # the table's values are raw (the store holds the JSON)
 
 
 def test_changelog_records_never_replace_a_state_by_one_that_applied_fewer_events(sg):
     newer, older, other = CustomerState("C-1"), CustomerState("C-1"), CustomerState("C-2")
     newer.events_applied, older.events_applied, other.events_applied = 23, 8, 1
     store = sg.states.table.data
-    keep = lambda value: value  # noqa: E731 - the records hold states already
+    keep = lambda value: value  # noqa: E731 - raw keys and values
     store.apply_changelog_batch([ChangelogEvent("C-1", newer), ChangelogEvent("C-2", other, partition=3)], keep, keep)
     # a recovery cut short left an old record of C-1 in Faust's buffer, applied at the next rebalance
     store.apply_changelog_batch([ChangelogEvent("C-1", older), ChangelogEvent("__end-of-batch__", None)], keep, keep)
-    assert sg.states.get("C-1") is newer and sg.states.get("C-2") is other
+    assert sg.states.get("C-1") == newer and sg.states.get("C-2") == other
     assert sg.states.keep_only({3}) == {"C-2"}  # partitions recorded as recovery records them
+
+
+def test_states_are_held_as_their_json_and_the_last_written_also_decoded(sg, monkeypatch):
+    monkeypatch.setattr("streams.state_table.HOT_STATES", 2)
+    states = [CustomerState(f"C-{i}", events_applied=i + 1) for i in range(3)]
+    for i, state in enumerate(states):
+        sg.states.stage({state.customer_id: (i, state)}, end_markers=False)
+    assert sg.states.table.data.data["C-0"] == states[0].to_json()
+    assert sg.states.get("C-0") == states[0] and sg.states.get("C-0") is not states[0]  # decoded anew
+    assert sg.states.get("C-2") is states[2]  # among the last two written: kept decoded
+    recovered = CustomerState("C-2", events_applied=9)
+    keep = lambda value: value  # noqa: E731 - raw keys and values
+    sg.states.table.data.apply_changelog_batch([ChangelogEvent("C-2", recovered, partition=2)], keep, keep)
+    assert sg.states.get("C-2") == recovered  # the decoded copy of the older state is gone
+    assert sg.states.keep_only({0, 1}) == {"C-0", "C-1"} and sg.states.get("C-2") is None

@@ -140,7 +140,7 @@ async def changelog_versions(settings: Settings, customers: set[str]) -> dict[st
                     if record.key and record.value and (customer := orjson.loads(record.key)) in customers:
                         produced = datetime.fromtimestamp(record.timestamp / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
                         versions.setdefault(customer, []).append(
-                            f"{orjson.loads(record.value)['events_applied']}@{record.offset} {produced}")
+                            f"{CustomerState.from_json(record.value).events_applied}@{record.offset} {produced}")
     finally:
         await consumer.stop()
     return versions
