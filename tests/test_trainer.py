@@ -13,7 +13,7 @@ from streams.contracts import TrainingExample
 from streams.exposure import DAY
 from streams.features import credit_features
 from streams.model_store import Checkpoint, MemoryModelStore, ModelStoreError
-from streams.trainer import CreditQuality, Trainer
+from streams.trainer import CreditQuality, RecentIds, Trainer
 from tests import events as ev
 from tests.test_pipeline import Harness
 
@@ -230,3 +230,13 @@ def test_credit_quality_is_the_exact_auc_and_log_loss_of_the_last_window():
     loss = sum(-math.log(p if is_late else 1 - p) for is_late, p in window) / len(window)
     assert quality.outcomes == 1500
     assert quality.roc_auc == pytest.approx(pairs) and quality.log_loss == pytest.approx(loss)
+
+
+def test_recent_ids_remember_at_least_the_last_capacity_ids_also_after_a_checkpoint():
+    ids = RecentIds(capacity=1_000, chunk=100)
+    assert all(ids.add(f"credit:C-{i}:I-{i}") for i in range(2_550))
+    restored = RecentIds.from_bytes(ids.to_bytes(), capacity=1_000, chunk=100)
+    for remembered in (ids, restored):
+        assert not any(remembered.add(f"credit:C-{i}:I-{i}") for i in range(1_550, 2_550))  # the last 1,000
+    assert ids.add("credit:C-0:I-0") and restored.add("credit:C-0:I-0")  # long forgotten
+    assert len(ids.to_bytes()) <= 8 * (1_000 + 2 * 100)
