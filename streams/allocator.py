@@ -5,7 +5,8 @@ and drops batches; with glibc's defaults each thread gets its own malloc arena (
 core), and the threshold above which a block is mapped on its own (and unmapped when freed)
 grows to the largest block freed so far, so later large buffers come from the arenas' heaps,
 where a few live blocks keep the freed ones around. Measured on ``salesguard bench --events
-300000 --customers 100000``: peak RSS 367 MB with the settings below against 400-416 MB without.
+300000 --customers 100000`` (states held as objects then): peak RSS 387 MB with
+:func:`tune_malloc`, 367 MB with the same settings from the environment, 399-416 MB without.
 
 :func:`tune_malloc` sets, before the worker starts its threads: at most
 :data:`MAX_ARENAS` arenas, a fixed mapping threshold (:data:`MMAP_THRESHOLD`) and the same trim

@@ -520,8 +520,8 @@ def build_app(settings: Settings) -> SalesguardApp:
     """Declare the Faust app, its table, batch consumer, tasks, timers and pages from ``settings``."""
     app = faust_app(settings)
     app.monitor = PrometheusMonitor(metrics=metrics.faust_metrics())  # Faust's internals on our /metrics
-    # The changelog topic is declared here so that recovery decodes states with our codec
-    # (the states' JSON as the store holds it: see streams.state_table).
+    # The changelog topic is declared here so that its values stay raw: the table's store holds
+    # each state as its changelog record (see streams.state_table).
     changelog = app.topic(f"{settings.app_id}-customer-state-changelog", key_serializer="json",
                           value_serializer="raw", partitions=settings.partitions, compacting=True,
                           deleting=False, acks=False, internal=True, maxsize=131_072, allow_empty=True)
