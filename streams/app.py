@@ -55,7 +55,7 @@ from streams.liveness import Health, Liveness
 from streams.mirror import MirrorUpdate, RedisMirror
 from streams.model_store import MemoryModelStore, ModelStore, ModelStoreError, RedisModelStore
 from streams.money import Converter
-from streams.outbox import Record, submit
+from streams.outbox import Outbox, Record
 from streams.pipeline import BatchResult, Pipeline, PipelineConfig, RawMessage
 from streams.redis_commands import connect
 from streams.settings import Settings
@@ -143,6 +143,8 @@ class SalesguardApp:
     liveness: Liveness = field(init=False)
     #: Training examples waiting for the trainer task, a fetched batch at a time.
     training: asyncio.Queue[Sequence[Message]] = field(default_factory=lambda: asyncio.Queue(TRAINING_QUEUE))
+    #: Hands output records to the producer (see :meth:`submit`).
+    outbox: Outbox = field(default_factory=Outbox)
 
     def __post_init__(self) -> None:
         self.redis_writes = WriteBehind(self.flush_redis)
@@ -269,7 +271,8 @@ class SalesguardApp:
     async def submit(self, records: Sequence[Record]) -> Awaitable[object]:
         """Hand ``records`` to the producer (see :mod:`streams.outbox`); what it returns completes
         once the broker has them all."""
-        return await submit(self.app.producer, records)
+        # Faust's producer wraps aiokafka's; records already serialized go to aiokafka's directly
+        return await self.outbox.submit(self.app.producer._ensure_producer(), records)
 
     async def send(self, records: Sequence[Record]) -> None:
         """Produce ``records`` and wait until the broker has them all."""

@@ -1,9 +1,20 @@
-"""Delivery of a batch's output records through the worker's Kafka producer.
+"""Delivery of a batch's output records through the worker's Kafka producer, a record batch per
+topic-partition.
 
-A batch yields hundreds of records (decisions, holds, state changelog entries…). Faust's
-``Topic.send`` wraps every one of them in futures, callbacks and sensor calls; the records here
-are already serialized, so they go straight to the app's producer; :func:`submit` hands them
-over and returns one future for the broker's acknowledgement of all of them.
+A batch yields hundreds of records (decisions, holds, state changelog entries…), already
+serialized. Through ``AIOKafkaProducer.send`` each record costs a coroutine, a future and its
+metadata: measured against the embedded broker, 15-20 µs of CPU per record with its
+acknowledgement, against 4-5 µs when the same records fill record batches (``create_batch``) that
+are queued whole (``send_batch``, one future per batch). :class:`Outbox` does the latter: records
+without a partition go where the producer's default partitioner puts them (murmur2 of the key,
+as ``send`` does), each topic-partition's records keep their order in one batch (more when one
+fills up: the producer's ``max_batch_size``), and timestamps are taken when the records are
+handed over.
+
+aiokafka queues a partition's next batch only once the one before has gone out in a produce
+request, which waits while another request is in flight; that wait is not on the caller's path:
+:meth:`Outbox.submit` fills the batches and returns, and a task queues them after the previous
+call's (so each partition's records go out in the order of the calls).
 """
 
 from __future__ import annotations
@@ -11,6 +22,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from typing import Any, NamedTuple
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 
 class Record(NamedTuple):
@@ -22,10 +36,63 @@ class Record(NamedTuple):
     partition: int | None = None
 
 
-async def submit(producer: Any, records: Iterable[Record]) -> asyncio.Future[list[Any]]:
-    """Hand ``records`` in order to ``producer`` (a Faust producer) and return a future that
-    completes once the broker has acknowledged every one (it fails if one of them failed)."""
-    send = producer.send
-    return asyncio.gather(*[await send(topic, key, value, partition, None, None)
-                            for topic, key, value, partition in records])
+#: A filled record batch with its topic and partition.
+Batch = tuple[str, int, Any]
 
+
+class Outbox:
+    """Hands records to a producer as record batches, in the order of the calls.
+
+    >>> Outbox().partition_of(b"C-00042", [0, 1, 2, 3], [0, 1, 2, 3])  # as AIOKafkaProducer.send
+    3
+    """
+
+    def __init__(self) -> None:
+        self.partitioner = DefaultPartitioner()
+        #: Completes once the previous call's batches are queued.
+        self._queued: asyncio.Future[None] | None = None
+
+    def partition_of(self, key: bytes | None, partitions: list[int], available: list[int]) -> int:
+        """The partition the producer's default partitioner gives ``key``."""
+        return self.partitioner(key, partitions, available)
+
+    async def submit(self, producer: AIOKafkaProducer, records: Iterable[Record]) -> asyncio.Future[None]:
+        """Hand ``records`` to ``producer``; the returned future completes once the broker has
+        acknowledged every one (it fails if one of them failed)."""
+        batches = await self._fill(producer, records)
+        previous, queued = self._queued, asyncio.get_running_loop().create_future()
+        self._queued = queued
+        return asyncio.ensure_future(self._send(producer, batches, previous, queued))
+
+    async def _fill(self, producer: AIOKafkaProducer, records: Iterable[Record]) -> list[Batch]:
+        """The records in filled batches, in the order each topic-partition first appears."""
+        batches: list[Batch] = []
+        filling: dict[tuple[str, int], Any] = {}
+        partitions: dict[str, tuple[list[int], list[int]]] = {}
+        by_key: dict[tuple[str, bytes | None], int] = {}
+        for topic, key, value, partition in records:
+            if partition is None and (partition := by_key.get((topic, key))) is None:
+                if topic not in partitions:  # as AIOKafkaProducer.send finds them
+                    known = list(await producer.partitions_for(topic))
+                    partitions[topic] = known, list(producer.client.cluster.available_partitions_for_topic(topic))
+                partition = self.partition_of(key, *partitions[topic])
+                if key is not None:  # no key: a random partition per record
+                    by_key[topic, key] = partition
+            batch = filling.get((topic, partition))
+            if batch is None or batch.append(timestamp=None, key=key, value=value) is None:
+                batch = filling[topic, partition] = producer.create_batch()
+                batch.append(timestamp=None, key=key, value=value)  # a new batch takes any record
+                batches.append((topic, partition, batch))
+        return batches
+
+    @staticmethod
+    async def _send(producer: AIOKafkaProducer, batches: list[Batch], previous: asyncio.Future[None] | None,
+                    queued: asyncio.Future[None]) -> None:
+        """Queue ``batches`` once ``previous`` are queued, then wait for their acknowledgements."""
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])  # its own failure is its caller's
+            acks = [await producer.send_batch(batch, topic, partition=partition) for topic, partition, batch in batches]
+        finally:
+            queued.set_result(None)
+        await asyncio.gather(*acks)
