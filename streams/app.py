@@ -272,7 +272,7 @@ class SalesguardApp:
         """Hand ``records`` to the producer (see :mod:`streams.outbox`); what it returns completes
         once the broker has them all."""
         # Faust's producer wraps aiokafka's; records already serialized go to aiokafka's directly
-        return await self.outbox.submit(self.app.producer._ensure_producer(), records)
+        return await self.outbox.submit(cast(Any, self.app.producer)._ensure_producer(), records)
 
     async def send(self, records: Sequence[Record]) -> None:
         """Produce ``records`` and wait until the broker has them all."""

@@ -45,8 +45,8 @@ async def test_records_go_where_the_producer_puts_them_in_order_across_batches_a
     await producer.start()
     try:
         numbers = itertools.count()
-        calls = [[Record(by_outbox, KEYS[n % len(KEYS)], b"%d:" % n + b"x" * 200) for n in itertools.islice(numbers, 150)]
-                 for _ in range(3)]
+        calls = [[Record(by_outbox, KEYS[n % len(KEYS)], b"%d:" % n + b"x" * 200)
+                  for n in itertools.islice(numbers, 150)] for _ in range(3)]
         calls[1].append(Record(by_outbox, None, b"keyless"))
         calls[2].append(Record(by_outbox, b"C-000", b"pinned", partition=2))
         outbox = Outbox()
