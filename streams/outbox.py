@@ -41,20 +41,12 @@ Batch = tuple[str, int, Any]
 
 
 class Outbox:
-    """Hands records to a producer as record batches, in the order of the calls.
-
-    >>> Outbox().partition_of(b"C-00042", [0, 1, 2, 3], [0, 1, 2, 3])  # as AIOKafkaProducer.send
-    3
-    """
+    """Hands records to a producer as record batches, in the order of the calls."""
 
     def __init__(self) -> None:
         self.partitioner = DefaultPartitioner()
         #: Completes once the previous call's batches are queued.
         self._queued: asyncio.Future[None] | None = None
-
-    def partition_of(self, key: bytes | None, partitions: list[int], available: list[int]) -> int:
-        """The partition the producer's default partitioner gives ``key``."""
-        return self.partitioner(key, partitions, available)
 
     async def submit(self, producer: AIOKafkaProducer, records: Iterable[Record]) -> asyncio.Future[None]:
         """Hand ``records`` to ``producer``; the returned future completes once the broker has
@@ -75,7 +67,7 @@ class Outbox:
                 if topic not in partitions:  # as AIOKafkaProducer.send finds them
                     known = list(await producer.partitions_for(topic))
                     partitions[topic] = known, list(producer.client.cluster.available_partitions_for_topic(topic))
-                partition = self.partition_of(key, *partitions[topic])
+                partition = self.partitioner(key, *partitions[topic])
                 if key is not None:  # no key: a random partition per record
                     by_key[topic, key] = partition
             batch = filling.get((topic, partition))
