@@ -1,27 +1,19 @@
 """Keeping a worker's long-lived heap out of the cyclic garbage collector's way.
 
 A worker holds its customers' states for good, and creates almost no cyclic garbage (the
-collector found none in most passes and 125 objects in a full pass of a 300,000-event run; 0
-and 18 objects in two 10-second windows of a benchmark's steady load); reference counting
-frees nearly everything. Yet Python's collector walks the whole heap in every full pass: with
-100,000 customers one pass took 1.8 s, during which nothing was decided. So, every second,
-whatever has been allocated so far is frozen (``gc.freeze``: moved where collections do not
-look, and the count that triggers a collection reset). Even the youngest objects are many: a
-worker keeps thousands of decisions, records and futures in flight, and a collection of the
-youngest generation (every 50,000 new objects, between freezes every 5 s) took 40-72 ms each,
-about every 5 s at half the worker's throughput, a stall on every decision in flight. So the
-collector's first threshold is raised to :data:`YOUNG_LIMIT`: with a freeze every second it runs
-only when more than that many objects are allocated (and kept) within one second, which the
-benchmark's backlog did not reach. Cycles frozen while still alive, or frozen before anything
-collected them, are not freed by a collection, so every ``full_collect_s`` everything is
+collector found none in most passes and 125 objects in a full pass of a 300,000-event run);
+reference counting frees nearly everything. Yet Python's collector walks the whole heap in
+every full pass: with 100,000 customers one pass took 1.8 s, during which nothing was decided.
+So, on a timer, whatever has been allocated so far is frozen (``gc.freeze``: moved where
+collections do not look); collections then only walk what is newer. Cycles frozen while still
+alive that die later are not freed by a collection, so every ``full_collect_s`` everything is
 unfrozen and collected once (one long pause then, instead of at the collector's whim).
 
->>> thresholds = gc.get_threshold()
 >>> keeper = HeapKeeper(full_collect_s=1800.0)
 >>> keeper.tick()  # freezes what exists
->>> gc.get_freeze_count() > 0 and gc.get_threshold()[0] == YOUNG_LIMIT
+>>> gc.get_freeze_count() > 0
 True
->>> gc.unfreeze(); gc.set_threshold(*thresholds)
+>>> gc.unfreeze()
 """
 
 from __future__ import annotations
@@ -34,9 +26,7 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 #: How often what was allocated is frozen.
-FREEZE_EVERY_S = 1.0
-#: New objects (net of those freed) after which the collector runs between two freezes.
-YOUNG_LIMIT = 200_000
+FREEZE_EVERY_S = 5.0
 #: How often everything is unfrozen and collected once.
 FULL_COLLECT_EVERY_S = 1800.0
 
@@ -51,10 +41,7 @@ class HeapKeeper:
         self.last_full_collect = clock()
 
     def tick(self) -> None:
-        """Freeze the heap (after a full collection if one is due), the collector's first
-        threshold at :data:`YOUNG_LIMIT`."""
-        _, older, oldest = gc.get_threshold()
-        gc.set_threshold(YOUNG_LIMIT, older, oldest)
+        """Freeze the heap (after a full collection if one is due)."""
         now = self.clock()
         if now - self.last_full_collect >= self.full_collect_s:
             self.last_full_collect = now

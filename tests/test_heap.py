@@ -3,7 +3,7 @@ import weakref
 
 import pytest
 
-from streams.heap import YOUNG_LIMIT, HeapKeeper
+from streams.heap import HeapKeeper
 
 
 class Node:
@@ -12,36 +12,8 @@ class Node:
 
 @pytest.fixture()
 def unfrozen():
-    thresholds = gc.get_threshold()
     yield
     gc.unfreeze()
-    gc.set_threshold(*thresholds)
-
-
-def collections_while(allocate) -> int:
-    """How many collections ran while ``allocate()`` ran."""
-    runs = []
-
-    def count(phase, info):
-        if phase == "start":
-            runs.append(info["generation"])
-
-    gc.callbacks.append(count)
-    try:
-        allocate()
-    finally:
-        gc.callbacks.remove(count)
-    return len(runs)
-
-
-def test_between_two_ticks_the_collector_runs_only_past_young_limit_new_objects(unfrozen):
-    gc.set_threshold(50_000, 20, 10)  # as every salesguard process starts
-    kept = []
-    assert collections_while(lambda: kept.extend([i] for i in range(150_000))) >= 2
-    HeapKeeper().tick()
-    more = []
-    assert collections_while(lambda: more.extend([i] for i in range(150_000))) == 0
-    assert collections_while(lambda: more.extend([i] for i in range(YOUNG_LIMIT))) >= 1
 
 
 def test_frozen_cycles_are_skipped_by_collections_and_freed_by_the_periodic_full_collection(unfrozen):
