@@ -514,8 +514,7 @@ def audit_export(out: Path = typer.Option(..., "--out", help="JSON-lines file to
 #: with the default (700, 10, 10) the collector runs every few hundred allocations and walks
 #: that state again and again (measured: rule evaluation 28-31 µs per order inside a 100k-event
 #: backtest, 21-23 µs with these). Reference counting still frees almost everything at once;
-#: only cyclic garbage waits a little longer. Workers, which freeze their heap every second,
-#: raise the first threshold further (:mod:`streams.heap`).
+#: only cyclic garbage waits a little longer.
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
