@@ -135,6 +135,9 @@ class SalesguardApp:
     in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(BATCHES_IN_FLIGHT))
     #: The write of the newest batch begun; the next batch's write waits for it.
     last_write: asyncio.Future[BatchResult] | None = None
+    #: Completes once the last batch has handed its state changes to the producer: True, or False
+    #: when it failed before (see :meth:`_write`).
+    last_states_queued: asyncio.Future[bool] | None = None
     #: Set once the rulebooks topic's history has been read (see :mod:`streams.rulebook_control`).
     rules_ready: asyncio.Event = field(default_factory=asyncio.Event)
     #: Writes the mirror and the audit trail behind the stream (see :meth:`flush_redis`).
@@ -183,8 +186,8 @@ class SalesguardApp:
         may its input offsets be acked).
 
         The next batch is processed meanwhile (up to :data:`BATCHES_IN_FLIGHT` batches), so the
-        broker's round trips are not on the decisions' path. Each batch's state changes are
-        written after its outputs are delivered and after the previous batch's state changes.
+        broker's round trips are not on the decisions' path. Each batch's state changes go to
+        the producer once its outputs are delivered, behind the previous batch's state changes.
         After a crash an order is therefore either not recorded (decided again: same state, same
         decision and id) or recorded with its decision already delivered.
         """
@@ -217,19 +220,36 @@ class SalesguardApp:
         them (see :meth:`_write`); under the batch lock."""
         outputs = await self.submit(self._output_records(result))
         requests = self.states.stage(result.changed, self.settings.changelog_end_markers)
+        queued: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.last_write = write = asyncio.ensure_future(
-            self._write(result, outputs, requests, self.last_write, started))
+            self._write(result, outputs, requests, self.last_states_queued, queued, self.last_write, started))
+        self.last_states_queued = queued
         return write
 
     async def _write(self, result: BatchResult, outputs: Awaitable[object], requests: list[list[Record]],
+                     previous_queued: asyncio.Future[bool] | None, queued: asyncio.Future[bool],
                      previous: asyncio.Future[BatchResult] | None, started: float) -> BatchResult:
-        """Wait for a batch's outputs, then for the previous batch's write (a failed one fails
-        this one too), then write the batch's state changes; then stage Redis and count it."""
-        await outputs
+        """Wait for a batch's outputs, then hand its state changes to the producer behind the
+        previous batch's (``queued`` says whether that happened); done once the broker has them
+        and the previous batch is done; then stage Redis and count the batch.
+
+        The state records do not wait for the previous batch's to be acknowledged: Kafka keeps
+        the order of one partition's records, and several batches' states share a produce
+        request. A batch whose outputs failed, or that follows one which failed before handing
+        its states over, writes no state and fails (with the earlier batch's error)."""
+        handed_over = False
+        try:
+            await outputs
+            if previous_queued is not None and not await previous_queued:
+                await cast(asyncio.Future[BatchResult], previous)  # failed: raises why
+            acks = [await self.submit(request) for request in requests]
+            handed_over = True
+        finally:
+            queued.set_result(handed_over)
+        for ack in acks:
+            await ack
         if previous is not None:
             await previous
-        for request in requests:
-            await self.send(request)
         self.liveness.progressed()
         if self.mirror is not None:
             self.mirror.stage(self._mirror_update(result))

@@ -136,6 +136,58 @@ async def test_the_next_batch_is_decided_while_one_is_written_and_states_follow_
     assert sent == [("decisions", b"C-A"), ("decisions", b"C-B"), (changelog, b'"C-A"'), (changelog, b'"C-B"')]
 
 
+class HeldAcks(CapturedOutbox):
+    """Keeps what the worker sends; the broker acknowledges each call's records only when the
+    test says so (``ack(i)``: the i-th call's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acks: list[asyncio.Future] = []
+
+    async def submit(self, records):
+        self.records.extend(records)
+        self.acks.append(asyncio.get_running_loop().create_future())
+        return self.acks[-1]
+
+    async def ack(self, *calls: int) -> None:
+        for call in calls:
+            self.acks[call].set_result(None)
+        for _ in range(5):  # let the writes waiting on them go on
+            await asyncio.sleep(0)
+
+
+async def test_a_batch_hands_its_states_over_behind_the_previous_batchs_without_waiting_for_their_ack(sg):
+    """States of successive batches share the producer's queue: the second batch's state goes
+    out while the first's is not acknowledged yet; each batch is done only once the batches
+    before it are."""
+    outbox = HeldAcks()
+    sg.submit = outbox.submit
+    first = await sg.begin([raw(ev.order("C-A", "SO-A", 10.0))])
+    second = await sg.begin([raw(ev.order("C-B", "SO-B", 10.0))])
+    await outbox.ack(1)  # the second batch's outputs: its state waits for the first batch's outputs
+    assert outbox.changelog() == []
+    await outbox.ack(0)  # the first batch's outputs: both states go out, in batch order
+    assert [customer for _, customer, _ in outbox.changelog()] == ["C-A", "C-B"]
+    assert len(outbox.acks) == 4 and not first.done()
+    await outbox.ack(3)  # the second batch's state is acknowledged, the first's not yet
+    assert not second.done()
+    await outbox.ack(2)
+    assert (await first).decisions[0].order_id == "SO-A" and (await second).decisions[0].order_id == "SO-B"
+
+
+async def test_a_batch_whose_state_write_fails_fails_the_batch_after_it_too(sg):
+    outbox = HeldAcks()
+    sg.submit = outbox.submit
+    first = await sg.begin([raw(ev.order("C-A", "SO-A", 10.0))])
+    second = await sg.begin([raw(ev.order("C-B", "SO-B", 10.0))])
+    await outbox.ack(0, 1)
+    outbox.acks[2].set_exception(ConnectionError("broker gone"))  # the first batch's state
+    await outbox.ack(3)
+    for batch in (first, second):
+        with pytest.raises(ConnectionError):
+            await batch
+
+
 async def test_a_batch_whose_outputs_fail_fails_the_batches_after_it_and_writes_no_state(sg):
     outbox = captured(sg)
     broken = asyncio.get_running_loop().create_future()
