@@ -29,3 +29,29 @@ async def test_wakes_during_a_flush_and_its_pause_make_one_more_flush_and_a_fail
     # 1st flush; the 5 wakes -> one 2nd flush (fails); its retry -> 3rd; nothing else was asked
     assert len(calls) == 3
     assert calls[1] - calls[0] >= 0.05 and calls[2] - calls[1] >= 0.05
+
+
+async def test_the_stream_waits_while_more_than_limit_items_are_staged_but_not_while_flushes_fail():
+    outcomes = iter([True, False])
+    gate = asyncio.Event()
+
+    async def flush() -> bool:
+        await gate.wait()
+        return next(outcomes, True)
+
+    writer = WriteBehind(flush, interval_s=0.01, retry_s=10.0, limit=100)
+    task = asyncio.create_task(writer.run())
+    try:
+        writer.wake(60)
+        await asyncio.wait_for(writer.caught_up(), 0.1)  # within the limit
+        await asyncio.sleep(0)  # the first flush takes the 60 and waits at the gate
+        writer.wake(101)
+        waiting = asyncio.create_task(writer.caught_up())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # 101 staged: waits for the flush after the running one
+        gate.set()  # the first flush succeeds; the second takes the 101 and fails
+        await asyncio.wait_for(waiting, 0.5)
+        writer.wake(500)
+        await asyncio.wait_for(writer.caught_up(), 0.1)  # Redis failing: the stream goes on
+    finally:
+        task.cancel()
