@@ -11,7 +11,9 @@ One run, on the embedded stack (or the configured Kafka and Redis), in phases:
    rulebook, decisions, holds, state writes, Redis mirror, audit trail, trainer;
 4. **latency** — the same workers then get a steady load of ``rate`` events/s (default: half
    the pipeline's measured throughput) for ``duration`` seconds; latency runs from each order's
-   produce timestamp to its decision's publish timestamp (the Kafka timestamps of both records);
+   produce timestamp to its decision's publish timestamp (the Kafka timestamps of both records),
+   also reported per :data:`SLICE_S` seconds of the load (its p99, and the cores the embedded
+   broker used meanwhile), to show whether it drifts as the load goes on;
 5. **scaling** (``workers`` > 1) — one salesguard worker reads the backlog again.
 
 Throughput is counted from the workers' ``/metrics``, from the scrape at which they had processed
@@ -19,7 +21,9 @@ Throughput is counted from the workers' ``/metrics``, from the scrape at which t
 they had processed all of it — for the pipeline, also learned every training example it produced
 (the trainer runs in a worker too, and falls behind while the backlog lasts). CPU seconds come
 from the same scrapes (``process_cpu_seconds_total``), peak RSS from ``VmHWM`` in
-``/proc/<pid>/status`` (Linux).
+``/proc/<pid>/status`` (Linux). When the broker is embedded (its process id is given), its CPU
+seconds per 1,000 events are measured over the same windows: on a small machine the broker
+competes with the workers for the same cores.
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -64,6 +69,10 @@ PIPELINE_COUNTER = "salesguard_events_consumed_total"
 BASELINE_COUNTER = "salesguard_bench_events_total"
 #: Steady load is sent in ticks of this many seconds.
 TICK_S = 0.002
+#: The latency phase is also reported per slice of this many seconds of load.
+SLICE_S = 5.0
+
+T = TypeVar("T")
 
 
 class BenchError(RuntimeError):
@@ -97,17 +106,20 @@ class Throughput:
     eps: float
     cpu_s_per_1k: float
     peak_rss_mb: float
+    #: CPU seconds of the embedded broker per 1,000 events (None: the broker is not ours to measure).
+    broker_cpu_s_per_1k: float | None = None
 
 
 @dataclass
 class Sample:
     """One scrape of every worker: when, processed events, CPU seconds and training examples
-    learned, per worker."""
+    learned, per worker; and the broker's CPU seconds (0 when not measured)."""
 
     at: float
     events: list[float]
     cpu_s: list[float]
     learned: list[float]
+    broker_cpu_s: float = 0.0
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -116,6 +128,51 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024.0
     raise BenchError(f"no VmHWM in /proc/{pid}/status")  # pragma: no cover - not Linux
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far (Linux).
+
+    >>> process_cpu_s(os.getpid()) > 0
+    True
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cores_used(pid: int | None, slice_s: float, work: Awaitable[T]) -> tuple[T, list[float] | None]:
+    """Run ``work``; meanwhile measure how many cores the process ``pid`` used in each ``slice_s``
+    seconds (the last slice may be shorter; one under a second is left out). None without a pid."""
+    task = asyncio.ensure_future(work)
+    if pid is None:
+        return await task, None
+    cores: list[float] = []
+    began, cpu = time.monotonic(), process_cpu_s(pid)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=slice_s)
+        now, cpu_now = time.monotonic(), process_cpu_s(pid)
+        if not done or now - began >= 1.0:
+            cores.append(round((cpu_now - cpu) / (now - began), 2))
+        began, cpu = now, cpu_now
+        if done:
+            return task.result(), cores
+
+
+def p99_by_slice(produced_ms: dict[str, int], published_ms: dict[str, int], slice_s: float) -> list[float | None]:
+    """The p99 latency (ms) of the orders produced in each ``slice_s`` seconds from the first,
+    in order (None for a slice without decided orders).
+
+    >>> p99_by_slice({"a": 0, "b": 1000, "c": 11000, "d": 12000}, {"a": 10, "b": 1030, "c": 11100}, 5)
+    [29.8, None, 100.0]
+    """
+    start = min(produced_ms.values())
+    slices: list[list[float]] = []
+    for source, at in produced_ms.items():
+        if source in published_ms:
+            index = int((at - start) // (slice_s * 1000))
+            slices.extend([] for _ in range(index + 1 - len(slices)))
+            slices[index].append(float(published_ms[source] - at))
+    return [percentiles_ms(latencies)["p99"] if latencies else None for latencies in slices]
 
 
 def sample_sum(text: str, sample_name: str) -> float:
@@ -139,8 +196,9 @@ def percentiles_ms(latencies_ms: list[float]) -> dict[str, float]:
 class Workers:
     """``count`` worker child processes (``salesguard <command>``) in one consumer group."""
 
-    def __init__(self, settings: Settings, run_dir: Path, name: str, count: int, command: str, counter: str) -> None:
-        self.counter = counter
+    def __init__(self, settings: Settings, run_dir: Path, name: str, count: int, command: str, counter: str,
+                 broker_pid: int | None = None) -> None:
+        self.counter, self.broker_pid = counter, broker_pid
         self.services = [worker_service(settings, run_dir, f"{name}-{i}", command) for i in range(1, count + 1)]
 
     async def __aenter__(self) -> Workers:
@@ -158,7 +216,8 @@ class Workers:
         texts = await asyncio.gather(*(self._scrape(service) for service in self.services))
         return Sample(time.monotonic(), [sample_sum(t, self.counter) for t in texts],
                       [sample_sum(t, "process_cpu_seconds_total") for t in texts],
-                      [sample_sum(t, "salesguard_model_examples_total") for t in texts])
+                      [sample_sum(t, "salesguard_model_examples_total") for t in texts],
+                      process_cpu_s(self.broker_pid) if self.broker_pid else 0.0)
 
     async def _scrape(self, service: ChildService) -> str:
         assert service.process is not None
@@ -195,8 +254,9 @@ class Workers:
             raise BenchError(f"{total:,} events were processed too fast to measure; use more --events")
         events, seconds = sum(last.events) - sum(first.events), last.at - first.at
         cpu = sum(last.cpu_s) - sum(first.cpu_s)
+        broker_cpu = round((last.broker_cpu_s - first.broker_cpu_s) / events * 1000, 4) if self.broker_pid else None
         return Throughput(eps=round(events / seconds, 1), cpu_s_per_1k=round(cpu / events * 1000, 4),
-                          peak_rss_mb=self.peak_rss_mb())
+                          peak_rss_mb=self.peak_rss_mb(), broker_cpu_s_per_1k=broker_cpu)
 
     async def samples(self, total: int, timeout_s: float, progress: Callable[[str], None]) -> AsyncIterator[Sample]:
         """Scrape every :data:`SCRAPE_EVERY_S` until the workers have processed ``total`` events."""
@@ -335,9 +395,10 @@ def phase_settings(settings: Settings, run_id: str, prefix: str, group: str, red
 
 
 async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, progress: Callable[[str], None],
-                    log: Callable[[str], None]) -> dict[str, Any]:
+                    log: Callable[[str], None], broker_pid: int | None = None) -> dict[str, Any]:
     """Run every phase; the result line of ``salesguard bench``. ``progress`` gets what is going
-    on now, ``log`` each phase's result."""
+    on now, ``log`` each phase's result; ``broker_pid``: the embedded broker's process, whose CPU
+    is measured too."""
     run_id = f"{int(time.time())}"
     traffic = simulator(config)
     backlog = list(interleave(list(itertools.islice(traffic, config.events)), config.malformed, config.seed))
@@ -349,7 +410,7 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
     progress("baseline: starting")
     baseline_settings = main.model_copy(update={"app_id": f"baseline-{run_id}"})
     async with Workers(baseline_settings, run_dir, "baseline", config.workers, "baseline-worker",
-                       BASELINE_COUNTER) as baseline_workers:
+                       BASELINE_COUNTER, broker_pid) as baseline_workers:
         baseline = await baseline_workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"baseline: {s}"))
     log(f"baseline: {baseline.eps:,.0f} events/s")
 
@@ -365,7 +426,7 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         log(f"one worker: {one_worker.eps:,.0f} events/s")
 
     log(f"models: version 1 trained on {await save_trained_models(main, config.seed):,} examples")
-    async with Workers(main, run_dir, "pipeline", config.workers, "worker", PIPELINE_COUNTER) as workers:
+    async with Workers(main, run_dir, "pipeline", config.workers, "worker", PIPELINE_COUNTER, broker_pid) as workers:
         pipeline = await workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"pipeline: {s}"),
                                        partial(topic_size, main, "model-examples"))
         log(f"pipeline: {pipeline.eps:,.0f} events/s")
@@ -373,7 +434,8 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         produced_ms: dict[str, int] = {}
         async with decision_times(main) as published_ms:
             progress(f"latency: {rate:,.0f} events/s for {config.duration_s:.0f} s")
-            sent = await steady_load(main, traffic, rate, config.duration_s, produced_ms)
+            sent, broker_cores = await cores_used(
+                broker_pid, SLICE_S, steady_load(main, traffic, rate, config.duration_s, produced_ms))
             async for _ in workers.samples(len(backlog) + sent, config.timeout_s, lambda s: progress(f"latency: {s}")):
                 pass
             await settled(published_ms)
@@ -390,6 +452,10 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         "latency_rate_eps": rate, "latency_orders": len(latencies), "latency_events": sent,
         "peak_rss_mb": peak, "cpu_s_per_1k": pipeline.cpu_s_per_1k,
         "baseline_cpu_s_per_1k": baseline.cpu_s_per_1k, "baseline_peak_rss_mb": baseline.peak_rss_mb,
+        "broker_cpu_s_per_1k": pipeline.broker_cpu_s_per_1k,
+        "baseline_broker_cpu_s_per_1k": baseline.broker_cpu_s_per_1k,
+        "latency_slice_s": SLICE_S, "latency_p99_ms_by_slice": p99_by_slice(produced_ms, published_ms, SLICE_S),
+        "broker_cores_by_slice": broker_cores,
     }
     if one_worker is not None:
         result.update(one_worker_eps=one_worker.eps, scaling=round(pipeline.eps / one_worker.eps, 3))

@@ -120,7 +120,8 @@ def demo(
     if events is None and rate is None:
         rate = 300.0
     try:
-        with services(settings, run_dir) as live_settings:
+        with services(settings, run_dir) as servers:
+            live_settings = servers.settings
             if not as_json:
                 console.print(f"broker {live_settings.kafka_bootstrap} · redis {live_settings.redis_url} "
                               f"· logs {run_dir}")
@@ -171,13 +172,45 @@ def bench(
     err.log(f"logs of the broker, Redis and every worker in {run_dir}")
     try:
         with services(settings, run_dir) as live, err.status("bench") as status:
-            result = asyncio.run(run_bench(live, config, run_dir, lambda text: status.update(f"bench {text}"), err.log))
+            result = asyncio.run(run_bench(live.settings, config, run_dir, lambda text: status.update(f"bench {text}"),
+                                           err.log, broker_pid=live.broker_pid))
     except (BenchError, ServiceStartError) as exc:
         fail(f"{exc} (logs in {run_dir})")
     line = json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"), **result})
     with out.open("a", encoding="utf-8") as results:
         results.write(line + "\n")
     print(line, flush=True)
+
+
+@cli.command("broker-bench")
+def broker_bench(
+    steps: str = typer.Option("1000,5000,10000,20000", help="Record batches in the partition at which to measure."),
+) -> None:
+    """Measure what a produce request and a fetch of the newest records cost the embedded broker
+    as a partition fills with one-record batches (see the README's Performance section). Prints
+    one JSON line per step."""
+    from streams.broker_bench import embedded_broker, fetch_costs
+
+    try:
+        counts = tuple(sorted({int(step) for step in steps.split(",")}))
+    except ValueError:
+        fail(f"--steps must be comma-separated whole numbers, got {steps!r}")
+    if not counts or counts[0] < 10:
+        fail(f"--steps must be at least 10 each, got {steps!r}")
+    broker = embedded_broker(Path(tempfile.mkdtemp(prefix="salesguard-broker-bench-")))
+    broker.start()
+    assert broker.process is not None
+    pid = broker.process.pid
+
+    async def run() -> None:
+        async for line in fetch_costs(f"127.0.0.1:{broker.port}", pid, counts):
+            print(json.dumps(line), flush=True)
+
+    try:
+        with err.status(f"filling a partition to {counts[-1]:,} record batches"):
+            asyncio.run(run())
+    finally:
+        broker.stop()
 
 
 @cli.command()

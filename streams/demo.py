@@ -128,19 +128,30 @@ class Tally:
         return grid
 
 
+@dataclass(frozen=True)
+class Servers:
+    """The settings pointing at the broker and Redis in use, and the broker's process id when
+    the broker is embedded here (for measuring it)."""
+
+    settings: Settings
+    broker_pid: int | None = None
+
+
 @contextlib.contextmanager
-def services(settings: Settings, run_dir: Path) -> Iterator[Settings]:
-    """Yield settings pointing at configured servers, or at an embedded stack started here."""
+def services(settings: Settings, run_dir: Path) -> Iterator[Servers]:
+    """Yield the configured servers, or an embedded stack started here for what is not configured."""
     if settings.kafka_bootstrap and settings.redis_url:
-        yield settings
+        yield Servers(settings)
         return
     with EmbeddedStack(run_dir) as stack:
         update: dict[str, Any] = {"kafka_bootstrap": settings.kafka_bootstrap, "redis_url": settings.redis_url}
+        broker_pid = None
         if not settings.kafka_bootstrap:
             update.update(kafka_bootstrap=stack.kafka_bootstrap, **EMBEDDED_BROKER_SETTINGS)
+            broker_pid = stack.broker.process.pid if stack.broker.process else None
         if not settings.redis_url:
             update["redis_url"] = stack.redis_url
-        yield settings.model_copy(update=update)
+        yield Servers(settings.model_copy(update=update), broker_pid)
 
 
 def worker_service(settings: Settings, run_dir: Path, name: str = "worker", command: str = "worker") -> ChildService:

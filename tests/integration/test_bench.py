@@ -2,23 +2,46 @@
 (the figures themselves are measured by the command, not asserted here)."""
 
 import asyncio
+import json
 
 import pytest
+from typer.testing import CliRunner
 
 from streams.bench import BenchConfig, run_bench
+from streams.cli import cli
 
 pytestmark = pytest.mark.integration
 
 
-def test_bench_runs_baseline_pipeline_and_latency_phases(settings, tmp_path):
+def test_bench_runs_baseline_pipeline_and_latency_phases(settings, stack, tmp_path):
     logged: list[str] = []
-    config = BenchConfig(events=8000, rate=150, duration_s=3, malformed=400)
-    result = asyncio.run(run_bench(settings, config, tmp_path, lambda text: None, logged.append))
+    config = BenchConfig(events=8000, rate=150, duration_s=7, malformed=400)
+    result = asyncio.run(run_bench(settings, config, tmp_path, lambda text: None, logged.append,
+                                   broker_pid=stack.broker.process.pid))
     assert [line.split(":")[0] for line in logged] == ["load", "baseline", "models", "pipeline", "latency"]
     assert (result["events"], result["malformed"]) == (8400, 400)
     assert result["baseline_eps"] > 0 and result["pipeline_eps"] > 0
     assert result["ratio"] == round(result["pipeline_eps"] / result["baseline_eps"], 3)
     latency = result["latency_ms"]
     assert result["latency_orders"] > 50 and 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
-    assert result["latency_events"] == 450 and result["latency_rate_eps"] == 150
+    assert result["latency_events"] == 1050 and result["latency_rate_eps"] == 150
     assert result["peak_rss_mb"] > result["baseline_peak_rss_mb"] > 50 and result["cpu_s_per_1k"] > 0
+    assert result["broker_cpu_s_per_1k"] > 0 and result["baseline_broker_cpu_s_per_1k"] >= 0  # ticks of 10 ms
+    # 7 s of load in 5-s slices: two of each (the broker's second slice ends with the load)
+    slices = result["latency_p99_ms_by_slice"]
+    assert result["latency_slice_s"] == 5 and len(slices) == 2
+    assert min(slices) - 1 <= latency["p99"] <= max(slices) + 1  # the p99 of both lies between theirs
+    assert len(result["broker_cores_by_slice"]) == 2 and all(0 < cores < 2 for cores in result["broker_cores_by_slice"])
+
+
+def test_broker_bench_prints_the_brokers_costs_at_each_step():
+    result = CliRunner().invoke(cli, ["broker-bench", "--steps", "100,20"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [line["batches"] for line in lines] == [20, 100]
+    assert all(line["fetch_ms"] > 0 and line["produce_broker_cpu_us"] >= 0 for line in lines)
+
+
+def test_broker_bench_refuses_steps_that_are_not_counts():
+    result = CliRunner().invoke(cli, ["broker-bench", "--steps", "100,many"])
+    assert result.exit_code == 2 and "--steps must be comma-separated whole numbers" in result.output
