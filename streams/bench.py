@@ -13,7 +13,8 @@ One run, on the embedded stack (or the configured Kafka and Redis), in phases:
    the pipeline's measured throughput) for ``duration`` seconds; latency runs from each order's
    produce timestamp to its decision's publish timestamp (the Kafka timestamps of both records),
    also reported per :data:`SLICE_S` seconds of the load (its p99, and the cores the embedded
-   broker used meanwhile), to show whether it drifts as the load goes on;
+   broker used meanwhile), to show whether it drifts as the load goes on, and up to the broker's
+   acknowledgement of the order (the part spent before a worker can read it);
 5. **scaling** (``workers`` > 1) — one salesguard worker reads the backlog again.
 
 Throughput is counted from the workers' ``/metrics``, from the scrape at which they had processed
@@ -294,9 +295,10 @@ async def load_backlog(settings: Settings, messages: list[GeneratedMessage]) -> 
 
 
 async def steady_load(settings: Settings, messages: Iterator[GeneratedMessage], rate: float, duration_s: float,
-                      produced_ms: dict[str, int]) -> int:
+                      produced_ms: dict[str, int], acked_ms: dict[str, int]) -> int:
     """Produce ``rate`` messages/s for ``duration_s``, recording each order request's produce
-    timestamp (ms) by event id in ``produced_ms``; returns how many were sent."""
+    timestamp (ms) by event id in ``produced_ms`` and when the broker acknowledged it in
+    ``acked_ms``; returns how many were sent."""
     kafka = producer(settings.kafka_bootstrap or "")
     await kafka.start()
     try:
@@ -306,16 +308,22 @@ async def steady_load(settings: Settings, messages: Iterator[GeneratedMessage], 
             due = min(total, int((time.monotonic() - started) * rate) + 1)
             for message in itertools.islice(messages, due - sent):
                 now_ms = int(time.time() * 1000)
+                delivery = await kafka.send(settings.topic(message.topic), key=message.key, value=message.value,
+                                            timestamp_ms=now_ms)
                 if message.needs_decision:
-                    produced_ms[orjson.loads(message.value)["event_id"]] = now_ms
-                await kafka.send(settings.topic(message.topic), key=message.key, value=message.value,
-                                 timestamp_ms=now_ms)
+                    event_id = orjson.loads(message.value)["event_id"]
+                    produced_ms[event_id] = now_ms
+                    delivery.add_done_callback(partial(_record_ack, acked_ms, event_id))
             sent = due
             await asyncio.sleep(TICK_S)
         await kafka.flush()
     finally:
         await kafka.stop()
     return sent
+
+
+def _record_ack(acked_ms: dict[str, int], event_id: str, _: object) -> None:
+    acked_ms[event_id] = int(time.time() * 1000)
 
 
 async def settled(published: dict[str, int], quiet_s: float = 1.0) -> None:
@@ -432,10 +440,11 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         log(f"pipeline: {pipeline.eps:,.0f} events/s")
         rate = config.rate or round(pipeline.eps / 2, 0)
         produced_ms: dict[str, int] = {}
+        acked_ms: dict[str, int] = {}
         async with decision_times(main) as published_ms:
             progress(f"latency: {rate:,.0f} events/s for {config.duration_s:.0f} s")
             sent, broker_cores = await cores_used(
-                broker_pid, SLICE_S, steady_load(main, traffic, rate, config.duration_s, produced_ms))
+                broker_pid, SLICE_S, steady_load(main, traffic, rate, config.duration_s, produced_ms, acked_ms))
             async for _ in workers.samples(len(backlog) + sent, config.timeout_s, lambda s: progress(f"latency: {s}")):
                 pass
             await settled(published_ms)
@@ -443,12 +452,14 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         # An order request can be dead-lettered although well-formed (an amendment of an order
         # that was itself broken): only decided ones have a latency.
         latencies = [published_ms[source] - at for source, at in produced_ms.items() if source in published_ms]
+        to_broker = [acked_ms[source] - at for source, at in produced_ms.items() if source in acked_ms]
         peak = workers.peak_rss_mb()
     result: dict[str, Any] = {
         "events": len(backlog), "malformed": config.malformed, "customers": config.customer_count,
         "workers": config.workers, "partitions": settings.partitions,
         "baseline_eps": baseline.eps, "pipeline_eps": pipeline.eps, "ratio": round(pipeline.eps / baseline.eps, 3),
         "latency_ms": percentiles_ms([float(x) for x in latencies]),
+        "latency_until_acked_ms": percentiles_ms([float(x) for x in to_broker]),
         "latency_rate_eps": rate, "latency_orders": len(latencies), "latency_events": sent,
         "peak_rss_mb": peak, "cpu_s_per_1k": pipeline.cpu_s_per_1k,
         "baseline_cpu_s_per_1k": baseline.cpu_s_per_1k, "baseline_peak_rss_mb": baseline.peak_rss_mb,
