@@ -165,7 +165,11 @@ def p99_by_slice(produced_ms: dict[str, int], published_ms: dict[str, int], slic
 
     >>> p99_by_slice({"a": 0, "b": 1000, "c": 11000, "d": 12000}, {"a": 10, "b": 1030, "c": 11100}, 5)
     [29.8, None, 100.0]
+    >>> p99_by_slice({}, {}, 5)
+    []
     """
+    if not produced_ms:
+        return []
     start = min(produced_ms.values())
     slices: list[list[float]] = []
     for source, at in produced_ms.items():
@@ -322,8 +326,9 @@ async def steady_load(settings: Settings, messages: Iterator[GeneratedMessage], 
     return sent
 
 
-def _record_ack(acked_ms: dict[str, int], event_id: str, _: object) -> None:
-    acked_ms[event_id] = int(time.time() * 1000)
+def _record_ack(acked_ms: dict[str, int], event_id: str, delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled() and delivery.exception() is None:
+        acked_ms[event_id] = int(time.time() * 1000)
 
 
 async def settled(published: dict[str, int], quiet_s: float = 1.0) -> None:

@@ -1,9 +1,9 @@
 """``salesguard broker-bench``: what one produce and one fetch cost the embedded broker as a
 partition fills with small record batches.
 
-The embedded broker (Tansu, memory storage) finds a fetch's records by walking the partition's
-record batches: a fetch of a partition's newest records costs it CPU in proportion to how many
-batches the partition holds, where a Kafka broker looks the offset up in an index. A steady load
+A fetch of a partition's newest records costs the embedded broker (Tansu, memory storage) CPU
+in proportion to how many record batches the partition holds (measured here: as if it walked
+them; a Kafka broker looks the offset up in an index). A steady load
 of small batches (a producer lingering a few milliseconds, as the benchmark's latency phase does)
 makes every fetch of the input partitions dearer as the load goes on. This command measures that
 on its own: one partition, one record per batch, and at each step the broker's CPU per produce
@@ -14,29 +14,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.bench import process_cpu_s
-from streams.embedded import ChildService, broker_command, free_port
 from streams.kafka_clients import reader
 
-#: Record batches in the partition at which the costs are measured.
-STEPS = (1_000, 5_000, 10_000, 20_000)
 #: Fetches of the newest records measured at each step.
 FETCHES = 50
 TOPIC = "broker-bench"
 
 
-def embedded_broker(run_dir: Path) -> ChildService:
-    """An embedded broker on a free port (not started), logging to ``run_dir/broker.log``."""
-    port = free_port()
-    return ChildService("broker (tansu)", broker_command(port), port, run_dir / "broker.log")
-
-
-async def fetch_costs(bootstrap: str, broker_pid: int, steps: tuple[int, ...] = STEPS,
+async def fetch_costs(bootstrap: str, broker_pid: int, steps: tuple[int, ...],
                       fetches: int = FETCHES) -> AsyncIterator[dict[str, float]]:
     """Fill a new one-partition topic with one-record batches up to each of ``steps``; after each,
     yield the broker's CPU per produce request (µs) and per fetch of the newest records (ms),

@@ -189,7 +189,8 @@ def broker_bench(
     """Measure what a produce request and a fetch of the newest records cost the embedded broker
     as a partition fills with one-record batches (see the README's Performance section). Prints
     one JSON line per step."""
-    from streams.broker_bench import embedded_broker, fetch_costs
+    from streams.broker_bench import fetch_costs
+    from streams.embedded import embedded_broker
 
     try:
         counts = tuple(sorted({int(step) for step in steps.split(",")}))

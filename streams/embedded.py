@@ -109,6 +109,13 @@ def broker_command(port: int) -> list[str]:
             "--storage-engine", "memory://tansu/"]
 
 
+def embedded_broker(run_dir: Path) -> ChildService:
+    """The embedded broker on a free port (not started), logging warnings to ``run_dir/broker.log``."""
+    port = free_port()
+    return ChildService("broker (tansu)", broker_command(port), port, run_dir / "broker.log",
+                        env={**os.environ, "RUST_LOG": "warn"})
+
+
 def redis_command(port: int, data_dir: Path) -> list[str]:
     """A Redis-compatible server on 127.0.0.1:``port`` without persistence."""
     binary = shutil.which("redis-server")
@@ -126,9 +133,8 @@ class EmbeddedStack:
     def __init__(self, run_dir: Path | None = None) -> None:
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="salesguard-"))
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.kafka_port, self.redis_port = free_port(), free_port()
-        self.broker = ChildService("broker (tansu)", broker_command(self.kafka_port), self.kafka_port,
-                                   self.run_dir / "broker.log", env={**os.environ, "RUST_LOG": "warn"})
+        self.broker = embedded_broker(self.run_dir)
+        self.kafka_port, self.redis_port = self.broker.port, free_port()
         self.redis = ChildService("redis", redis_command(self.redis_port, self.run_dir), self.redis_port,
                                   self.run_dir / "redis.log")
 
