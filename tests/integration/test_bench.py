@@ -25,6 +25,7 @@ def test_bench_runs_baseline_pipeline_and_latency_phases(settings, stack, tmp_pa
     latency = result["latency_ms"]
     assert result["latency_orders"] > 50 and 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
     assert result["latency_events"] == 1050 and result["latency_rate_eps"] == 150
+    assert result["latency_duration_s"] == 7 and result["seed"] == 7
     until_acked = result["latency_until_acked_ms"]
     assert 0 <= until_acked["p50"] <= until_acked["p99"] and until_acked["p50"] < latency["p50"]
     assert result["peak_rss_mb"] > result["baseline_peak_rss_mb"] > 50 and result["cpu_s_per_1k"] > 0
