@@ -236,7 +236,7 @@ class Workers:
 
     def peak_rss_mb(self) -> float:
         """The largest peak RSS of any worker."""
-        return round(max(peak_rss_mb(service.process.pid) for service in self.services if service.process), 1)
+        return round(max(peak_rss_mb(service.pid) for service in self.services), 1)
 
     async def drain(self, total: int, timeout_s: float, progress: Callable[[str], None],
                     examples: Callable[[], Awaitable[int]] | None = None) -> Throughput:

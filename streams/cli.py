@@ -200,11 +200,9 @@ def broker_bench(
         fail(f"--steps must be at least 10 each, got {steps!r}")
     broker = embedded_broker(Path(tempfile.mkdtemp(prefix="salesguard-broker-bench-")))
     broker.start()
-    assert broker.process is not None
-    pid = broker.process.pid
 
     async def run() -> None:
-        async for line in fetch_costs(f"127.0.0.1:{broker.port}", pid, counts):
+        async for line in fetch_costs(f"127.0.0.1:{broker.port}", broker.pid, counts):
             print(json.dumps(line), flush=True)
 
     try:

@@ -148,7 +148,7 @@ def services(settings: Settings, run_dir: Path) -> Iterator[Servers]:
         broker_pid = None
         if not settings.kafka_bootstrap:
             update.update(kafka_bootstrap=stack.kafka_bootstrap, **EMBEDDED_BROKER_SETTINGS)
-            broker_pid = stack.broker.process.pid if stack.broker.process else None
+            broker_pid = stack.broker.pid
         if not settings.redis_url:
             update["redis_url"] = stack.redis_url
         yield Servers(settings.model_copy(update=update), broker_pid)

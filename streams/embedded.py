@@ -59,6 +59,12 @@ class ChildService:
             self.stop()
             raise
 
+    @property
+    def pid(self) -> int:
+        """The process's id (spawn() first)."""
+        assert self.process is not None, "spawn() first"
+        return self.process.pid
+
     def spawn(self) -> None:
         """Start the process. Call it from the main thread: Linux sends the parent-death
         signal when the *thread* that started the child ends."""

@@ -17,7 +17,7 @@ def test_bench_runs_baseline_pipeline_and_latency_phases(settings, stack, tmp_pa
     logged: list[str] = []
     config = BenchConfig(events=8000, rate=150, duration_s=7, malformed=400)
     result = asyncio.run(run_bench(settings, config, tmp_path, lambda text: None, logged.append,
-                                   broker_pid=stack.broker.process.pid))
+                                   broker_pid=stack.broker.pid))
     assert [line.split(":")[0] for line in logged] == ["load", "baseline", "models", "pipeline", "latency"]
     assert (result["events"], result["malformed"]) == (8400, 400)
     assert result["baseline_eps"] > 0 and result["pipeline_eps"] > 0
