@@ -13,8 +13,10 @@ One run, on the embedded stack (or the configured Kafka and Redis), in phases:
    the pipeline's measured throughput) for ``duration`` seconds; latency runs from each order's
    produce timestamp to its decision's publish timestamp (the Kafka timestamps of both records),
    also reported per :data:`SLICE_S` seconds of the load (its p99, and the cores the embedded
-   broker used meanwhile), to show whether it drifts as the load goes on, and up to the broker's
-   acknowledgement of the order (the part spent before a worker can read it);
+   broker used meanwhile), to show whether it drifts as the load goes on; also up to the broker's
+   acknowledgement of the order (the part spent before a worker can read it) and up to the
+   decision (the latency each decision records: the part spent before publishing), and the
+   workers' CPU seconds per 1,000 events of the steady load (against the backlog's);
 5. **scaling** (``workers`` > 1) — one salesguard worker reads the backlog again.
 
 Throughput is counted from the workers' ``/metrics``, from the scrape at which they had processed
@@ -35,7 +37,7 @@ import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -263,6 +265,12 @@ class Workers:
         return Throughput(eps=round(events / seconds, 1), cpu_s_per_1k=round(cpu / events * 1000, 4),
                           peak_rss_mb=self.peak_rss_mb(), broker_cpu_s_per_1k=broker_cpu)
 
+    async def processed(self, total: int, timeout_s: float, progress: Callable[[str], None]) -> Sample:
+        """Wait until the workers have processed ``total`` events; the scrape that saw it."""
+        async for sample in self.samples(total, timeout_s, progress):
+            last = sample
+        return last
+
     async def samples(self, total: int, timeout_s: float, progress: Callable[[str], None]) -> AsyncIterator[Sample]:
         """Scrape every :data:`SCRAPE_EVERY_S` until the workers have processed ``total`` events."""
         deadline = time.monotonic() + timeout_s
@@ -339,11 +347,20 @@ async def settled(published: dict[str, int], quiet_s: float = 1.0) -> None:
         await asyncio.sleep(quiet_s)
 
 
+@dataclass
+class DecisionsRead:
+    """What the decisions topic said, by source event id (the first copy of a redelivered
+    decision): each decision's publish timestamp (ms), and the latency the worker recorded in it
+    (``latency_ms``: from the order's produce timestamp to the decision, before publishing)."""
+
+    published_ms: dict[str, int] = field(default_factory=dict)
+    decided_ms: dict[str, float] = field(default_factory=dict)
+
+
 @contextlib.asynccontextmanager
-async def decision_times(settings: Settings) -> AsyncIterator[dict[str, int]]:
-    """While open: the publish timestamp (ms) of every decision, by its source event id (the
-    first copy of a redelivered decision)."""
-    published: dict[str, int] = {}
+async def decision_times(settings: Settings) -> AsyncIterator[DecisionsRead]:
+    """While open: every decision published, as :class:`DecisionsRead`."""
+    read = DecisionsRead()
     consumer = reader(settings.kafka_bootstrap or "", settings.topic("decisions"))
     await consumer.start()
 
@@ -351,12 +368,15 @@ async def decision_times(settings: Settings) -> AsyncIterator[dict[str, int]]:
         while True:
             for records in (await consumer.getmany(timeout_ms=100, max_records=10_000)).values():
                 for record in records:
-                    source = orjson.loads(record.value)["source_event_id"]
-                    published.setdefault(source, record.timestamp)
+                    decision = orjson.loads(record.value)
+                    source = decision["source_event_id"]
+                    if source not in read.published_ms:
+                        read.published_ms[source] = record.timestamp
+                        read.decided_ms[source] = decision["latency_ms"]
 
     task = asyncio.create_task(follow())
     try:
-        yield published
+        yield read
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -446,17 +466,20 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         rate = config.rate or round(pipeline.eps / 2, 0)
         produced_ms: dict[str, int] = {}
         acked_ms: dict[str, int] = {}
-        async with decision_times(main) as published_ms:
+        async with decision_times(main) as read:
             progress(f"latency: {rate:,.0f} events/s for {config.duration_s:.0f} s")
+            before = await workers.sample()
             sent, broker_cores = await cores_used(
                 broker_pid, SLICE_S, steady_load(main, traffic, rate, config.duration_s, produced_ms, acked_ms))
-            async for _ in workers.samples(len(backlog) + sent, config.timeout_s, lambda s: progress(f"latency: {s}")):
-                pass
-            await settled(published_ms)
+            after = await workers.processed(len(backlog) + sent, config.timeout_s, lambda s: progress(f"latency: {s}"))
+            await settled(read.published_ms)
+        published_ms = read.published_ms
         log(f"latency: {len(published_ms):,} decisions read")
         # An order request can be dead-lettered although well-formed (an amendment of an order
         # that was itself broken): only decided ones have a latency.
         latencies = [published_ms[source] - at for source, at in produced_ms.items() if source in published_ms]
+        decided = [read.decided_ms[source] for source in produced_ms if source in read.decided_ms]
+        steady_cpu = (sum(after.cpu_s) - sum(before.cpu_s)) / (sum(after.events) - sum(before.events)) * 1000
         to_broker = [acked_ms[source] - at for source, at in produced_ms.items() if source in acked_ms]
         peak = workers.peak_rss_mb()
     result: dict[str, Any] = {
@@ -465,6 +488,7 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         "baseline_eps": baseline.eps, "pipeline_eps": pipeline.eps, "ratio": round(pipeline.eps / baseline.eps, 3),
         "latency_ms": percentiles_ms([float(x) for x in latencies]),
         "latency_until_acked_ms": percentiles_ms([float(x) for x in to_broker]),
+        "latency_until_decided_ms": percentiles_ms(decided),
         "latency_rate_eps": rate, "latency_duration_s": config.duration_s, "latency_orders": len(latencies),
         "latency_events": sent, "seed": config.seed,
         "peak_rss_mb": peak, "cpu_s_per_1k": pipeline.cpu_s_per_1k,
@@ -472,7 +496,7 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         "broker_cpu_s_per_1k": pipeline.broker_cpu_s_per_1k,
         "baseline_broker_cpu_s_per_1k": baseline.broker_cpu_s_per_1k,
         "latency_slice_s": SLICE_S, "latency_p99_ms_by_slice": p99_by_slice(produced_ms, published_ms, SLICE_S),
-        "broker_cores_by_slice": broker_cores,
+        "broker_cores_by_slice": broker_cores, "latency_cpu_s_per_1k": round(steady_cpu, 4),
     }
     if one_worker is not None:
         result.update(one_worker_eps=one_worker.eps, scaling=round(pipeline.eps / one_worker.eps, 3))

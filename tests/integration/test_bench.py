@@ -28,6 +28,11 @@ def test_bench_runs_baseline_pipeline_and_latency_phases(settings, stack, tmp_pa
     assert result["latency_duration_s"] == 7 and result["seed"] == 7
     until_acked = result["latency_until_acked_ms"]
     assert 0 <= until_acked["p50"] <= until_acked["p99"] and until_acked["p50"] < latency["p50"]
+    # a decision is published after it is made (publish timestamps are whole milliseconds)
+    until_decided = result["latency_until_decided_ms"]
+    assert until_acked["p50"] < until_decided["p50"] <= latency["p50"] + 1
+    assert until_decided["p99"] <= latency["p99"] + 1
+    assert result["latency_cpu_s_per_1k"] > 0
     assert result["peak_rss_mb"] > result["baseline_peak_rss_mb"] > 50 and result["cpu_s_per_1k"] > 0
     assert result["broker_cpu_s_per_1k"] > 0 and result["baseline_broker_cpu_s_per_1k"] >= 0  # ticks of 10 ms
     # 7 s of load in 5-s slices: two of each (the broker's second slice ends with the load)
