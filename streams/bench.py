@@ -350,11 +350,11 @@ async def settled(published: dict[str, int], quiet_s: float = 1.0) -> None:
 @dataclass
 class DecisionsRead:
     """What the decisions topic said, by source event id (the first copy of a redelivered
-    decision): each decision's publish timestamp (ms), and the latency the worker recorded in it
-    (``latency_ms``: from the order's produce timestamp to the decision, before publishing)."""
+    decision): each decision's publish timestamp (ms), and how long after the order's produce
+    timestamp it was decided, before publishing (its ``latency_ms``, as the worker recorded it)."""
 
     published_ms: dict[str, int] = field(default_factory=dict)
-    decided_ms: dict[str, float] = field(default_factory=dict)
+    decided_after_ms: dict[str, float] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager
@@ -372,7 +372,7 @@ async def decision_times(settings: Settings) -> AsyncIterator[DecisionsRead]:
                     source = decision["source_event_id"]
                     if source not in read.published_ms:
                         read.published_ms[source] = record.timestamp
-                        read.decided_ms[source] = decision["latency_ms"]
+                        read.decided_after_ms[source] = decision["latency_ms"]
 
     task = asyncio.create_task(follow())
     try:
@@ -478,7 +478,7 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         # An order request can be dead-lettered although well-formed (an amendment of an order
         # that was itself broken): only decided ones have a latency.
         latencies = [published_ms[source] - at for source, at in produced_ms.items() if source in published_ms]
-        decided = [read.decided_ms[source] for source in produced_ms if source in read.decided_ms]
+        decided = [read.decided_after_ms[source] for source in produced_ms if source in read.decided_after_ms]
         steady_cpu = (sum(after.cpu_s) - sum(before.cpu_s)) / (sum(after.events) - sum(before.events)) * 1000
         to_broker = [acked_ms[source] - at for source, at in produced_ms.items() if source in acked_ms]
         peak = workers.peak_rss_mb()
