@@ -70,8 +70,8 @@ _EVERY_FIELD = attrgetter(*CONTEXT_TYPES)
 _APPROVED = Verdict(Outcome.APPROVE, ())
 _ERROR = cel.Type.ERROR
 #: Below this many orders, one CEL evaluation per order is cheaper than the array operations
-#: (default rulebook, 3 Dec: the arrays cost ~160 µs per call, CEL ~20-35 µs per order; they
-#: break even at 7-8 orders). At a light steady load a batch holds only a few orders.
+#: (default rulebook, 3 Dec: the arrays ~150-250 µs per call of a few orders, CEL ~20-35 µs
+#: per order; they break even at 7-8 orders). At a light steady load a batch holds few orders.
 VECTOR_MIN = 8
 #: Context types held in numeric columns (strings are object columns, lists ragged ones).
 _COLUMN_TYPES: dict[type, Any] = {float: np.float64, int: np.int64, bool: np.bool_}
