@@ -124,6 +124,14 @@ class Sample:
     learned: list[float]
     broker_cpu_s: float = 0.0
 
+    def cpu_s_per_1k(self, since: Sample) -> float:
+        """The workers' CPU seconds per 1,000 events processed between ``since`` and this scrape.
+
+        >>> Sample(2.0, [3000.0], [1.5], [0.0]).cpu_s_per_1k(Sample(1.0, [1000.0], [1.0], [0.0]))
+        0.25
+        """
+        return round((sum(self.cpu_s) - sum(since.cpu_s)) / (sum(self.events) - sum(since.events)) * 1000, 4)
+
 
 def peak_rss_mb(pid: int) -> float:
     """The process's peak resident set size (``VmHWM``) in MiB."""
@@ -161,11 +169,11 @@ async def cores_used(pid: int | None, slice_s: float, work: Awaitable[T]) -> tup
             return task.result(), cores
 
 
-def p99_by_slice(produced_ms: dict[str, int], published_ms: dict[str, int], slice_s: float) -> list[float | None]:
+def p99_by_slice(produced_ms: dict[str, int], latency_ms: dict[str, float], slice_s: float) -> list[float | None]:
     """The p99 latency (ms) of the orders produced in each ``slice_s`` seconds from the first,
     in order (None for a slice without decided orders).
 
-    >>> p99_by_slice({"a": 0, "b": 1000, "c": 11000, "d": 12000}, {"a": 10, "b": 1030, "c": 11100}, 5)
+    >>> p99_by_slice({"a": 0, "b": 1000, "c": 11000, "d": 12000}, {"a": 10.0, "b": 30.0, "c": 100.0}, 5)
     [29.8, None, 100.0]
     >>> p99_by_slice({}, {}, 5)
     []
@@ -175,10 +183,10 @@ def p99_by_slice(produced_ms: dict[str, int], published_ms: dict[str, int], slic
     start = min(produced_ms.values())
     slices: list[list[float]] = []
     for source, at in produced_ms.items():
-        if source in published_ms:
+        if source in latency_ms:
             index = int((at - start) // (slice_s * 1000))
             slices.extend([] for _ in range(index + 1 - len(slices)))
-            slices[index].append(float(published_ms[source] - at))
+            slices[index].append(latency_ms[source])
     return [percentiles_ms(latencies)["p99"] if latencies else None for latencies in slices]
 
 
@@ -260,9 +268,8 @@ class Workers:
         if first is None or last is first:
             raise BenchError(f"{total:,} events were processed too fast to measure; use more --events")
         events, seconds = sum(last.events) - sum(first.events), last.at - first.at
-        cpu = sum(last.cpu_s) - sum(first.cpu_s)
         broker_cpu = round((last.broker_cpu_s - first.broker_cpu_s) / events * 1000, 4) if self.broker_pid else None
-        return Throughput(eps=round(events / seconds, 1), cpu_s_per_1k=round(cpu / events * 1000, 4),
+        return Throughput(eps=round(events / seconds, 1), cpu_s_per_1k=last.cpu_s_per_1k(first),
                           peak_rss_mb=self.peak_rss_mb(), broker_cpu_s_per_1k=broker_cpu)
 
     async def processed(self, total: int, timeout_s: float, progress: Callable[[str], None]) -> Sample:
@@ -477,26 +484,26 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         log(f"latency: {len(published_ms):,} decisions read")
         # An order request can be dead-lettered although well-formed (an amendment of an order
         # that was itself broken): only decided ones have a latency.
-        latencies = [published_ms[source] - at for source, at in produced_ms.items() if source in published_ms]
+        latency_ms = {source: float(published_ms[source] - at) for source, at in produced_ms.items()
+                      if source in published_ms}
         decided = [read.decided_after_ms[source] for source in produced_ms if source in read.decided_after_ms]
-        steady_cpu = (sum(after.cpu_s) - sum(before.cpu_s)) / (sum(after.events) - sum(before.events)) * 1000
         to_broker = [acked_ms[source] - at for source, at in produced_ms.items() if source in acked_ms]
         peak = workers.peak_rss_mb()
     result: dict[str, Any] = {
         "events": len(backlog), "malformed": config.malformed, "customers": config.customer_count,
         "workers": config.workers, "partitions": settings.partitions,
         "baseline_eps": baseline.eps, "pipeline_eps": pipeline.eps, "ratio": round(pipeline.eps / baseline.eps, 3),
-        "latency_ms": percentiles_ms([float(x) for x in latencies]),
+        "latency_ms": percentiles_ms(list(latency_ms.values())),
         "latency_until_acked_ms": percentiles_ms([float(x) for x in to_broker]),
         "latency_until_decided_ms": percentiles_ms(decided),
-        "latency_rate_eps": rate, "latency_duration_s": config.duration_s, "latency_orders": len(latencies),
+        "latency_rate_eps": rate, "latency_duration_s": config.duration_s, "latency_orders": len(latency_ms),
         "latency_events": sent, "seed": config.seed,
         "peak_rss_mb": peak, "cpu_s_per_1k": pipeline.cpu_s_per_1k,
         "baseline_cpu_s_per_1k": baseline.cpu_s_per_1k, "baseline_peak_rss_mb": baseline.peak_rss_mb,
         "broker_cpu_s_per_1k": pipeline.broker_cpu_s_per_1k,
         "baseline_broker_cpu_s_per_1k": baseline.broker_cpu_s_per_1k,
-        "latency_slice_s": SLICE_S, "latency_p99_ms_by_slice": p99_by_slice(produced_ms, published_ms, SLICE_S),
-        "broker_cores_by_slice": broker_cores, "latency_cpu_s_per_1k": round(steady_cpu, 4),
+        "latency_slice_s": SLICE_S, "latency_p99_ms_by_slice": p99_by_slice(produced_ms, latency_ms, SLICE_S),
+        "broker_cores_by_slice": broker_cores, "latency_cpu_s_per_1k": after.cpu_s_per_1k(before),
     }
     if one_worker is not None:
         result.update(one_worker_eps=one_worker.eps, scaling=round(pipeline.eps / one_worker.eps, 3))
