@@ -569,7 +569,7 @@ def build_app(settings: Settings) -> SalesguardApp:
     # Input topics and training examples are consumed a fetch at a time (not through agents).
     routes: dict[str, BatchHandler] = {name: sg.consume for name in sg.input_topics}
     routes[settings.topic("model-examples")] = sg.queue_training
-    use_batch_consumer(app, routes, settings.batch_size)
+    use_batch_consumer(app, routes, settings.batch_size, settings.batch_window_ms / 1000)
     mount_desk(app, sg)
 
     if settings.kafka_bootstrap:  # deployed rulebooks arrive on the rulebooks topic

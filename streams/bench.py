@@ -491,7 +491,7 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         peak = workers.peak_rss_mb()
     result: dict[str, Any] = {
         "events": len(backlog), "malformed": config.malformed, "customers": config.customer_count,
-        "workers": config.workers, "partitions": settings.partitions,
+        "workers": config.workers, "partitions": settings.partitions, "batch_window_ms": settings.batch_window_ms,
         "baseline_eps": baseline.eps, "pipeline_eps": pipeline.eps, "ratio": round(pipeline.eps / baseline.eps, 3),
         "latency_ms": percentiles_ms(list(latency_ms.values())),
         "latency_until_acked_ms": percentiles_ms([float(x) for x in to_broker]),

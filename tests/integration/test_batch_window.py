@@ -1,0 +1,159 @@
+"""A batch window (``SALESGUARD_BATCH_WINDOW_MS``) on real workers: a trickle of orders is
+decided in few batches, each as one event at a time would be, and a batch waiting for its
+window does not hold up a worker joining the group."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from streams.contracts import Decision
+from streams.generator import GeneratedMessage
+from streams.kafka_clients import producer
+from streams.settings import Settings
+from streams.topics import ensure_topics
+from tests import events as ev
+from tests.integration.conftest import Worker
+from tests.integration.metrics_page import scrape, total
+from tests.integration.streams_under_test import assigned, consumed, counter, following, isolated, replay, until
+
+pytestmark = pytest.mark.integration
+
+WINDOW_MS = 500
+#: Between two orders of a trickle: without a window, about one batch each.
+TRICKLE_S = 0.02
+
+
+def customers(name: str, count: int) -> list[dict]:
+    return [ev.customer(f"C-{name}-{i}", limit=5_000.0) for i in range(count)]
+
+
+def order(name: str, i: int, customer_count: int) -> dict:
+    return ev.order(f"C-{name}-{i % customer_count}", f"SO-{name}-{i}", 400.0 + 100 * (i % 40), days=i / 1000)
+
+
+@contextlib.asynccontextmanager
+async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    kafka = producer(settings.kafka_bootstrap or "")
+    await kafka.start()
+    try:
+        yield kafka
+    finally:
+        await kafka.stop()
+
+
+async def produce(kafka: AIOKafkaProducer, settings: Settings, event: dict) -> None:
+    """Send ``event`` and wait until the broker has it."""
+    await kafka.send_and_wait(settings.topic(ev.topic_of(event)), key=event["customer_id"].encode(),
+                              value=ev.encode(event))
+
+
+async def onboard(kafka: AIOKafkaProducer, settings: Settings, worker: Worker, master_data: list[dict]) -> None:
+    """Send ``master_data`` and wait until ``worker`` has consumed it."""
+    for event in master_data:
+        await produce(kafka, settings, event)
+    await until(lambda: at_least_consumed(worker, "customers", len(master_data)), "master data consumed")
+
+
+async def at_least_consumed(worker: Worker, topic: str, count: int) -> bool:
+    return await consumed([worker], topic) >= count
+
+
+async def batches(worker: Worker) -> float:
+    return total(await scrape(worker.process.port), "salesguard_batch_seconds_count")
+
+
+def as_one_event_at_a_time(settings: Settings, master_data: list[dict], orders: list[dict]) -> dict:
+    """Outcome and reasons by order event id, from a clean in-process run."""
+    def message(event: dict) -> GeneratedMessage:
+        return GeneratedMessage(ev.topic_of(event), event["customer_id"].encode(), ev.encode(event), event["type"])
+
+    reference = replay(settings, [[message(e) for e in master_data], [message(e) for e in orders]])
+    return {i: (d.outcome, d.reasons) for i, d in reference.decisions.items()}
+
+
+def collecting(decided: dict[str, Decision]):
+    return lambda record: decided.setdefault(record["source_event_id"], Decision.model_validate(record))
+
+
+async def test_a_trickle_of_orders_is_decided_in_batches_that_wait_for_the_window(settings: Settings, tmp_path: Path):
+    run = isolated(settings, "window", redis_db=7).model_copy(update={"batch_window_ms": WINDOW_MS})
+    master_data = customers("WIN", 3)
+    orders = [order("WIN", i, 3) for i in range(30)]
+    await ensure_topics(run)
+    worker = Worker(run, tmp_path)
+    worker.start()
+    decided: dict[str, Decision] = {}
+    try:
+        async with kafka_producer(run) as kafka:
+            await onboard(kafka, run, worker, master_data)
+            before = await batches(worker)
+            async with following(run, "decisions", collecting(decided)):
+                started = time.monotonic()
+                for event in orders:
+                    await produce(kafka, run, event)
+                    await asyncio.sleep(TRICKLE_S)
+                sending_s = time.monotonic() - started
+                await until(lambda: len(decided) == len(orders), lambda: f"{len(orders) - len(decided)} not decided")
+        taken = await batches(worker) - before
+    finally:
+        worker.stop()
+    # a batch is handed over once its first order has waited the window: batches begin at least
+    # that far apart (the last may be cut short)
+    assert 1 <= taken <= sending_s / (WINDOW_MS / 1000) + 2 < len(orders)
+    assert {i: (d.outcome, d.reasons) for i, d in decided.items()} == as_one_event_at_a_time(run, master_data, orders)
+
+
+@pytest.mark.timeout(300)
+async def test_a_batch_waiting_for_its_window_does_not_hold_up_a_worker_joining(settings: Settings, tmp_path: Path):
+    # Faust gives partitions away only once their messages are acked: a batch held back for its
+    # window while the group rebalances would stall the rebalance.
+    run = isolated(settings, "window-join", redis_db=8).model_copy(update={"batch_window_ms": WINDOW_MS})
+    master_data = customers("WJ", 20)
+    first, second = Worker(run, tmp_path / "first"), Worker(run, tmp_path / "second")
+    for worker in (first, second):
+        worker.run_dir.mkdir()
+    await ensure_topics(run)
+    first.start()
+    decided: dict[str, Decision] = {}
+    sent: list[dict] = []
+    stop = asyncio.Event()
+    try:
+        async with kafka_producer(run) as kafka:
+            await onboard(kafka, run, first, master_data)
+
+            async def trickle() -> None:
+                for i in itertools.count():
+                    if stop.is_set():
+                        return
+                    sent.append(order("WJ", i, len(master_data)))
+                    await produce(kafka, run, sent[-1])
+                    await asyncio.sleep(TRICKLE_S)
+
+            async with following(run, "decisions", collecting(decided)):
+                sending = asyncio.create_task(trickle())
+                try:
+                    await until(lambda: len(decided) >= 20, "the first worker's first decisions")
+                    await asyncio.to_thread(second.start)
+                    await until(lambda: assigned(second), "the second worker's partitions", timeout=90)
+                    await until(lambda: at_least_decided(second), "the second worker's first decision", timeout=60)
+                    asyncio.get_running_loop().call_later(1.0, stop.set)  # and a second more of orders
+                    await sending
+                finally:
+                    sending.cancel()
+                await until(lambda: len(decided) == len(sent), lambda: f"{len(sent) - len(decided)} not decided")
+    finally:
+        second.stop()
+        first.stop()
+    assert {i: (d.outcome, d.reasons) for i, d in decided.items()} == as_one_event_at_a_time(run, master_data, sent)
+
+
+async def at_least_decided(worker: Worker) -> bool:
+    return await counter([worker], "salesguard_decisions_total") >= 1
