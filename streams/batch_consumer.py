@@ -9,10 +9,13 @@ of the *routed* topics are collected and handed to their handler as one list per
 ``batch_size`` at a time; topics routed to one handler share its batches); records of other
 topics (Faust's own) take Faust's usual path.
 
-With a batch window (``batch_window_s`` > 0, as ``stream.take(n, within=...)``), a batch that
-is not full waits for more fetches until its first record has been read that long: fewer,
-larger batches cost less CPU per event at light loads, for up to that much latency. A batch
-never waits while the consumer's flow is stopped (a rebalance waits for its messages).
+With a batch window (``batch_window_s`` > 0, as ``stream.take(n, within=...)``), fetches are
+taken at most once per window: while a light load's records trickle in, the consumer waits for
+the rest of the window before taking the next fetch, so records gather into fewer, larger
+batches (less CPU per event) for up to the window's latency; a load that keeps the worker busy
+longer than the window never waits. The records gather in the client's fetch buffer, not in
+batches held back: holding read messages would stall a rebalance, which waits for every read
+message to be acknowledged while the consumer thread, busy with the rebalance, answers no fetch.
 
 A routed message counts as in flight from when it is read until its batch is done, and is
 acknowledged then: Faust commits only acknowledged offsets and waits for in-flight messages
@@ -63,7 +66,7 @@ class BatchConsumer(Consumer):
 
     routes: ClassVar[Mapping[str, BatchHandler]] = {}
     batch_size: ClassVar[int] = 500
-    #: How long a batch that is not full may wait for more records (0: not at all).
+    #: Shortest time from one fetch taken to the next (0: no wait).
     batch_window_s: ClassVar[float] = 0.0
     #: Why a batch handed over earlier failed (raised in the drain loop).
     _batch_failure: BaseException | None = None
@@ -73,8 +76,9 @@ class BatchConsumer(Consumer):
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
         """Faust's drain loop (``faust.transport.consumer.Consumer._drain_messages``) with routed
-        topics collected per fetch (or, with a batch window, over the fetches of the window)."""
+        topics collected per fetch."""
         routes, batch_size, window = self.routes, self.batch_size, self.batch_window_s
+        fetched_at = 0.0
         callback = self.callback
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = cast(Any, fetcher)._stopped.is_set
@@ -83,20 +87,18 @@ class BatchConsumer(Consumer):
         acks_enabled_for = self.app.topics.acks_enabled_for
         in_flight = self._unacked_messages.add
         batches: dict[BatchHandler, list[Message]] = {}
-        #: When each waiting batch's first record was read (time.monotonic()).
-        started: dict[BatchHandler, float] = {}
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 if self._batch_failure is not None:
                     raise self._batch_failure
                 self.diag.set_flag(CONSUMER_FETCHING)
                 await self.sleep(0)
-                await self._hand_over_waiting(batches, started, time.monotonic() - window)
+                if window:  # the rest of the window since the last fetch was taken
+                    if (rest := fetched_at + window - time.monotonic()) > 0:
+                        await self.sleep(rest)
+                    fetched_at = time.monotonic()
                 if not self.should_stop:
-                    timeout = 1.0
-                    if started:  # a batch waits: fetch no longer than its window has left
-                        timeout = max(0.0, min(started.values()) + window - time.monotonic())
-                    async for tp, message in self.getmany(timeout=timeout):
+                    async for tp, message in self.getmany(timeout=1.0):
                         offset = message.offset
                         read = get_read_offset(tp)
                         if read is not None and offset < read:
@@ -109,17 +111,15 @@ class BatchConsumer(Consumer):
                         handler = routes.get(message.topic)
                         if handler is not None:
                             in_flight(message)
-                            if handler not in batches:
-                                batches[handler], started[handler] = [], time.monotonic()
-                            batch = batches[handler]
+                            batch = batches.setdefault(handler, [])
                             batch.append(message)
                             if len(batch) >= batch_size:
-                                del started[handler]
                                 await self._hand_over(handler, batches.pop(handler))
                         else:
                             await self.wait_first(callback(message), self.suspend_flow.wait())
                         set_read_offset(tp, offset)
-                    await self._hand_over_waiting(batches, started, time.monotonic() - window)
+                    for handler in list(batches):
+                        await self._hand_over(handler, batches.pop(handler))
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -130,15 +130,6 @@ class BatchConsumer(Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
-
-    async def _hand_over_waiting(self, batches: dict[BatchHandler, list[Message]], started: dict[BatchHandler, float],
-                                 due: float) -> None:
-        """Hand over the waiting batches begun at or before ``due``; all of them while the flow is
-        stopped (a rebalance waits for their messages to be acked)."""
-        flow_stopped = not self.flow_active
-        for handler in [handler for handler, begun in started.items() if begun <= due or flow_stopped]:
-            del started[handler]
-            await self._hand_over(handler, batches.pop(handler))
 
     async def _hand_over(self, handler: BatchHandler, batch: list[Message]) -> None:
         done = await handler(batch)
@@ -177,8 +168,8 @@ class BatchConsumer(Consumer):
 def use_batch_consumer(app: faust.App, routes: Mapping[str, BatchHandler], batch_size: int,
                        batch_window_s: float = 0.0) -> None:
     """Make ``app`` consume the topics in ``routes`` (full names) in batches of up to
-    ``batch_size``, each handed to its handler, a batch that is not full waiting up to
-    ``batch_window_s`` for more; the topics are subscribed like an agent's."""
+    ``batch_size``, each handed to its handler, taking a fetch at most every ``batch_window_s``;
+    the topics are subscribed like an agent's."""
     consumer_class = type("SalesguardBatchConsumer", (BatchConsumer,),
                           {"routes": dict(routes), "batch_size": batch_size, "batch_window_s": batch_window_s})
     cast(Any, app.transport).Consumer = consumer_class

@@ -73,9 +73,10 @@ class Settings(BaseSettings):
     batch_size: int = Field(500, ge=1, le=100_000, description="Events processed together at most (a batch is what "
                             "one fetch from the broker brought, up to this many).")
     batch_window_ms: float = Field(
-        0.0, ge=0, le=1000, description="How long a batch that is not full may wait for more events, as Faust's "
-        "stream.take(n, within=...). 0: a batch is what one fetch brought. A few tens of ms make fewer, larger "
-        "batches at light loads (less CPU per event) for up to that much latency per decision.")
+        0.0, ge=0, le=1000, description="Shortest time between two fetches the worker takes (as Faust's "
+        "stream.take(n, within=...)): at a light load, events gather into fewer, larger batches (less CPU per "
+        "event) for up to this much latency per decision; a load that keeps the worker busy longer never waits. "
+        "0: every fetch at once.")
     rebalance_timeout_s: float = Field(30.0, gt=0, description="Kafka consumer-group rebalance timeout.")
     session_timeout_s: float = Field(30.0, gt=0, description="Kafka consumer-group session timeout.")
     heartbeat_interval_s: float = Field(3.0, gt=0, description="Kafka consumer-group heartbeat interval.")
