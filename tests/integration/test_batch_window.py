@@ -70,8 +70,9 @@ async def batches(worker: Worker) -> float:
     return total(await scrape(worker.process.port), "salesguard_batch_seconds_count")
 
 
-def as_one_event_at_a_time(settings: Settings, master_data: list[dict], orders: list[dict]) -> dict:
-    """Outcome and reasons by order event id, from a clean in-process run."""
+def as_decided_in_process(settings: Settings, master_data: list[dict], orders: list[dict]) -> dict:
+    """Outcome and reasons by order event id, from a clean in-process run (which decides as one event
+    at a time: tests/test_pipeline.py)."""
     def message(event: dict) -> GeneratedMessage:
         return GeneratedMessage(ev.topic_of(event), event["customer_id"].encode(), ev.encode(event), event["type"])
 
@@ -108,7 +109,7 @@ async def test_a_trickle_of_orders_is_decided_in_batches_that_wait_for_the_windo
     # a batch per fetch here, and fetches begin at least a window apart: one of them may have
     # begun before the first order was sent
     assert 1 <= taken <= deciding_s / (WINDOW_MS / 1000) + 2 < len(orders)
-    assert {i: (d.outcome, d.reasons) for i, d in decided.items()} == as_one_event_at_a_time(run, master_data, orders)
+    assert {i: (d.outcome, d.reasons) for i, d in decided.items()} == as_decided_in_process(run, master_data, orders)
 
 
 @pytest.mark.timeout(300)
@@ -152,7 +153,7 @@ async def test_a_worker_joins_while_the_window_gathers_orders(settings: Settings
     finally:
         second.stop()
         first.stop()
-    assert {i: (d.outcome, d.reasons) for i, d in decided.items()} == as_one_event_at_a_time(run, master_data, sent)
+    assert {i: (d.outcome, d.reasons) for i, d in decided.items()} == as_decided_in_process(run, master_data, sent)
 
 
 async def at_least_decided(worker: Worker) -> bool:
