@@ -486,7 +486,7 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         # that was itself broken): only decided ones have a latency.
         latency_ms = {source: float(published_ms[source] - at) for source, at in produced_ms.items()
                       if source in published_ms}
-        decided = [read.decided_after_ms[source] for source in produced_ms if source in read.decided_after_ms]
+        decided = [read.decided_after_ms[source] for source in latency_ms]  # read with its publish time
         to_broker = [acked_ms[source] - at for source, at in produced_ms.items() if source in acked_ms]
         peak = workers.peak_rss_mb()
     result: dict[str, Any] = {

@@ -5,10 +5,8 @@ while the window gathers orders."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,14 +19,24 @@ from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests import events as ev
 from tests.integration.conftest import Worker
-from tests.integration.metrics_page import scrape, total
-from tests.integration.streams_under_test import assigned, consumed, counter, following, isolated, replay, until
+from tests.integration.streams_under_test import (
+    assigned,
+    at_least,
+    consumed,
+    counter,
+    following,
+    isolated,
+    replay,
+    until,
+)
 
 pytestmark = pytest.mark.integration
 
 WINDOW_MS = 500
 #: Between two orders of a trickle: without a window, about one batch each.
 TRICKLE_S = 0.02
+#: Batches a worker has written.
+BATCHES = "salesguard_batch_seconds_count"
 
 
 def customers(name: str, count: int) -> list[dict]:
@@ -37,16 +45,6 @@ def customers(name: str, count: int) -> list[dict]:
 
 def order(name: str, i: int, customer_count: int) -> dict:
     return ev.order(f"C-{name}-{i % customer_count}", f"SO-{name}-{i}", 400.0 + 100 * (i % 40), days=i / 1000)
-
-
-@contextlib.asynccontextmanager
-async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    kafka = producer(settings.kafka_bootstrap or "")
-    await kafka.start()
-    try:
-        yield kafka
-    finally:
-        await kafka.stop()
 
 
 async def produce(kafka: AIOKafkaProducer, settings: Settings, event: dict) -> None:
@@ -59,15 +57,7 @@ async def onboard(kafka: AIOKafkaProducer, settings: Settings, worker: Worker, m
     """Send ``master_data`` and wait until ``worker`` has consumed it."""
     for event in master_data:
         await produce(kafka, settings, event)
-    await until(lambda: at_least_consumed(worker, "customers", len(master_data)), "master data consumed")
-
-
-async def at_least_consumed(worker: Worker, topic: str, count: int) -> bool:
-    return await consumed([worker], topic) >= count
-
-
-async def batches(worker: Worker) -> float:
-    return total(await scrape(worker.process.port), "salesguard_batch_seconds_count")
+    await until(lambda: at_least(consumed([worker], "customers"), len(master_data)), "master data consumed")
 
 
 def as_decided_in_process(settings: Settings, master_data: list[dict], orders: list[dict]) -> dict:
@@ -93,9 +83,9 @@ async def test_a_trickle_of_orders_is_decided_in_batches_that_wait_for_the_windo
     worker.start()
     decided: dict[str, Decision] = {}
     try:
-        async with kafka_producer(run) as kafka:
+        async with producer(run.kafka_bootstrap or "") as kafka:
             await onboard(kafka, run, worker, master_data)
-            before = await batches(worker)
+            before = await counter([worker], BATCHES)
             async with following(run, "decisions", collecting(decided)):
                 started = time.monotonic()
                 for event in orders:
@@ -103,7 +93,7 @@ async def test_a_trickle_of_orders_is_decided_in_batches_that_wait_for_the_windo
                     await asyncio.sleep(TRICKLE_S)
                 await until(lambda: len(decided) == len(orders), lambda: f"{len(orders) - len(decided)} not decided")
                 deciding_s = time.monotonic() - started
-        taken = await batches(worker) - before
+        taken = await counter([worker], BATCHES) - before
     finally:
         worker.stop()
     # a batch per fetch here, and fetches begin at least a window apart: one of them may have
@@ -127,7 +117,7 @@ async def test_a_worker_joins_while_the_window_gathers_orders(settings: Settings
     sent: list[dict] = []
     stop = asyncio.Event()
     try:
-        async with kafka_producer(run) as kafka:
+        async with producer(run.kafka_bootstrap or "") as kafka:
             await onboard(kafka, run, first, master_data)
 
             async def trickle() -> None:
@@ -144,7 +134,8 @@ async def test_a_worker_joins_while_the_window_gathers_orders(settings: Settings
                     await until(lambda: len(decided) >= 20, "the first worker's first decisions")
                     await asyncio.to_thread(second.start)
                     await until(lambda: assigned(second), "the second worker's partitions", timeout=90)
-                    await until(lambda: at_least_decided(second), "the second worker's first decision", timeout=60)
+                    await until(lambda: at_least(counter([second], "salesguard_decisions_total"), 1),
+                                "the second worker's first decision", timeout=60)
                     asyncio.get_running_loop().call_later(1.0, stop.set)  # and a second more of orders
                     await sending
                 finally:
@@ -154,7 +145,3 @@ async def test_a_worker_joins_while_the_window_gathers_orders(settings: Settings
         second.stop()
         first.stop()
     assert {i: (d.outcome, d.reasons) for i, d in decided.items()} == as_decided_in_process(run, master_data, sent)
-
-
-async def at_least_decided(worker: Worker) -> bool:
-    return await counter([worker], "salesguard_decisions_total") >= 1
