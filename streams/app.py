@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -382,8 +383,8 @@ class SalesguardApp:
             quality = metrics.MODEL_QUALITY
             quality.labels("late_payment", "roc_auc").set_function(lambda: self.trainer.credit_quality.roc_auc)
             quality.labels("late_payment", "log_loss").set_function(lambda: self.trainer.credit_quality.log_loss)
-        for example, _ in batch:
-            metrics.MODEL_EXAMPLES.labels(example.kind).inc()
+        for kind, count in Counter(example.kind for example, _ in batch).items():
+            metrics.MODEL_EXAMPLES.labels(kind).inc(count)
         if drifts:
             await self._alert(drifts)
 

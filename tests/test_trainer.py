@@ -240,3 +240,13 @@ def test_recent_ids_remember_at_least_the_last_capacity_ids_also_after_a_checkpo
         assert not any(remembered.add(f"credit:C-{i}:I-{i}") for i in range(1_550, 2_550))  # the last 1,000
     assert ids.add("credit:C-0:I-0") and restored.add("credit:C-0:I-0")  # long forgotten
     assert len(ids.to_bytes()) <= 8 * (1_000 + 2 * 100)
+
+
+def test_recent_ids_added_many_at_a_time_remember_exactly_as_one_at_a_time():
+    rng = random.Random(11)
+    ids = [f"order:e{rng.randrange(3_000)}" for _ in range(6_000)]  # repeats, near and far apart
+    one_by_one, many = RecentIds(capacity=1_000, chunk=100), RecentIds(capacity=1_000, chunk=100)
+    expected = [one_by_one.add(example_id) for example_id in ids]
+    got = [new for start in range(0, len(ids), 137) for new in many.add_many(ids[start:start + 137])]
+    assert got == expected and False in got and True in got
+    assert many.to_bytes() == one_by_one.to_bytes()
