@@ -31,7 +31,6 @@ from typing import Any, TypeVar, cast
 
 import faust
 from aiokafka import TopicPartition
-from faust.sensors.prometheus import PrometheusMonitor
 from faust.types import Message
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -545,7 +544,7 @@ def faust_app(settings: Settings) -> faust.App:
 def build_app(settings: Settings) -> SalesguardApp:
     """Declare the Faust app, its table, batch consumer, tasks, timers and pages from ``settings``."""
     app = faust_app(settings)
-    app.monitor = PrometheusMonitor(metrics=metrics.faust_metrics())  # Faust's internals on our /metrics
+    app.monitor = metrics.FaustMonitor(metrics=metrics.faust_metrics())  # Faust's internals on our /metrics
     # The changelog topic is declared here so that its values stay raw: the table's store holds
     # each state as its changelog record (see streams.state_table).
     changelog = app.topic(f"{settings.app_id}-customer-state-changelog", key_serializer="json",
