@@ -9,7 +9,11 @@ from functools import cache
 
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info, disable_created_metrics
+
+# No ``*_created`` series: Prometheus ignores them (unless its created-timestamps feature is on),
+# and they made a third of a worker's ~600 samples (a scrape: 3.6 ms in process, 2.4 without).
+disable_created_metrics()
 
 #: Bucket edges in seconds; 0.05 is the decision latency objective.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

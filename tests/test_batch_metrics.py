@@ -1,6 +1,6 @@
 """What a batch adds to the metrics, read back from the registry."""
 
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, generate_latest
 
 from monitoring.batch_metrics import count_batch
 from tests import events as ev
@@ -38,3 +38,10 @@ def test_a_batch_of_many_decisions_adds_each_one():
     before = value(key[0], **key[1]), value(hits[0], **hits[1])
     count_batch(h.run(*[h.message(ev.order(f"C-BN{i}", f"SO-BN{i}", 1200.0)) for i in range(5)]))
     assert (value(key[0], **key[1]) - before[0], value(hits[0], **hits[1]) - before[1]) == (5, 5)
+
+
+def test_counters_are_exported_without_created_series():
+    h = Harness()
+    count_batch(h.run(h.message(ev.customer("C-BM3", limit=1000.0)), h.message(ev.order("C-BM3", "SO-BM3", 10.0))))
+    exported = generate_latest().decode()
+    assert "salesguard_decisions_total{" in exported and "_created" not in exported
