@@ -8,8 +8,9 @@ saves a new version with the offset of the last example it covers.
 Examples are acknowledged as soon as they are learned (a rebalance never waits for a
 checkpoint); a trainer that starts after a crash first replays the examples between the
 checkpoint's offset and where its consumer resumes, so nothing learned is lost, and ids
-already in the checkpoint are skipped. If another trainer saved first (during a rebalance), it
-takes that version and relearns its unsaved examples on top.
+already in the checkpoint are skipped; a trainer that gets the partition back likewise replays
+the examples another trainer took in between and did not save (it crashed). If another trainer
+saved first (during a rebalance), it takes that version and relearns its unsaved examples on top.
 
 >>> import asyncio
 >>> from streams.contracts import TrainingExample
@@ -139,7 +140,8 @@ class Trainer:
     """Learns training examples into :class:`RiskModels` and checkpoints them.
 
     ``make_models`` builds untrained models when the store has none; ``replay`` reads examples
-    the consumer will not deliver again (those after the checkpoint that were already acked).
+    the consumer will not deliver again (those after the checkpoint that were already acked, or
+    that another trainer took meanwhile).
     """
 
     def __init__(self, store: ModelStore, make_models: Callable[[], RiskModels], replay: Replay | None = None) -> None:
@@ -149,6 +151,8 @@ class Trainer:
         self.models: RiskModels | None = None
         self.learned = RecentIds()
         self.offset = -1
+        #: The offset after the last example given to this trainer (None before the first).
+        self.next_offset: int | None = None
         self.unsaved: list[tuple[TrainingExample, int]] = []
         #: The late-payment model's quality on the latest outcomes, each predicted before it was
         #: learned (this trainer's, since it started; not part of the checkpoint).
@@ -176,12 +180,18 @@ class Trainer:
         of reach, learning goes on (from fresh models if none were restored yet): the next
         checkpoint finds out whether a newer version exists and relearns on top of it."""
         try:
-            if self.models is None or await self.store.version() > self.models.version:
+            # examples after the last one given to this trainer and before this batch were taken
+            # (and acked) by another trainer; if it saved no newer version, they are replayed
+            replay_from, missed_what = self.next_offset, "another trainer took without saving them"
+            restored = self.models is None or await self.store.version() > self.models.version
+            if restored:
                 await self.restore()  # first batch, or another trainer saved a newer version
-                if batch and self.replay is not None and batch[0][1] > self.offset + 1:
-                    missed = await self.replay(self.offset + 1, batch[0][1])
-                    log.info("trainer replays %d examples learned after the checkpoint", len(missed))
-                    batch = [*missed, *batch]
+                replay_from, missed_what = self.offset + 1, "learned after the checkpoint"
+            if batch and self.replay is not None and replay_from is not None and batch[0][1] > replay_from:
+                missed = await self.replay(replay_from, batch[0][1])
+                log.info("trainer replays %d examples %s", len(missed), missed_what)
+                batch = [*missed, *batch]
+            if restored:
                 batch, self.unsaved = [*self.unsaved, *batch], []
         except ModelStoreError as exc:
             log.warning("model store unavailable (%s); learning on without it", exc)
@@ -207,6 +217,8 @@ class Trainer:
                     drifts.append(drift)
                 if predicted is not None:
                     self.credit_quality.update(bool(example.late), predicted)
+        if batch:
+            self.next_offset = max(self.next_offset or 0, 1 + max(offset for _, offset in batch))
         return drifts
 
     async def checkpoint(self) -> int:

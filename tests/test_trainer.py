@@ -250,3 +250,29 @@ def test_recent_ids_added_many_at_a_time_remember_exactly_as_one_at_a_time():
     got = [new for start in range(0, len(ids), 137) for new in many.add_many(ids[start:start + 137])]
     assert got == expected and False in got and True in got
     assert many.to_bytes() == one_by_one.to_bytes()
+
+
+def test_a_trainer_regaining_the_examples_replays_what_a_trainer_that_crashed_meanwhile_took():
+    examples = simulated_examples()[:500]
+    replayed = []
+
+    async def replay(start, end):
+        replayed.append((start, end))
+        return at_offsets(examples, start, end)
+
+    async def run():
+        store = MemoryModelStore()
+        first = Trainer(store, make_models, replay)
+        await first.learn(at_offsets(examples, 0, 200))
+        await first.checkpoint()
+        other = Trainer(store, make_models, replay)  # takes the partition over, acks 200-349, crashes unsaved
+        await other.learn(at_offsets(examples, 200, 350))
+        await first.learn(at_offsets(examples, 350))  # the partition is back; the newest version is its own
+        await first.learn(at_offsets(examples, 350, 360))  # redelivered: nothing to replay
+        return first.models
+
+    models = asyncio.run(run())
+    assert replayed == [(200, 350)]
+    orders = sum(1 for x in examples if x.kind == "order")
+    credits = sum(1 for x in examples if x.kind == "credit")
+    assert (models.order_examples, models.credit_examples) == (orders, credits)
