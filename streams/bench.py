@@ -411,10 +411,10 @@ async def save_trained_models(settings: Settings, seed: int) -> int:
     examples = await asyncio.to_thread(simulated_examples, seed + 1000, PRETRAIN_EVENTS, settings.late_payment_days)
     models = RiskModels(seed=settings.model_seed, anomaly_min_examples=settings.anomaly_min_examples,
                         credit_min_labels=settings.credit_min_labels)
-    learned = RecentIds()
     for example in examples:
         learn_example(models, example)
-        learned.add(example.example_id)
+    learned = RecentIds()
+    learned.add_many([example.example_id for example in examples])
     models.version = 1
     store = RedisModelStore(settings.redis_url or "")
     try:

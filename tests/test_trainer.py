@@ -38,6 +38,22 @@ def at_offsets(examples: list[TrainingExample], start: int = 0, stop: int | None
     return [(x, i + start) for i, x in enumerate(examples[start:stop])]
 
 
+def recording_replay(examples: list[TrainingExample]):
+    """A trainer's ``replay`` reading ``examples`` by offset, and the ranges it was asked for."""
+    asked: list[tuple[int, int]] = []
+
+    async def replay(start, end):
+        asked.append((start, end))
+        return at_offsets(examples, start, end)
+
+    return replay, asked
+
+
+def kinds(examples: list[TrainingExample]) -> tuple[int, int]:
+    """How many order examples and invoice outcomes ``examples`` hold."""
+    return sum(1 for x in examples if x.kind == "order"), sum(1 for x in examples if x.kind == "credit")
+
+
 def test_simulated_traffic_yields_both_kinds_of_examples_with_late_labels():
     examples = simulated_examples()
     credit = [x for x in examples if x.kind == "credit"]
@@ -74,22 +90,15 @@ def test_a_restarted_trainer_replays_what_the_checkpoint_missed_and_learns_nothi
         await first.learn(at_offsets(examples, 0, 300))
         await first.checkpoint()
         await first.learn(at_offsets(examples, 300, 400))  # acked, never saved: crash
-        replayed = []
-
-        async def replay(start, end):
-            replayed.append((start, end))
-            return at_offsets(examples, start, end)
-
         restarted = Trainer(store, make_models, replay)
         # the consumer resumes after the acked offsets; a duplicate of an early example comes too
         await restarted.learn(at_offsets(examples, 400) + [(examples[10], 500)])
-        return restarted.models, replayed
+        return restarted.models
 
-    models, replayed = asyncio.run(run())
+    replay, replayed = recording_replay(examples)
+    models = asyncio.run(run())
     assert replayed == [(300, 400)]
-    orders = sum(1 for x in examples if x.kind == "order")
-    credits = sum(1 for x in examples if x.kind == "credit")
-    assert (models.order_examples, models.credit_examples) == (orders, credits)
+    assert (models.order_examples, models.credit_examples) == kinds(examples)
 
 
 def test_a_trainer_that_loses_the_race_takes_the_newer_version_and_relearns_its_examples():
@@ -254,11 +263,7 @@ def test_recent_ids_added_many_at_a_time_remember_exactly_as_one_at_a_time():
 
 def test_a_trainer_regaining_the_examples_replays_what_a_trainer_that_crashed_meanwhile_took():
     examples = simulated_examples()[:500]
-    replayed = []
-
-    async def replay(start, end):
-        replayed.append((start, end))
-        return at_offsets(examples, start, end)
+    replay, replayed = recording_replay(examples)
 
     async def run():
         store = MemoryModelStore()
@@ -273,6 +278,4 @@ def test_a_trainer_regaining_the_examples_replays_what_a_trainer_that_crashed_me
 
     models = asyncio.run(run())
     assert replayed == [(200, 350)]
-    orders = sum(1 for x in examples if x.kind == "order")
-    credits = sum(1 for x in examples if x.kind == "credit")
-    assert (models.order_examples, models.credit_examples) == (orders, credits)
+    assert (models.order_examples, models.credit_examples) == kinds(examples)
