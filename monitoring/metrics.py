@@ -37,6 +37,9 @@ CONSUMER_STALLED = Gauge("salesguard_consumer_stalled",
                          "SALESGUARD_STALL_AFTER_S (see /health), else 0.")
 SECONDS_SINCE_PROGRESS = Gauge("salesguard_seconds_since_progress",
                                "Seconds since this worker last wrote a batch (0 whenever it has nothing to read).")
+LAST_BATCH = Gauge("salesguard_last_batch_timestamp_seconds",
+                   "Unix time this worker last finished a batch, by stream: input (events decided and "
+                   "written) or examples (training examples learned).", ["stream"])
 INPUT_LAG = Gauge("salesguard_input_lag_messages", "Input messages on this worker's partitions not read yet.")
 REDIS_ERRORS = Counter("salesguard_redis_errors_total", "Failed writes to the Redis mirror (retried later).")
 MODEL_VERSION = Gauge("salesguard_model_version", "Model version this worker scores with.")

@@ -267,6 +267,8 @@ class SalesguardApp:
         self.redis_writes.wake(staged)
         count_batch(result)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        if result.consumed:
+            metrics.LAST_BATCH.labels("input").set_to_current_time()
         return result
 
     def health(self) -> Health:
@@ -384,6 +386,7 @@ class SalesguardApp:
             quality.labels("late_payment", "log_loss").set_function(lambda: self.trainer.credit_quality.log_loss)
         for kind, count in Counter(example.kind for example, _ in batch).items():
             metrics.MODEL_EXAMPLES.labels(kind).inc(count)
+        metrics.LAST_BATCH.labels("examples").set_to_current_time()
         if drifts:
             await self._alert(drifts)
 

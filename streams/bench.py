@@ -20,9 +20,12 @@ One run, on the embedded stack (or the configured Kafka and Redis), in phases:
 5. **scaling** (``workers`` > 1) — one salesguard worker reads the backlog again.
 
 Throughput is counted from the workers' ``/metrics``, from the scrape at which they had processed
-:data:`START_SHARE` of the backlog (every worker under way; start-up excluded) to the one at which
-they had processed all of it — for the pipeline, also learned every training example it produced
-(the trainer runs in a worker too, and falls behind while the backlog lasts). CPU seconds come
+:data:`START_SHARE` of the backlog (every worker under way; start-up excluded) to when they had
+processed all of it — for the pipeline, also learned every training example it produced (the
+trainer runs in a worker too, and falls behind while the backlog lasts). That end is the last
+progress the workers report (``salesguard_last_batch_timestamp_seconds``, the baseline's
+``salesguard_bench_last_event_timestamp_seconds``), not the scrape that saw it: scrapes are
+:data:`SCRAPE_EVERY_S` apart, which would add up to that much to a run. CPU seconds come
 from the same scrapes (``process_cpu_seconds_total``), peak RSS from ``VmHWM`` in
 ``/proc/<pid>/status`` (Linux). When the broker is embedded (its process id is given), its CPU
 seconds per 1,000 events are measured over the same windows: on a small machine the broker
@@ -36,6 +39,7 @@ import contextlib
 import itertools
 import os
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -63,13 +67,16 @@ from streams.trainer import RecentIds, learn_example
 
 #: Share of the backlog processed before throughput is measured (start-up excluded).
 START_SHARE = 0.1
-#: Seconds between scrapes of the workers' metrics (each scrape costs a worker ~10 ms).
-SCRAPE_EVERY_S = 0.5
+#: Seconds between scrapes of the workers' metrics (a scrape costs a worker a few ms of CPU and
+#: the benchmark ~7 ms to parse).
+SCRAPE_EVERY_S = 1.0
 #: Simulated events whose training examples train the models the pipeline starts with.
 PRETRAIN_EVENTS = 20_000
 #: Counter of processed input events: the pipeline's, the baseline's.
 PIPELINE_COUNTER = "salesguard_events_consumed_total"
 BASELINE_COUNTER = "salesguard_bench_events_total"
+#: Gauges of when a worker last made progress (Unix time): the pipeline's, the baseline's.
+PROGRESS_GAUGES = ("salesguard_last_batch_timestamp_seconds", "salesguard_bench_last_event_timestamp_seconds")
 #: Steady load is sent in ticks of this many seconds.
 TICK_S = 0.002
 #: The latency phase is also reported per slice of this many seconds of load.
@@ -115,14 +122,26 @@ class Throughput:
 
 @dataclass
 class Sample:
-    """One scrape of every worker: when, processed events, CPU seconds and training examples
-    learned, per worker; and the broker's CPU seconds (0 when not measured)."""
+    """One scrape of every worker: when (Unix time), processed events, CPU seconds and training
+    examples learned, per worker; the broker's CPU seconds (0 when not measured); and when the
+    workers last made progress (Unix time; 0 when they do not say)."""
 
     at: float
     events: list[float]
     cpu_s: list[float]
     learned: list[float]
     broker_cpu_s: float = 0.0
+    progressed_at: float = 0.0
+
+    @property
+    def work_done_at(self) -> float:
+        """When the work this sample counts was done: the workers' last progress, unless they
+        did not report it (then the scrape's time).
+
+        >>> Sample(10.5, [3000.0], [1.5], [0.0], progressed_at=10.1).work_done_at
+        10.1
+        """
+        return min(self.at, self.progressed_at) if self.progressed_at else self.at
 
     def cpu_s_per_1k(self, since: Sample) -> float:
         """The workers' CPU seconds per 1,000 events processed between ``since`` and this scrape.
@@ -190,10 +209,18 @@ def p99_by_slice(produced_ms: dict[str, int], latency_ms: dict[str, float], slic
     return [percentiles_ms(latencies)["p99"] if latencies else None for latencies in slices]
 
 
-def sample_sum(text: str, sample_name: str) -> float:
-    """The sum of every sample named ``sample_name`` (all label sets) in a Prometheus exposition."""
-    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == sample_name)
+def sample_values(text: str) -> dict[str, list[float]]:
+    """The values of every sample in a Prometheus exposition by sample name (all label sets), in
+    one parse.
+
+    >>> dict(sample_values('x_total{k="a"} 1.0\\nx_total{k="b"} 2.5\\ny 5.0\\n'))
+    {'x_total': [1.0, 2.5], 'y': [5.0]}
+    """
+    values: dict[str, list[float]] = defaultdict(list)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[sample.name].append(sample.value)
+    return values
 
 
 def percentiles_ms(latencies_ms: list[float]) -> dict[str, float]:
@@ -229,10 +256,12 @@ class Workers:
     async def sample(self) -> Sample:
         """Processed events and CPU seconds of every worker now (0 for one not serving yet)."""
         texts = await asyncio.gather(*(self._scrape(service) for service in self.services))
-        return Sample(time.monotonic(), [sample_sum(t, self.counter) for t in texts],
-                      [sample_sum(t, "process_cpu_seconds_total") for t in texts],
-                      [sample_sum(t, "salesguard_model_examples_total") for t in texts],
-                      process_cpu_s(self.broker_pid) if self.broker_pid else 0.0)
+        values = [sample_values(text) for text in texts]
+        return Sample(time.time(), [sum(v[self.counter]) for v in values],
+                      [sum(v["process_cpu_seconds_total"]) for v in values],
+                      [sum(v["salesguard_model_examples_total"]) for v in values],
+                      process_cpu_s(self.broker_pid) if self.broker_pid else 0.0,
+                      max((at for v in values for gauge in PROGRESS_GAUGES for at in v[gauge]), default=0.0))
 
     async def _scrape(self, service: ChildService) -> str:
         assert service.process is not None
@@ -267,7 +296,7 @@ class Workers:
                 last = await self.sample()
         if first is None or last is first:
             raise BenchError(f"{total:,} events were processed too fast to measure; use more --events")
-        events, seconds = sum(last.events) - sum(first.events), last.at - first.at
+        events, seconds = sum(last.events) - sum(first.events), last.work_done_at - first.at
         broker_cpu = round((last.broker_cpu_s - first.broker_cpu_s) / events * 1000, 4) if self.broker_pid else None
         return Throughput(eps=round(events / seconds, 1), cpu_s_per_1k=last.cpu_s_per_1k(first),
                           peak_rss_mb=self.peak_rss_mb(), broker_cpu_s_per_1k=broker_cpu)

@@ -9,11 +9,12 @@ group settings as the pipeline, and reads ``salesguard_bench_events_total`` from
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import faust
 import orjson
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from streams.app import faust_app
 from streams.settings import Settings
@@ -23,6 +24,11 @@ EVENTS = Counter("salesguard_bench_events_total", "Events the baseline agents de
                  ["topic"])
 #: Values that were not JSON (the generator's broken messages): deserialized as far as possible.
 UNREADABLE = Counter("salesguard_bench_unreadable_total", "Values the baseline agents could not deserialize.")
+LAST_EVENT = Gauge("salesguard_bench_last_event_timestamp_seconds",
+                   "Unix time the baseline agents last deserialized an event (read when scraped).")
+#: When the last event was deserialized (a float per event is cheaper than setting a gauge).
+_last_event_at = [0.0]
+LAST_EVENT.set_function(lambda: _last_event_at[0])
 
 
 def build_baseline_app(settings: Settings) -> faust.App:
@@ -45,6 +51,7 @@ def _plain_agent(topic: str) -> Any:
             except orjson.JSONDecodeError:
                 UNREADABLE.inc()
             counted.inc()
+            _last_event_at[0] = time.time()
 
     plain.__name__ = plain.__qualname__ = f"baseline_{topic.replace('-', '_')}"
     return plain

@@ -15,22 +15,24 @@ pytestmark = pytest.mark.integration
 
 async def test_metrics_follow_decisions_portfolio_and_offsets(client, worker, settings):
     port = worker.process.port
-    before = await scrape(port)
+    before, started = await scrape(port), time.time()
     await client.onboard(ev.customer("C-MET1", limit=100.0))
     await client.send(ev.order("C-MET1", "SO-MET1", 500.0, days=1), ev.order("C-MET1", "SO-MET2", 10.0, days=1))
     await client.collect("decisions", lambda rs: {"SO-MET1", "SO-MET2"} <= {r["order_id"] for r in rs})
     deadline = time.monotonic() + 30
     while True:  # the portfolio gauges follow with the timer (every SALESGUARD_OVERDUE_REFRESH_S)
         after = await scrape(port)
-        if total(after, "salesguard_customers") >= 1 and total(after, "salesguard_exposure") > 0:
+        learned = total(after, "salesguard_last_batch_timestamp_seconds", stream="examples") > started
+        if total(after, "salesguard_customers") >= 1 and total(after, "salesguard_exposure") > 0 and learned:
             break
-        assert time.monotonic() < deadline, "portfolio gauges never set"
+        assert time.monotonic() < deadline, "portfolio gauges never set, or the orders' examples never learned"
         await asyncio.sleep(1)
     decided = total(after, "salesguard_decisions_total") - total(before, "salesguard_decisions_total")
     assert decided >= 2
     assert total(after, "salesguard_decisions_total", outcome="reject") >= 1  # 500 on a limit of 100
     assert total(after, "salesguard_events_consumed_total", topic="orders") >= 2
     assert total(after, "salesguard_decision_latency_seconds_count") >= decided
+    assert started < total(after, "salesguard_last_batch_timestamp_seconds", stream="input") < time.time()
     assert total(after, "salesguard_customers_by_utilization") == total(after, "salesguard_customers")
     orders_topic = settings.topic("orders")
     assert total(after, "faust_topic_partition_end_offset", topic=orders_topic) >= 2
