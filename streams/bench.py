@@ -70,6 +70,9 @@ START_SHARE = 0.1
 #: Seconds between scrapes of the workers' metrics (a scrape costs a worker a few ms of CPU and
 #: the benchmark ~7 ms to parse).
 SCRAPE_EVERY_S = 1.0
+#: Seconds between scrapes until :data:`START_SHARE` of the events are done: the window starts at
+#: the first scrape after that, which must come before a short phase is over.
+START_SCRAPE_EVERY_S = 0.2
 #: Simulated events whose training examples train the models the pipeline starts with.
 PRETRAIN_EVENTS = 20_000
 #: Counter of processed input events: the pipeline's, the baseline's.
@@ -308,7 +311,8 @@ class Workers:
         return last
 
     async def samples(self, total: int, timeout_s: float, progress: Callable[[str], None]) -> AsyncIterator[Sample]:
-        """Scrape every :data:`SCRAPE_EVERY_S` until the workers have processed ``total`` events."""
+        """Scrape every :data:`SCRAPE_EVERY_S` (:data:`START_SCRAPE_EVERY_S` until
+        :data:`START_SHARE` of them are done) until the workers have processed ``total`` events."""
         deadline = time.monotonic() + timeout_s
         while True:
             sample = await self.sample()
@@ -320,7 +324,7 @@ class Workers:
                 raise BenchError(f"after {timeout_s:.0f} s only {done:,.0f} of {total:,} events processed; logs: "
                                  + ", ".join(str(s.log_path) for s in self.services))
             progress(f"{done:,.0f} / {total:,} events")
-            await asyncio.sleep(SCRAPE_EVERY_S)
+            await asyncio.sleep(SCRAPE_EVERY_S if done >= total * START_SHARE else START_SCRAPE_EVERY_S)
 
 
 def simulator(config: BenchConfig) -> Iterator[GeneratedMessage]:
