@@ -24,7 +24,7 @@ Throughput is counted from the workers' ``/metrics``, from the scrape at which t
 processed all of it — for the pipeline, also learned every training example it produced (the
 trainer runs in a worker too, and falls behind while the backlog lasts). That end is the last
 progress the workers report (``salesguard_last_batch_timestamp_seconds``, the baseline's
-``salesguard_bench_last_event_timestamp_seconds``), not the scrape that saw it: scrapes are
+too), not the scrape that saw it: scrapes are
 :data:`SCRAPE_EVERY_S` apart, which would add up to that much to a run. CPU seconds come
 from the same scrapes (``process_cpu_seconds_total``), peak RSS from ``VmHWM`` in
 ``/proc/<pid>/status`` (Linux). When the broker is embedded (its process id is given), its CPU
@@ -78,8 +78,8 @@ PRETRAIN_EVENTS = 20_000
 #: Counter of processed input events: the pipeline's, the baseline's.
 PIPELINE_COUNTER = "salesguard_events_consumed_total"
 BASELINE_COUNTER = "salesguard_bench_events_total"
-#: Gauges of when a worker last made progress (Unix time): the pipeline's, the baseline's.
-PROGRESS_GAUGES = ("salesguard_last_batch_timestamp_seconds", "salesguard_bench_last_event_timestamp_seconds")
+#: When a worker (pipeline or baseline) last made progress, Unix time by stream.
+PROGRESS_GAUGE = "salesguard_last_batch_timestamp_seconds"
 #: Steady load is sent in ticks of this many seconds.
 TICK_S = 0.002
 #: The latency phase is also reported per slice of this many seconds of load.
@@ -264,7 +264,7 @@ class Workers:
                       [sum(v["process_cpu_seconds_total"]) for v in values],
                       [sum(v["salesguard_model_examples_total"]) for v in values],
                       process_cpu_s(self.broker_pid) if self.broker_pid else 0.0,
-                      max((at for v in values for gauge in PROGRESS_GAUGES for at in v[gauge]), default=0.0))
+                      max((at for v in values for at in v[PROGRESS_GAUGE]), default=0.0))
 
     async def _scrape(self, service: ChildService) -> str:
         assert service.process is not None

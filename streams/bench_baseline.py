@@ -14,8 +14,9 @@ from typing import Any
 
 import faust
 import orjson
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 
+from monitoring.metrics import LAST_BATCH
 from streams.app import faust_app
 from streams.settings import Settings
 from streams.topics import INPUT_TOPICS
@@ -24,24 +25,24 @@ EVENTS = Counter("salesguard_bench_events_total", "Events the baseline agents de
                  ["topic"])
 #: Values that were not JSON (the generator's broken messages): deserialized as far as possible.
 UNREADABLE = Counter("salesguard_bench_unreadable_total", "Values the baseline agents could not deserialize.")
-LAST_EVENT = Gauge("salesguard_bench_last_event_timestamp_seconds",
-                   "Unix time the baseline agents last deserialized an event (read when scraped).")
-#: When the last event was deserialized (a float per event is cheaper than setting a gauge).
-_last_event_at = [0.0]
-LAST_EVENT.set_function(lambda: _last_event_at[0])
 
 
 def build_baseline_app(settings: Settings) -> faust.App:
-    """A Faust app with one per-event agent per input topic of ``settings``."""
+    """A Faust app with one per-event agent per input topic of ``settings``. Like a pipeline
+    worker, it reports when it last made progress (``salesguard_last_batch_timestamp_seconds``,
+    ``stream="input"``): here the time of the last event, kept per event as a float and read
+    when scraped (cheaper than setting the gauge per event)."""
     app = faust_app(settings)
+    last_event_at = [0.0]
+    LAST_BATCH.labels("input").set_function(lambda: last_event_at[0])
     for name in INPUT_TOPICS:
         topic = app.topic(settings.topic(name), key_type=bytes, value_type=bytes, key_serializer="raw",
                           value_serializer="raw", partitions=settings.partitions)
-        app.agent(topic, name=f"baseline-{name}")(_plain_agent(name))
+        app.agent(topic, name=f"baseline-{name}")(_plain_agent(name, last_event_at))
     return app
 
 
-def _plain_agent(topic: str) -> Any:
+def _plain_agent(topic: str, last_event_at: list[float]) -> Any:
     counted = EVENTS.labels(topic)
 
     async def plain(stream: Any) -> None:
@@ -51,7 +52,7 @@ def _plain_agent(topic: str) -> Any:
             except orjson.JSONDecodeError:
                 UNREADABLE.inc()
             counted.inc()
-            _last_event_at[0] = time.time()
+            last_event_at[0] = time.time()
 
     plain.__name__ = plain.__qualname__ = f"baseline_{topic.replace('-', '_')}"
     return plain
