@@ -22,7 +22,8 @@ One run, on the embedded stack (or the configured Kafka and Redis), in phases:
 Throughput is counted from the workers' ``/metrics``, from the scrape at which they had processed
 :data:`START_SHARE` of the backlog (every worker under way; start-up excluded) to when they had
 processed all of it — for the pipeline, also learned every training example it produced (the
-trainer runs in a worker too, and falls behind while the backlog lasts). That end is the last
+trainer runs in a worker too, and falls behind while the backlog lasts: how long it went on
+learning after the last batch of input is reported as ``training_tail_s``). That end is the last
 progress the workers report (``salesguard_last_batch_timestamp_seconds``, the baseline's
 too), not the scrape that saw it: scrapes are
 :data:`SCRAPE_EVERY_S` apart, which would add up to that much to a run. CPU seconds come
@@ -40,7 +41,7 @@ import itertools
 import os
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -80,6 +81,8 @@ PIPELINE_COUNTER = "salesguard_events_consumed_total"
 BASELINE_COUNTER = "salesguard_bench_events_total"
 #: When a worker (pipeline or baseline) last made progress, Unix time by stream.
 PROGRESS_GAUGE = "salesguard_last_batch_timestamp_seconds"
+#: The same, for input events only (not training examples).
+INPUT_PROGRESS = PROGRESS_GAUGE + '{stream="input"}'
 #: Steady load is sent in ticks of this many seconds.
 TICK_S = 0.002
 #: The latency phase is also reported per slice of this many seconds of load.
@@ -121,13 +124,16 @@ class Throughput:
     peak_rss_mb: float
     #: CPU seconds of the embedded broker per 1,000 events (None: the broker is not ours to measure).
     broker_cpu_s_per_1k: float | None = None
+    #: Seconds the trainer went on learning after the last input batch (None: not measured).
+    training_tail_s: float | None = None
 
 
 @dataclass
 class Sample:
     """One scrape of every worker: when (Unix time), processed events, CPU seconds and training
     examples learned, per worker; the broker's CPU seconds (0 when not measured); and when the
-    workers last made progress (Unix time; 0 when they do not say)."""
+    workers last made progress, and last finished a batch of input events (Unix time; 0 when
+    they do not say)."""
 
     at: float
     events: list[float]
@@ -135,6 +141,7 @@ class Sample:
     learned: list[float]
     broker_cpu_s: float = 0.0
     progressed_at: float = 0.0
+    input_done_at: float = 0.0
 
     @property
     def work_done_at(self) -> float:
@@ -212,17 +219,21 @@ def p99_by_slice(produced_ms: dict[str, int], latency_ms: dict[str, float], slic
     return [percentiles_ms(latencies)["p99"] if latencies else None for latencies in slices]
 
 
-def sample_values(text: str) -> dict[str, list[float]]:
+def sample_values(text: str, by_labels: Collection[str] = (PROGRESS_GAUGE,)) -> dict[str, list[float]]:
     """The values of every sample in a Prometheus exposition by sample name (all label sets), in
-    one parse.
+    one parse; the samples named in ``by_labels`` also by name and label set.
 
-    >>> dict(sample_values('x_total{k="a"} 1.0\\nx_total{k="b"} 2.5\\ny 5.0\\n'))
-    {'x_total': [1.0, 2.5], 'y': [5.0]}
+    >>> values = sample_values('x_total{k="a"} 1.0\\nx_total{k="b"} 2.5\\ny 5.0\\n', by_labels=["x_total"])
+    >>> values["x_total"], values['x_total{k="b"}'], values["y"]
+    ([1.0, 2.5], [2.5], [5.0])
     """
     values: dict[str, list[float]] = defaultdict(list)
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             values[sample.name].append(sample.value)
+            if sample.name in by_labels:
+                labels = ",".join(f'{name}="{value}"' for name, value in sorted(sample.labels.items()))
+                values[f"{sample.name}{{{labels}}}"].append(sample.value)
     return values
 
 
@@ -264,7 +275,8 @@ class Workers:
                       [sum(v["process_cpu_seconds_total"]) for v in values],
                       [sum(v["salesguard_model_examples_total"]) for v in values],
                       process_cpu_s(self.broker_pid) if self.broker_pid else 0.0,
-                      max((at for v in values for at in v[PROGRESS_GAUGE]), default=0.0))
+                      max((at for v in values for at in v[PROGRESS_GAUGE]), default=0.0),
+                      max((at for v in values for at in v[INPUT_PROGRESS]), default=0.0))
 
     async def _scrape(self, service: ChildService) -> str:
         assert service.process is not None
@@ -301,8 +313,11 @@ class Workers:
             raise BenchError(f"{total:,} events were processed too fast to measure; use more --events")
         events, seconds = sum(last.events) - sum(first.events), last.work_done_at - first.at
         broker_cpu = round((last.broker_cpu_s - first.broker_cpu_s) / events * 1000, 4) if self.broker_pid else None
+        tail = None
+        if examples is not None and last.input_done_at:
+            tail = round(max(0.0, last.work_done_at - last.input_done_at), 2)
         return Throughput(eps=round(events / seconds, 1), cpu_s_per_1k=last.cpu_s_per_1k(first),
-                          peak_rss_mb=self.peak_rss_mb(), broker_cpu_s_per_1k=broker_cpu)
+                          peak_rss_mb=self.peak_rss_mb(), broker_cpu_s_per_1k=broker_cpu, training_tail_s=tail)
 
     async def processed(self, total: int, timeout_s: float, progress: Callable[[str], None]) -> Sample:
         """Wait until the workers have processed ``total`` events; the scrape that saw it."""
@@ -537,7 +552,9 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         "baseline_broker_cpu_s_per_1k": baseline.broker_cpu_s_per_1k,
         "latency_slice_s": SLICE_S, "latency_p99_ms_by_slice": p99_by_slice(produced_ms, latency_ms, SLICE_S),
         "broker_cores_by_slice": broker_cores, "latency_cpu_s_per_1k": after.cpu_s_per_1k(before),
+        "training_tail_s": pipeline.training_tail_s,
     }
     if one_worker is not None:
-        result.update(one_worker_eps=one_worker.eps, scaling=round(pipeline.eps / one_worker.eps, 3))
+        result.update(one_worker_eps=one_worker.eps, scaling=round(pipeline.eps / one_worker.eps, 3),
+                      one_worker_training_tail_s=one_worker.training_tail_s)
     return result

@@ -33,6 +33,9 @@ def test_bench_runs_baseline_pipeline_and_latency_phases(settings, stack, tmp_pa
     assert until_acked["p50"] < until_decided["p50"] <= latency["p50"] + 1
     assert until_decided["p99"] <= latency["p99"] + 1
     assert result["latency_cpu_s_per_1k"] > 0
+    # the trainer learns the backlog's examples while and after the input is processed
+    assert 0 <= result["training_tail_s"] <= result["events"] / result["pipeline_eps"]
+    assert "one_worker_training_tail_s" not in result  # one worker: no scaling phase
     assert result["peak_rss_mb"] > result["baseline_peak_rss_mb"] > 50 and result["cpu_s_per_1k"] > 0
     assert result["broker_cpu_s_per_1k"] > 0 and result["baseline_broker_cpu_s_per_1k"] >= 0  # ticks of 10 ms
     # 7 s of load in 5-s slices: two of each (the broker's second slice ends with the load)
