@@ -342,6 +342,16 @@ class Workers:
             await asyncio.sleep(SCRAPE_EVERY_S if done >= total * START_SHARE else START_SCRAPE_EVERY_S)
 
 
+def tail_note(throughput: Throughput) -> str:
+    """How long the trainer learned alone at the end, for the log line.
+
+    >>> tail_note(Throughput(eps=5000.0, cpu_s_per_1k=0.2, peak_rss_mb=200.0, training_tail_s=1.76))
+    ' (the trainer learned alone for the last 1.76 s)'
+    """
+    tail = throughput.training_tail_s
+    return f" (the trainer learned alone for the last {tail} s)" if tail else ""
+
+
 def simulator(config: BenchConfig) -> Iterator[GeneratedMessage]:
     """The generated traffic: the backlog first, then the steady load (no end)."""
     return iter(SalesSimulator(seed=config.seed, total_events=None, customers=config.customer_count,
@@ -511,13 +521,13 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         async with Workers(single, run_dir, "pipeline-one", 1, "worker", PIPELINE_COUNTER) as workers:
             one_worker = await workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"one worker: {s}"),
                                              partial(topic_size, single, "model-examples"))
-        log(f"one worker: {one_worker.eps:,.0f} events/s")
+        log(f"one worker: {one_worker.eps:,.0f} events/s{tail_note(one_worker)}")
 
     log(f"models: version 1 trained on {await save_trained_models(main, config.seed):,} examples")
     async with Workers(main, run_dir, "pipeline", config.workers, "worker", PIPELINE_COUNTER, broker_pid) as workers:
         pipeline = await workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"pipeline: {s}"),
                                        partial(topic_size, main, "model-examples"))
-        log(f"pipeline: {pipeline.eps:,.0f} events/s")
+        log(f"pipeline: {pipeline.eps:,.0f} events/s{tail_note(pipeline)}")
         rate = config.rate or round(pipeline.eps / 2, 0)
         produced_ms: dict[str, int] = {}
         acked_ms: dict[str, int] = {}
