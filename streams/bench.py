@@ -41,7 +41,7 @@ import itertools
 import os
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -81,8 +81,6 @@ PIPELINE_COUNTER = "salesguard_events_consumed_total"
 BASELINE_COUNTER = "salesguard_bench_events_total"
 #: When a worker (pipeline or baseline) last made progress, Unix time by stream.
 PROGRESS_GAUGE = "salesguard_last_batch_timestamp_seconds"
-#: The same, for input events only (not training examples).
-INPUT_PROGRESS = PROGRESS_GAUGE + '{stream="input"}'
 #: Steady load is sent in ticks of this many seconds.
 TICK_S = 0.002
 #: The latency phase is also reported per slice of this many seconds of load.
@@ -219,22 +217,27 @@ def p99_by_slice(produced_ms: dict[str, int], latency_ms: dict[str, float], slic
     return [percentiles_ms(latencies)["p99"] if latencies else None for latencies in slices]
 
 
-def sample_values(text: str, by_labels: Collection[str] = (PROGRESS_GAUGE,)) -> dict[str, list[float]]:
-    """The values of every sample in a Prometheus exposition by sample name (all label sets), in
-    one parse; the samples named in ``by_labels`` also by name and label set.
+#: The samples of a Prometheus exposition by name: each one's labels and value.
+Samples = dict[str, list[tuple[dict[str, str], float]]]
 
-    >>> values = sample_values('x_total{k="a"} 1.0\\nx_total{k="b"} 2.5\\ny 5.0\\n', by_labels=["x_total"])
-    >>> values["x_total"], values['x_total{k="b"}'], values["y"]
+
+def parse_samples(text: str) -> Samples:
+    """Every sample of a Prometheus exposition, by name, with its labels (one parse of the page).
+
+    >>> samples = parse_samples('x_total{k="a"} 1.0\\nx_total{k="b"} 2.5\\ny 5.0\\n')
+    >>> sample_values(samples, "x_total"), sample_values(samples, "x_total", k="b"), sample_values(samples, "y")
     ([1.0, 2.5], [2.5], [5.0])
     """
-    values: dict[str, list[float]] = defaultdict(list)
+    samples: Samples = defaultdict(list)
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            values[sample.name].append(sample.value)
-            if sample.name in by_labels:
-                labels = ",".join(f'{name}="{value}"' for name, value in sorted(sample.labels.items()))
-                values[f"{sample.name}{{{labels}}}"].append(sample.value)
-    return values
+            samples[sample.name].append((sample.labels, sample.value))
+    return samples
+
+
+def sample_values(samples: Samples, name: str, **labels: str) -> list[float]:
+    """The values of the samples called ``name`` that carry ``labels`` (all, without labels)."""
+    return [value for carried, value in samples.get(name, ()) if labels.items() <= carried.items()]
 
 
 def percentiles_ms(latencies_ms: list[float]) -> dict[str, float]:
@@ -270,13 +273,14 @@ class Workers:
     async def sample(self) -> Sample:
         """Processed events and CPU seconds of every worker now (0 for one not serving yet)."""
         texts = await asyncio.gather(*(self._scrape(service) for service in self.services))
-        values = [sample_values(text) for text in texts]
-        return Sample(time.time(), [sum(v[self.counter]) for v in values],
-                      [sum(v["process_cpu_seconds_total"]) for v in values],
-                      [sum(v["salesguard_model_examples_total"]) for v in values],
+        pages = [parse_samples(text) for text in texts]
+        return Sample(time.time(), [sum(sample_values(page, self.counter)) for page in pages],
+                      [sum(sample_values(page, "process_cpu_seconds_total")) for page in pages],
+                      [sum(sample_values(page, "salesguard_model_examples_total")) for page in pages],
                       process_cpu_s(self.broker_pid) if self.broker_pid else 0.0,
-                      max((at for v in values for at in v[PROGRESS_GAUGE]), default=0.0),
-                      max((at for v in values for at in v[INPUT_PROGRESS]), default=0.0))
+                      max((at for page in pages for at in sample_values(page, PROGRESS_GAUGE)), default=0.0),
+                      max((at for page in pages for at in sample_values(page, PROGRESS_GAUGE, stream="input")),
+                          default=0.0))
 
     async def _scrape(self, service: ChildService) -> str:
         assert service.process is not None
