@@ -40,7 +40,6 @@ import contextlib
 import itertools
 import os
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -52,9 +51,9 @@ import aiohttp
 import numpy as np
 import orjson
 from aiokafka import TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from detectors.risk_models import RiskModels
+from monitoring.scrape import parse_samples, sample_values
 from streams.demo import worker_service
 from streams.embedded import ChildService
 from streams.generator import GeneratedMessage, SalesSimulator
@@ -215,29 +214,6 @@ def p99_by_slice(produced_ms: dict[str, int], latency_ms: dict[str, float], slic
             slices.extend([] for _ in range(index + 1 - len(slices)))
             slices[index].append(latency_ms[source])
     return [percentiles_ms(latencies)["p99"] if latencies else None for latencies in slices]
-
-
-#: The samples of a Prometheus exposition by name: each one's labels and value.
-Samples = dict[str, list[tuple[dict[str, str], float]]]
-
-
-def parse_samples(text: str) -> Samples:
-    """Every sample of a Prometheus exposition, by name, with its labels (one parse of the page).
-
-    >>> samples = parse_samples('x_total{k="a"} 1.0\\nx_total{k="b"} 2.5\\ny 5.0\\n')
-    >>> sample_values(samples, "x_total"), sample_values(samples, "x_total", k="b"), sample_values(samples, "y")
-    ([1.0, 2.5], [2.5], [5.0])
-    """
-    samples: Samples = defaultdict(list)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[sample.name].append((sample.labels, sample.value))
-    return samples
-
-
-def sample_values(samples: Samples, name: str, **labels: str) -> list[float]:
-    """The values of the samples called ``name`` that carry ``labels`` (all, without labels)."""
-    return [value for carried, value in samples.get(name, ()) if labels.items() <= carried.items()]
 
 
 def percentiles_ms(latencies_ms: list[float]) -> dict[str, float]:

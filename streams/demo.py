@@ -1,7 +1,8 @@
 """``salesguard demo``: the embedded stack, a worker, generated traffic, live progress.
 
 The demo watches the output topics like any downstream consumer would: it counts distinct
-decision ids (so a redelivered decision is not counted twice), holds and dead letters.
+decision ids (so a redelivered decision is not counted twice), holds and dead letters; and it
+shows the worker's decision latency over the last few seconds, read from its ``/metrics``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import aiohttp
 import orjson
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from monitoring.metrics import DECISION_LATENCY
+from monitoring.scrape import Buckets, histogram_buckets, parse_samples, quantile_bound
 from streams.embedded import ChildService, EmbeddedStack, free_port
 from streams.event_file import write_message
 from streams.generator import GeneratedMessage, SalesSimulator
@@ -63,6 +67,9 @@ class Tally:
     started: float = field(default_factory=time.monotonic)
     #: Seconds from ``started`` to the first decision read.
     first_decision_s: float | None = None
+    #: The worker's decision latency histogram at the last two reads, earlier first (see
+    #: :func:`watch_latency`).
+    latency: tuple[Buckets, Buckets] | None = None
 
     @property
     def orders(self) -> int:
@@ -125,7 +132,64 @@ class Tally:
         grid.add_row("holds sent to ERP", f"{len(self.hold_ids):,}")
         grid.add_row("dead letters", f"{self.dead_letters:,}")
         grid.add_row("scored by the models", f"{self.scored:,}  ({self.model_version or 'no version yet'})")
+        if self.latency is not None:
+            earlier, later = self.latency
+            grid.add_row(f"decision latency, last {LATENCY_WINDOW_S:.0f} s", latency_text(later, earlier))
         return grid
+
+
+def latency_text(now: Buckets, before: Buckets) -> str:
+    """The p50 and p99 of the latencies observed between two reads of a histogram, as the
+    bucket edges they are under.
+
+    >>> before = {0.025: 0.0, 0.05: 0.0, 10.0: 0.0, float("inf"): 0.0}
+    >>> latency_text({0.025: 90.0, 0.05: 100.0, 10.0: 100.0, float("inf"): 100.0}, before)
+    'p50 ≤ 25 ms · p99 ≤ 50 ms'
+    >>> latency_text({0.025: 0.0, 0.05: 0.0, 10.0: 60.0, float("inf"): 100.0}, before)
+    'p50 ≤ 10 s · p99 > 10 s'
+    >>> latency_text(before, before)
+    'no decisions'
+    """
+    last_edge = max((edge for edge in now if edge != float("inf")), default=0.0)
+
+    def bound(q: float) -> str:
+        edge = quantile_bound(now, before, q)
+        assert edge is not None
+        if edge == float("inf"):
+            return f"> {last_edge:g} s"
+        return f"≤ {edge * 1000:g} ms" if edge < 1 else f"≤ {edge:g} s"
+
+    if quantile_bound(now, before, 0.5) is None:
+        return "no decisions"
+    return f"p50 {bound(0.5)} · p99 {bound(0.99)}"
+
+
+#: Seconds between two reads of the worker's decision latency (the live table's window).
+LATENCY_WINDOW_S = 5.0
+#: The worker's decision latency histogram.
+LATENCY_HISTOGRAM = next(iter(DECISION_LATENCY.describe())).name
+
+
+async def read_latency(http: aiohttp.ClientSession, port: int) -> Buckets:
+    """The worker's decision latency histogram (cumulative counts by bucket edge) from its
+    ``/metrics`` on ``port``."""
+    async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+        response.raise_for_status()
+        return histogram_buckets(parse_samples(await response.text()), LATENCY_HISTOGRAM)
+
+
+async def watch_latency(port: int, tally: Tally) -> None:
+    """Keep ``tally.latency`` at the worker's last two histogram reads, every
+    :data:`LATENCY_WINDOW_S`, forever (cancel to stop); a read that fails is skipped."""
+    previous: Buckets | None = None
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=LATENCY_WINDOW_S)) as http:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                now = await read_latency(http, port)
+                if previous is not None:
+                    tally.latency = (previous, now)
+                previous = now
+            await asyncio.sleep(LATENCY_WINDOW_S)
 
 
 @dataclass(frozen=True)
@@ -244,6 +308,7 @@ async def run_demo(settings: Settings, run_dir: Path, events: int | None, rate: 
             console.print(f"risk desk http://127.0.0.1:{worker.port}/desk/ "
                           f"(users: {', '.join(f'{u.user} ({u.role})' for u in settings.desk_tokens) or 'none'})")
         watcher = asyncio.create_task(watch(settings, tally))
+        latency = asyncio.create_task(watch_latency(worker.port, tally))
         producer_task = asyncio.create_task(produce(settings, messages, tally, rate))
         live = None if as_json else Live(tally.table(), console=console, refresh_per_second=4)
         try:
@@ -265,7 +330,7 @@ async def run_demo(settings: Settings, run_dir: Path, events: int | None, rate: 
         finally:
             if live is not None:
                 live.stop()
-            producer_task.cancel()
-            watcher.cancel()
-            await asyncio.gather(producer_task, watcher, return_exceptions=True)
+            for task in (producer_task, watcher, latency):
+                task.cancel()
+            await asyncio.gather(producer_task, watcher, latency, return_exceptions=True)
     return tally.summary()

@@ -160,6 +160,26 @@ async def test_worker_serves_its_metrics_for_prometheus(client, worker):
     assert decided >= 1 and "salesguard_decision_latency_seconds_bucket" in text
 
 
+async def test_the_demo_reads_the_latency_of_the_decisions_made_between_two_reads(client, worker):
+    """The live table's latency row: the worker's histogram read twice, the decisions in between."""
+    import aiohttp
+
+    from streams.demo import latency_text, read_latency
+
+    inf = float("inf")
+    await client.onboard(ev.customer("C-LATENCY"))
+    async with aiohttp.ClientSession() as http:
+        before = await read_latency(http, worker.process.port)
+        assert latency_text(before, before) == "no decisions"
+        await client.send(ev.order("C-LATENCY", "SO-LAT-1", 1.0))
+        await client.collect("decisions", lambda rs: any(r["order_id"] == "SO-LAT-1" for r in rs))
+        deadline = time.monotonic() + 10  # counted once the decision's batch is written
+        while (after := await read_latency(http, worker.process.port))[inf] == before.get(inf, 0.0):
+            assert time.monotonic() < deadline, "the decision was never counted in the latency histogram"
+            await asyncio.sleep(0.2)
+    assert latency_text(after, before).startswith("p50 ≤ ")
+
+
 async def test_generate_feeds_a_running_worker_through_configured_servers(client, settings, tmp_path):
     env = {**os.environ, **settings.as_environment()}
     command = [sys.executable, "-m", "streams.cli", "generate", "--events", "400", "--rate", "2000", "--seed", "11",
