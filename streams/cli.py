@@ -105,7 +105,7 @@ def demo(
     from pydantic import SecretStr
 
     from monitoring.access import DeskUser
-    from streams.demo import DEMO_SETTINGS, DemoTimeout, run_demo, services
+    from streams.demo import DEMO_SETTINGS, EMBEDDED_BROKER_NOTE, DemoTimeout, run_demo, services
     from streams.embedded import ServiceStartError
 
     settings = load_settings().with_defaults(DEMO_SETTINGS)
@@ -125,6 +125,8 @@ def demo(
             if not as_json:
                 console.print(f"broker {live_settings.kafka_bootstrap} · redis {live_settings.redis_url} "
                               f"· logs {run_dir}")
+            if servers.broker_pid is not None and events is None and not as_json:
+                console.print(EMBEDDED_BROKER_NOTE, style="dim", markup=False, highlight=False)
             with open(record, "w", encoding="utf-8") if record else contextlib.nullcontext() as out:
                 summary = asyncio.run(run_demo(live_settings, run_dir, events, rate, seed, as_json, timeout, console,
                                                out, started))

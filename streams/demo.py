@@ -40,6 +40,11 @@ EMBEDDED_BROKER_SETTINGS: dict[str, Any] = {
     "changelog_end_markers": True,
 }
 
+#: Shown when a live demo starts the embedded broker (see the README's "The embedded stack").
+EMBEDDED_BROKER_NOTE = ("The embedded broker slows down as it runs: after a few minutes of live traffic decisions "
+                        "take a second or more (README, The embedded stack). For longer runs set "
+                        "SALESGUARD_KAFKA_BOOTSTRAP to a Kafka broker.")
+
 
 #: Settings for simulated traffic (unless set in the environment): its business clock runs
 #: months ahead in minutes, so event times later than the wall clock are expected.

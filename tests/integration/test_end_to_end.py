@@ -113,8 +113,9 @@ def test_demo_command_prints_a_complete_summary(tmp_path):
 
 def test_ctrl_c_stops_the_demo_and_every_process_it_started(tmp_path):
     # as from a terminal: a test run started in the background inherits SIGINT ignored
+    out = (tmp_path / "demo.out").open("w+")
     demo = subprocess.Popen([sys.executable, "-m", "streams.cli", "demo", "--rate", "200"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdout=out, stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
@@ -129,9 +130,12 @@ def test_ctrl_c_stops_the_demo_and_every_process_it_started(tmp_path):
         alive = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in children
                  if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)}
         assert alive == {}
+        out.seek(0)
+        assert "The embedded broker slows down as it runs" in out.read()  # said before the live table
     finally:
         demo.kill()  # a no-op when it has exited; its children die with it (parent-death signal)
         demo.wait()
+        out.close()
 
 
 def _children(pid: int) -> list[int]:
