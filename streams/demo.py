@@ -45,6 +45,11 @@ EMBEDDED_BROKER_NOTE = ("The embedded broker slows down as it runs: after a few 
                         "take a second or more (README, The embedded stack). For longer runs set "
                         "SALESGUARD_KAFKA_BOOTSTRAP to a Kafka broker.")
 
+#: Seconds between two reads of the worker's decision latency (the live table's window).
+LATENCY_WINDOW_S = 5.0
+#: The worker's decision latency histogram.
+LATENCY_HISTOGRAM = next(iter(DECISION_LATENCY.describe())).name
+
 
 #: Settings for simulated traffic (unless set in the environment): its business clock runs
 #: months ahead in minutes, so event times later than the wall clock are expected.
@@ -167,12 +172,6 @@ def latency_text(now: Buckets, before: Buckets) -> str:
     if quantile_bound(now, before, 0.5) is None:
         return "no decisions"
     return f"p50 {bound(0.5)} · p99 {bound(0.99)}"
-
-
-#: Seconds between two reads of the worker's decision latency (the live table's window).
-LATENCY_WINDOW_S = 5.0
-#: The worker's decision latency histogram.
-LATENCY_HISTOGRAM = next(iter(DECISION_LATENCY.describe())).name
 
 
 async def read_latency(http: aiohttp.ClientSession, port: int) -> Buckets:
