@@ -1,4 +1,4 @@
-"""Reading a worker's ``/metrics`` page: its samples by name and labels, and quantiles of a
+"""Reading a worker's ``/metrics`` page (:func:`read_page`): its samples by name and labels, and quantiles of a
 histogram between two scrapes (as PromQL's ``histogram_quantile`` over a ``rate``, but reported as
 the bucket's upper edge rather than interpolated inside it).
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 #: Every sample of a page, by name: its labels and value.
@@ -43,6 +44,14 @@ def parse_samples(text: str) -> Samples:
         for sample in family.samples:
             samples[sample.name].append((sample.labels, sample.value))
     return samples
+
+
+async def read_page(http: aiohttp.ClientSession, port: int) -> Samples:
+    """The ``/metrics`` page of the worker serving on 127.0.0.1:``port``, parsed. Raises
+    ``aiohttp.ClientError`` (or ``TimeoutError``) when it cannot be read."""
+    async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+        response.raise_for_status()
+        return parse_samples(await response.text())
 
 
 def sample_values(samples: Samples, name: str, **labels: str) -> list[float]:

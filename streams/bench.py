@@ -53,7 +53,7 @@ import orjson
 from aiokafka import TopicPartition
 
 from detectors.risk_models import RiskModels
-from monitoring.scrape import parse_samples, sample_values
+from monitoring.scrape import Samples, read_page, sample_values
 from streams.demo import worker_service
 from streams.embedded import ChildService
 from streams.generator import GeneratedMessage, SalesSimulator
@@ -248,8 +248,7 @@ class Workers:
 
     async def sample(self) -> Sample:
         """Processed events and CPU seconds of every worker now (0 for one not serving yet)."""
-        texts = await asyncio.gather(*(self._scrape(service) for service in self.services))
-        pages = [parse_samples(text) for text in texts]
+        pages = await asyncio.gather(*(self._scrape(service) for service in self.services))
         return Sample(time.time(), [sum(sample_values(page, self.counter)) for page in pages],
                       [sum(sample_values(page, "process_cpu_seconds_total")) for page in pages],
                       [sum(sample_values(page, "salesguard_model_examples_total")) for page in pages],
@@ -258,15 +257,14 @@ class Workers:
                       max((at for page in pages for at in sample_values(page, PROGRESS_GAUGE, stream="input")),
                           default=0.0))
 
-    async def _scrape(self, service: ChildService) -> str:
+    async def _scrape(self, service: ChildService) -> Samples:
         assert service.process is not None
         if service.process.poll() is not None:
             raise BenchError(f"{service.name} exited with code {service.process.returncode}.\n{service.log_tail()}")
         try:
-            async with self.http.get(f"http://127.0.0.1:{service.port}/metrics") as response:
-                return await response.text()
+            return await read_page(self.http, service.port)
         except (aiohttp.ClientError, TimeoutError):
-            return ""  # not serving yet
+            return {}  # not serving yet
 
     def peak_rss_mb(self) -> float:
         """The largest peak RSS of any worker."""

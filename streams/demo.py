@@ -25,7 +25,7 @@ from rich.live import Live
 from rich.table import Table
 
 from monitoring.metrics import DECISION_LATENCY
-from monitoring.scrape import Buckets, histogram_buckets, parse_samples, quantile_bound
+from monitoring.scrape import Buckets, histogram_buckets, quantile_bound, read_page
 from streams.embedded import ChildService, EmbeddedStack, free_port
 from streams.event_file import write_message
 from streams.generator import GeneratedMessage, SalesSimulator
@@ -77,9 +77,8 @@ class Tally:
     started: float = field(default_factory=time.monotonic)
     #: Seconds from ``started`` to the first decision read.
     first_decision_s: float | None = None
-    #: The worker's decision latency histogram at the last two reads, earlier first (see
-    #: :func:`watch_latency`).
-    latency: tuple[Buckets, Buckets] | None = None
+    #: The worker's decision latency between its last two reads (see :func:`watch_latency`).
+    latency: str | None = None
 
     @property
     def orders(self) -> int:
@@ -143,8 +142,7 @@ class Tally:
         grid.add_row("dead letters", f"{self.dead_letters:,}")
         grid.add_row("scored by the models", f"{self.scored:,}  ({self.model_version or 'no version yet'})")
         if self.latency is not None:
-            earlier, later = self.latency
-            grid.add_row(f"decision latency, last {LATENCY_WINDOW_S:.0f} s", latency_text(later, earlier))
+            grid.add_row(f"decision latency, last {LATENCY_WINDOW_S:.0f} s", self.latency)
         return grid
 
 
@@ -160,38 +158,35 @@ def latency_text(now: Buckets, before: Buckets) -> str:
     >>> latency_text(before, before)
     'no decisions'
     """
+    p50, p99 = quantile_bound(now, before, 0.5), quantile_bound(now, before, 0.99)
+    if p50 is None or p99 is None:
+        return "no decisions"
     last_edge = max((edge for edge in now if edge != float("inf")), default=0.0)
 
-    def bound(q: float) -> str:
-        edge = quantile_bound(now, before, q)
-        assert edge is not None
+    def bound(edge: float) -> str:
         if edge == float("inf"):
             return f"> {last_edge:g} s"
         return f"≤ {edge * 1000:g} ms" if edge < 1 else f"≤ {edge:g} s"
 
-    if quantile_bound(now, before, 0.5) is None:
-        return "no decisions"
-    return f"p50 {bound(0.5)} · p99 {bound(0.99)}"
+    return f"p50 {bound(p50)} · p99 {bound(p99)}"
 
 
 async def read_latency(http: aiohttp.ClientSession, port: int) -> Buckets:
     """The worker's decision latency histogram (cumulative counts by bucket edge) from its
     ``/metrics`` on ``port``."""
-    async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
-        response.raise_for_status()
-        return histogram_buckets(parse_samples(await response.text()), LATENCY_HISTOGRAM)
+    return histogram_buckets(await read_page(http, port), LATENCY_HISTOGRAM)
 
 
 async def watch_latency(port: int, tally: Tally) -> None:
-    """Keep ``tally.latency`` at the worker's last two histogram reads, every
-    :data:`LATENCY_WINDOW_S`, forever (cancel to stop); a read that fails is skipped."""
+    """Keep ``tally.latency`` at the latency between the worker's last two histogram reads, one
+    every :data:`LATENCY_WINDOW_S`, forever (cancel to stop); a read that fails is skipped."""
     previous: Buckets | None = None
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=LATENCY_WINDOW_S)) as http:
         while True:
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 now = await read_latency(http, port)
                 if previous is not None:
-                    tally.latency = (previous, now)
+                    tally.latency = latency_text(now, previous)
                 previous = now
             await asyncio.sleep(LATENCY_WINDOW_S)
 
