@@ -12,7 +12,7 @@ from faust.types import TP, Message
 from prometheus_client import REGISTRY
 
 from streams import app as app_module
-from streams.app import build_app
+from streams.app import POLL_BATCHES, build_app
 from streams.batch_consumer import BatchConsumer
 from streams.exposure import CustomerState
 from streams.liveness import Health, Liveness
@@ -345,3 +345,12 @@ def test_states_are_held_as_their_json_and_the_last_written_also_decoded(sg, mon
     sg.states.table.data.apply_changelog_batch([ChangelogEvent("C-2", recovered, partition=2)], keep, keep)
     assert sg.states.get("C-2") == recovered  # the decoded copy of the older state is gone
     assert sg.states.keep_only({0, 1}) == {"C-0", "C-1"} and sg.states.get("C-2") is None
+
+
+async def test_the_kafka_client_hands_the_worker_at_most_four_batches_of_records_per_poll(tmp_path):
+    """Not everything the client has fetched at once: in a backlog, that is a fetch of every
+    input partition, all turned into objects together (see ``POLL_BATCHES``)."""
+    app = build_app(Settings(data_dir=str(tmp_path), batch_size=300)).app
+    thread = app.consumer._thread
+    client = thread._create_worker_consumer(app.transport)
+    assert client._max_poll_records == POLL_BATCHES * 300 == 1200
