@@ -80,7 +80,8 @@ HEALTH_CHECK_S = 5.0
 #: holds a fetch of every input partition, and taking them all at once turned up to ~130,000
 #: records into objects together (~40 MB in tracemalloc, 300k-event bench with 100,000
 #: customers), kept until the last of them was in a batch: the worker's peak RSS was 269-303 MB
-#: over six such runs (4 Dec 15:28-16:10); taking 4 batches at a time, 265-270 MB over four.
+#: in nine such runs (4 Dec 15:28-16:50); taking 4 batches at a time (and fetching meanwhile,
+#: see :class:`streams.batch_consumer.ConsumerThread`), 259-269 MB in five.
 POLL_BATCHES = 4
 #: Largest batch of records the producer sends per partition. Faust's default (16 KB) splits a
 #: batch's decisions and state changes into many produce requests, and the producer has one
