@@ -75,14 +75,6 @@ RULES_WAIT_S = 30.0
 BATCHES_IN_FLIGHT = 4
 #: How often the liveness metrics are refreshed (``/health`` checks when asked).
 HEALTH_CHECK_S = 5.0
-#: Batches' worth of fetched records the consumer takes from the Kafka client at a time (Faust's
-#: ``broker_max_poll_records``; by default it takes all the client holds). In a backlog the client
-#: holds a fetch of every input partition, and taking them all at once turned up to ~130,000
-#: records into objects together (~40 MB in tracemalloc, 300k-event bench with 100,000
-#: customers), kept until the last of them was in a batch: the worker's peak RSS was 269-303 MB
-#: in nine such runs (4 Dec 15:28-16:50); taking 4 batches at a time (and fetching meanwhile,
-#: see :class:`streams.batch_consumer.ConsumerThread`), 259-269 MB in five.
-POLL_BATCHES = 4
 #: Largest batch of records the producer sends per partition. Faust's default (16 KB) splits a
 #: batch's decisions and state changes into many produce requests, and the producer has one
 #: request in flight per broker at a time: measured at 800 events/s (20,000-event bench), a
@@ -520,10 +512,9 @@ def mount_desk(app: faust.App, sg: SalesguardApp) -> None:
     mount(cast(Any, app.web).web_app, desk_app(backend))
 
 
-def faust_app(settings: Settings, **options: Any) -> faust.App:
+def faust_app(settings: Settings) -> faust.App:
     """The Faust app (consumer group ``app_id``) with the broker, group timings, web server and
-    data directory ``settings`` describe, and Faust's settings ``options``, serving the default
-    Prometheus registry on ``/metrics``."""
+    data directory ``settings`` describe, serving the default Prometheus registry on ``/metrics``."""
     datadir = Path(settings.data_dir) / f"{settings.app_id}-{settings.web_port}"
     datadir.mkdir(parents=True, exist_ok=True)
     brokers = [f"kafka://{server.strip()}" for server in (settings.kafka_bootstrap or "").split(",") if server.strip()]
@@ -543,7 +534,6 @@ def faust_app(settings: Settings, **options: Any) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
-        **options,
     )
 
     @app.page("/metrics")
@@ -556,7 +546,7 @@ def faust_app(settings: Settings, **options: Any) -> faust.App:
 
 def build_app(settings: Settings) -> SalesguardApp:
     """Declare the Faust app, its table, batch consumer, tasks, timers and pages from ``settings``."""
-    app = faust_app(settings, broker_max_poll_records=POLL_BATCHES * settings.batch_size)
+    app = faust_app(settings)
     app.monitor = metrics.FaustMonitor(metrics=metrics.faust_metrics())  # Faust's internals on our /metrics
     # The changelog topic is declared here so that its values stay raw: the table's store holds
     # each state as its changelog record (see streams.state_table).

@@ -50,6 +50,14 @@ BatchHandler = Callable[[Sequence[Message]], Awaitable["asyncio.Future[Any] | No
 #: embedded broker holds an empty fetch that long even when records arrive meanwhile, which
 #: would delay a decision by up to 1.5 s on a quiet stream).
 FETCH_MAX_WAIT_MS = 20
+#: Batches' worth of fetched records the consumer takes from the Kafka client at a time (Faust's
+#: ``broker_max_poll_records``; by default it takes all the client holds). In a backlog the client
+#: holds a fetch of every input partition, and taking them all at once turned up to ~130,000
+#: records into objects together (~40 MB in tracemalloc, 300k-event bench with 100,000
+#: customers), kept until the last of them was in a batch: the worker's peak RSS was 269-303 MB
+#: in nine such runs (4 Dec 15:28-16:50); taking 4 batches at a time (and fetching meanwhile,
+#: see :class:`ConsumerThread`), 259-269 MB in five.
+POLL_BATCHES = 4
 
 
 class ConsumerThread(AIOKafkaConsumerThread):
@@ -58,9 +66,9 @@ class ConsumerThread(AIOKafkaConsumerThread):
 
     aiokafka's client sends no fetch to a broker while any partition it leads has fetched
     records not taken yet, for up to 100 ms after they came (its ``prefetch_backoff``, not a
-    setting). A worker takes at most a few batches' records per poll (``POLL_BATCHES`` in
-    :mod:`streams.app`), so in a backlog some usually wait: with one broker, every partition's
-    next records then waited too. Measured (``bench --events 300000 --customers 100000 --rate
+    setting). A worker takes at most a few batches' records per poll (:data:`POLL_BATCHES`), so
+    in a backlog some usually wait: with one broker, every partition's next records then waited
+    too. Measured (``bench --events 300000 --customers 100000 --rate
     2200``, 4 Dec 16:30-16:50, alternating with a worker taking everything per poll): with that
     backoff, p99 747 ms against 236; without it, 481 and 461 ms against 1,122 and 1,160 (this VM's
     speed moved a lot in that hour). A partition's next fetch still waits until its records are
@@ -184,8 +192,10 @@ class BatchConsumer(Consumer):
 def use_batch_consumer(app: faust.App, routes: Mapping[str, BatchHandler], batch_size: int,
                        batch_window_s: float = 0.0) -> None:
     """Make ``app`` consume the topics in ``routes`` (full names) in batches of up to
-    ``batch_size``, each handed to its handler, taking a fetch at most every ``batch_window_s``;
-    the topics are subscribed like an agent's."""
+    ``batch_size``, each handed to its handler, taking a fetch at most every ``batch_window_s``
+    and at most :data:`POLL_BATCHES` batches' records from the client at a time; the topics are
+    subscribed like an agent's."""
+    app.conf.broker_max_poll_records = POLL_BATCHES * batch_size
     consumer_class = type("SalesguardBatchConsumer", (BatchConsumer,),
                           {"routes": dict(routes), "batch_size": batch_size, "batch_window_s": batch_window_s})
     cast(Any, app.transport).Consumer = consumer_class

@@ -12,8 +12,8 @@ from faust.types import TP, Message
 from prometheus_client import REGISTRY
 
 from streams import app as app_module
-from streams.app import POLL_BATCHES, build_app
-from streams.batch_consumer import BatchConsumer
+from streams.app import build_app
+from streams.batch_consumer import POLL_BATCHES, BatchConsumer
 from streams.exposure import CustomerState
 from streams.liveness import Health, Liveness
 from streams.pipeline import RawMessage
