@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaConsumer
 from faust.exceptions import ConsumerNotStarted
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
-from faust.types import Message
+from faust.types import TP, Message
 
 #: Takes a batch; returns None when done with it, or a future that completes when it is.
 BatchHandler = Callable[[Sequence[Message]], Awaitable["asyncio.Future[Any] | None"]]
@@ -94,9 +94,32 @@ class BatchConsumer(Consumer):
     batch_window_s: ClassVar[float] = 0.0
     #: Why a batch handed over earlier failed (raised in the drain loop).
     _batch_failure: BaseException | None = None
+    #: Between a rebalance's revocation and its assignment (see :meth:`resume_flow`).
+    _awaiting_assignment: bool = False
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self._awaiting_assignment = True
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._awaiting_assignment = False
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    def resume_flow(self) -> None:
+        """Faust's, except between a rebalance's revocation and its assignment.
+
+        Faust's table recovery resumes the flow when it completes, also when a rebalance revoked
+        the partitions it recovered meanwhile (its generation check only sees the assignment
+        that follows). The worker then took records of partitions the group was handing to
+        another worker, after it had waited for its batches in flight: decisions and state
+        writes racing the next owner's. Seen in the reliability test's worker logs: "Revoking
+        previously assigned partitions", then "Recovery complete" and "Worker ready" 150 ms
+        later, two seconds before the worker joined the next generation."""
+        if not self._awaiting_assignment:
+            super().resume_flow()
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
         """Faust's drain loop (``faust.transport.consumer.Consumer._drain_messages``) with routed

@@ -354,3 +354,26 @@ async def test_the_kafka_client_hands_the_worker_at_most_four_batches_of_records
     thread = app.consumer._thread
     client = thread._create_worker_consumer(app.transport)
     assert client._max_poll_records == POLL_BATCHES * 300 == 1200
+
+
+async def test_a_worker_takes_no_records_between_giving_its_partitions_away_and_being_assigned_new_ones(tmp_path):
+    """Faust's table recovery resumes the flow when it completes, also after a rebalance revoked
+    the partitions it recovered (see ``BatchConsumer.resume_flow``)."""
+    consumer = build_app(Settings(data_dir=str(tmp_path))).app.consumer
+    rebalance: list[str] = []
+
+    async def app_revoked(revoked: set) -> None:
+        rebalance.append("revoked")
+
+    async def app_assigned(assigned: set, generation_id: int) -> None:
+        rebalance.append(f"assigned {generation_id}")
+
+    consumer._on_partitions_revoked, consumer._on_partitions_assigned = app_revoked, app_assigned
+    await consumer.on_partitions_revoked(set())
+    consumer.stop_flow()  # as Faust's app does when partitions are revoked
+    consumer.resume_flow()  # a recovery of the revoked partitions completing
+    assert not consumer.flow_active and not consumer.can_resume_flow.is_set()
+    await consumer.on_partitions_assigned(set(), 3)
+    consumer.resume_flow()  # the recovery of the new assignment completing
+    assert consumer.flow_active and consumer.can_resume_flow.is_set()
+    assert rebalance == ["revoked", "assigned 3"]

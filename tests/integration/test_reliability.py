@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -34,6 +35,7 @@ from tests.integration.streams_under_test import (
     counter,
     following,
     isolated,
+    rebalance_timeline,
     replay,
     until,
 )
@@ -57,11 +59,17 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
 
     decided: dict[str, list[str]] = defaultdict(list)  # source event id -> decision id of every copy
     outcomes: dict[str, str] = {}
+    reasons: dict[str, list[str]] = {}  # source event id -> reason codes of its last copy
+    phases: dict[str, float] = {"master data": time.time()}  # when each phase began
+    copies_in: dict[str, str] = {}  # source event id -> the phase its last redelivered copy came in
     dead: dict[tuple[str, int, int], dict] = {}  # by source topic, partition, offset
 
     def on_decision(record: dict) -> None:
-        decided[record["source_event_id"]].append(record["decision_id"])
-        outcomes[record["source_event_id"]] = record["outcome"]
+        source = record["source_event_id"]
+        if source in decided:
+            copies_in[source] = list(phases)[-1]
+        decided[source].append(record["decision_id"])
+        outcomes[source], reasons[source] = record["outcome"], [reason["code"] for reason in record["reasons"]]
 
     workers = [Worker(run, tmp_path / f"worker-{i}") for i in range(3)]
     for w in workers:
@@ -77,8 +85,10 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
 
             # crash: SIGKILL a worker once a third of the orders are decided, start a new one
             await load_backlog(run, orders)
+            phases["orders"] = time.time()
             await until(lambda: len(decided) >= len(ref.decisions) / 3, "a third of the decisions")
             workers[0].kill()
+            phases["first worker killed"] = time.time()
             killed_at, decided_at_kill = time.monotonic(), len(decided)
             workers[0].start()
 
@@ -92,10 +102,13 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
             await until(lambda: decided.keys() >= ref.decisions.keys(), "every order decided")
 
             # rebalance: a third worker joins, takes partitions while the ledger flows, then leaves
+            phases["third worker started"] = time.time()
             workers[2].start()
             await until(lambda: assigned(workers[2]), "the third worker's partitions", timeout=60)
+            phases["ledger"] = time.time()
             await load_backlog(run, ledger)
             await until(lambda: consumed(workers[2:], "ledger"), "the third worker's first ledger events")
+            phases["third worker stopped"] = time.time()
             workers[2].stop()
             left_at = time.monotonic()
 
@@ -127,7 +140,14 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
     assert decided.keys() == ref.decisions.keys()
     assert {source: set(ids) for source, ids in decided.items()} == {
         source: {d.decision_id} for source, d in ref.decisions.items()}
-    assert outcomes == {source: d.outcome.value for source, d in ref.decisions.items()}
+    differing = {source: (outcomes[source], reasons[source], d.outcome.value, [r.code for r in d.reasons],
+                          copies_in.get(source)) for source, d in ref.decisions.items()
+                 if outcomes[source] != d.outcome.value}
+    began = ", ".join(f"{phase} {datetime.fromtimestamp(at, UTC):%H:%M:%S}" for phase, at in phases.items())
+    assert not differing, (
+        f"{len(differing)} decisions differ from the clean run's (the workers' last copy: outcome, reasons; the "
+        f"clean run's; the phase of the redelivered copy, None: none), e.g. {list(differing.items())[:8]}; "
+        f"phases began (UTC): {began}; rebalances:\n{rebalance_timeline(tmp_path)}")
     # every bad message dead-lettered, once per message
     unexpected = Counter(letter["raw_b64"] for letter in dead.values()) - ref.dead_letter_payloads
     assert len(dead) == ref.dead_letters, [(key, letter["code"], letter["reason"][:100])
