@@ -118,7 +118,9 @@ class BatchConsumer(Consumer):
         writes racing the next owner's. Seen in the reliability test's worker logs: "Revoking
         previously assigned partitions", then "Recovery complete" and "Worker ready" 150 ms
         later, two seconds before the worker joined the next generation."""
-        if not self._awaiting_assignment:
+        if self._awaiting_assignment:
+            self.log.info("Not resuming the flow: partitions revoked, waiting for the next assignment")
+        else:
             super().resume_flow()
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker

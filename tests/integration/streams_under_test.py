@@ -149,8 +149,8 @@ async def changelog_versions(settings: Settings, customers: set[str]) -> dict[st
 
 
 #: Worker log lines that tell a rebalance's steps (see :func:`rebalance_timeline`).
-REBALANCE_STEPS = re.compile(r"Revoking previously|Joined group|Recovery complete|Worker ready|rebalance again|"
-                             r"Restarting Recovery|\[\^Worker\]: (Starting|Stopping)|\[ERROR\]")
+REBALANCE_STEPS = re.compile(r"Revoking previously|Joined group|Recovery complete|Worker ready|Not resuming|"
+                             r"rebalance again|Restarting Recovery|\[\^Worker\]: (Starting|Stopping)|\[ERROR\]")
 
 
 def rebalance_timeline(run_dir: Path, limit: int = 120) -> str:
