@@ -4,6 +4,7 @@ once per test session."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,15 +122,37 @@ def stall_reports(logs: Path, max_lines: int = 1000) -> str:
     return "\n\n".join(reports)
 
 
+#: Worker log lines that tell a rebalance's steps (see :func:`rebalance_timeline`).
+REBALANCE_STEPS = re.compile(r"Revoking previously|Joined group|Recovery complete|Worker ready|Not resuming|"
+                             r"rebalance again|Restarting Recovery|\[\^Worker\]: (Starting|Stopping)|\[ERROR\]")
+
+
+def rebalance_timeline(logs: Path, limit: int = 120) -> str:
+    """The rebalance steps in the worker logs under ``logs``, in time order, each with its
+    worker's log (``worker-0/worker-2``: the first worker's second start)."""
+    steps = []
+    for path in logs.rglob("worker-*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if REBALANCE_STEPS.search(line):
+                steps.append(f"{line[12:24]} {path.parent.name}/{path.stem}: {line[26:].strip()[:110]}")
+    steps.sort()
+    return "\n".join(steps[-limit:])
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """A failed integration test's report shows what stalled workers were waiting on."""
+    """A failed integration test's report shows what stalled workers were waiting on and, for a
+    test that ran its own workers, their rebalance steps, so a failure on a machine whose files
+    are gone still shows who owned what when."""
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
         reports = stall_reports(item.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
         if reports:
             report.sections.append(("worker stalls", reports))
+        own = getattr(item, "funcargs", {}).get("tmp_path")
+        if own is not None and (timeline := rebalance_timeline(own)):
+            report.sections.append(("worker rebalances", timeline))
 
 
 @pytest.fixture(scope="session")

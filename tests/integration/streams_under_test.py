@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aiohttp
 import orjson
@@ -146,21 +144,3 @@ async def changelog_versions(settings: Settings, customers: set[str]) -> dict[st
     finally:
         await consumer.stop()
     return versions
-
-
-#: Worker log lines that tell a rebalance's steps (see :func:`rebalance_timeline`).
-REBALANCE_STEPS = re.compile(r"Revoking previously|Joined group|Recovery complete|Worker ready|Not resuming|"
-                             r"rebalance again|Restarting Recovery|\[\^Worker\]: (Starting|Stopping)|\[ERROR\]")
-
-
-def rebalance_timeline(run_dir: Path, limit: int = 120) -> str:
-    """The rebalance steps in the worker logs under ``run_dir``, in time order, each with its
-    worker's log (``worker-0/worker-2``: the first worker's second start), so a failure on a
-    machine whose files are gone still shows who owned what when."""
-    steps = []
-    for log in run_dir.glob("*/worker-*.log"):
-        for line in log.read_text(errors="replace").splitlines():
-            if REBALANCE_STEPS.search(line):
-                steps.append(f"{line[12:24]} {log.parent.name}/{log.stem}: {line[26:].strip()[:110]}")
-    steps.sort()
-    return "\n".join(steps[-limit:])
