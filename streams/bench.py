@@ -17,7 +17,10 @@ One run, on the embedded stack (or the configured Kafka and Redis), in phases:
    acknowledgement of the order (the part spent before a worker can read it) and up to the
    decision (the latency each decision records: the part spent before publishing), and the
    workers' CPU seconds per 1,000 events of the steady load (against the backlog's);
-5. **scaling** (``workers`` > 1) — one salesguard worker reads the backlog again.
+5. **scaling** (``workers`` > 1) — one salesguard worker reads the backlog again (from topics of
+   its own), before the pipeline phase; with ``repeat`` > 1, further pairs of a one-worker and a
+   ``workers``-worker phase follow the latency phase, and the scaling is the median of the pairs'
+   ratios (on a shared VM a single pair moves with the VM's speed from one minute to the next).
 
 Throughput is counted from the workers' ``/metrics``, from the scrape at which they had processed
 :data:`START_SHARE` of the backlog (every worker under way; start-up excluded) to when they had
@@ -105,6 +108,10 @@ class BenchConfig:
     timeout_s: float = 600.0
     #: Malformed messages (:mod:`streams.malformed`) spread among the backlog's events.
     malformed: int = 0
+    #: Pairs of one-worker and ``workers``-worker phases for the scaling (``workers`` > 1): the
+    #: first pair is the pipeline phase and the one before it; the others run after the latency
+    #: phase, alternately in either order; the scaling reported is the median over the pairs.
+    repeat: int = 1
 
     @property
     def customer_count(self) -> int:
@@ -330,6 +337,11 @@ def tail_note(throughput: Throughput) -> str:
     return f" (the trainer learned alone for the last {tail} s)" if tail else ""
 
 
+def prefixed(progress: Callable[[str], None], prefix: str, text: str) -> None:
+    """``progress(prefix + text)``: a phase's progress, saying which phase."""
+    progress(prefix + text)
+
+
 def simulator(config: BenchConfig) -> Iterator[GeneratedMessage]:
     """The generated traffic: the backlog first, then the steady load (no end)."""
     return iter(SalesSimulator(seed=config.seed, total_events=None, customers=config.customer_count,
@@ -439,12 +451,11 @@ async def topic_size(settings: Settings, name: str) -> int:
         await consumer.stop()
 
 
-async def save_trained_models(settings: Settings, seed: int) -> int:
-    """Save a model version trained on :data:`PRETRAIN_EVENTS` simulated events (other traffic
-    than the benchmark's) to the store ``settings`` name, so that the pipeline scores every order
-    with both models from its first batch, as a worker joining a running system does. Returns
-    how many examples it learned."""
-    examples = await asyncio.to_thread(simulated_examples, seed + 1000, PRETRAIN_EVENTS, settings.late_payment_days)
+def trained_checkpoint(settings: Settings, seed: int) -> tuple[Checkpoint, int]:
+    """A model version trained on :data:`PRETRAIN_EVENTS` simulated events (other traffic than
+    the benchmark's), so that the pipeline scores every order with both models from its first
+    batch, as a worker joining a running system does; with how many examples it learned."""
+    examples = simulated_examples(seed + 1000, PRETRAIN_EVENTS, settings.late_payment_days)
     models = RiskModels(seed=settings.model_seed, anomaly_min_examples=settings.anomaly_min_examples,
                         credit_min_labels=settings.credit_min_labels)
     for example in examples:
@@ -452,12 +463,16 @@ async def save_trained_models(settings: Settings, seed: int) -> int:
     learned = RecentIds()
     learned.add_many([example.example_id for example in examples])
     models.version = 1
+    return Checkpoint(version=1, models=models.to_bytes(), learned=learned.to_bytes()), len(examples)
+
+
+async def save_checkpoint(settings: Settings, checkpoint: Checkpoint) -> None:
+    """Save ``checkpoint`` as the first version in the model store ``settings`` name."""
     store = RedisModelStore(settings.redis_url or "")
     try:
-        await store.save(Checkpoint(version=1, models=models.to_bytes(), learned=learned.to_bytes()), previous=0)
+        await store.save(checkpoint, previous=0)
     finally:
         await store.close()
-    return len(examples)
 
 
 def phase_settings(settings: Settings, run_id: str, prefix: str, group: str, redis_db: int) -> Settings:
@@ -490,18 +505,16 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         baseline = await baseline_workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"baseline: {s}"))
     log(f"baseline: {baseline.eps:,.0f} events/s")
 
+    checkpoint, pretrained = await asyncio.to_thread(trained_checkpoint, settings, config.seed)
     one_worker = None
     if config.workers > 1:
         single = phase_settings(settings, run_id, "bench-one", "pipeline-one", 2)
-        progress("one worker: loading the backlog into its own topics")
-        await load_backlog(single, backlog)
-        await save_trained_models(single, config.seed)
-        async with Workers(single, run_dir, "pipeline-one", 1, "worker", PIPELINE_COUNTER) as workers:
-            one_worker = await workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"one worker: {s}"),
-                                             partial(topic_size, single, "model-examples"))
+        one_worker = await drained_pipeline(single, backlog, checkpoint, config, run_dir, "pipeline-one", 1,
+                                            lambda s: progress(f"one worker: {s}"))
         log(f"one worker: {one_worker.eps:,.0f} events/s{tail_note(one_worker)}")
 
-    log(f"models: version 1 trained on {await save_trained_models(main, config.seed):,} examples")
+    await save_checkpoint(main, checkpoint)
+    log(f"models: version 1 trained on {pretrained:,} examples")
     async with Workers(main, run_dir, "pipeline", config.workers, "worker", PIPELINE_COUNTER, broker_pid) as workers:
         pipeline = await workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"pipeline: {s}"),
                                        partial(topic_size, main, "model-examples"))
@@ -543,6 +556,44 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         "training_tail_s": pipeline.training_tail_s,
     }
     if one_worker is not None:
-        result.update(one_worker_eps=one_worker.eps, scaling=round(pipeline.eps / one_worker.eps, 3),
+        pairs = [(one_worker.eps, pipeline.eps)]
+        for pair in range(1, config.repeat):
+            pairs.append(await scaling_pair(settings, run_id, pair, backlog, checkpoint, config, run_dir,
+                                            progress, log))
+        scaling = [round(many / one, 3) for one, many in pairs]
+        result.update(one_worker_eps=one_worker.eps, scaling=round(float(np.median(scaling)), 3),
                       one_worker_training_tail_s=one_worker.training_tail_s)
+        if len(pairs) > 1:
+            result.update(scaling_by_pair=scaling, eps_by_pair=[list(eps) for eps in pairs])
     return result
+
+
+async def drained_pipeline(settings: Settings, backlog: list[GeneratedMessage], checkpoint: Checkpoint,
+                           config: BenchConfig, run_dir: Path, name: str, count: int,
+                           progress: Callable[[str], None]) -> Throughput:
+    """``count`` salesguard workers read ``backlog`` from topics of their own (loaded first),
+    starting from ``checkpoint``; their throughput, up to the last training example learned."""
+    progress("loading the backlog into its own topics")
+    await load_backlog(settings, backlog)
+    await save_checkpoint(settings, checkpoint)
+    async with Workers(settings, run_dir, name, count, "worker", PIPELINE_COUNTER) as workers:
+        return await workers.drain(len(backlog), config.timeout_s, progress,
+                                   partial(topic_size, settings, "model-examples"))
+
+
+async def scaling_pair(settings: Settings, run_id: str, pair: int, backlog: list[GeneratedMessage],
+                       checkpoint: Checkpoint, config: BenchConfig, run_dir: Path,
+                       progress: Callable[[str], None], log: Callable[[str], None]) -> tuple[float, float]:
+    """One more pair of phases for the scaling (``pair`` from 1): one worker and ``config.workers``
+    workers on the backlog, the many first in odd pairs (a VM that speeds up or slows down during
+    the run then favours neither); their events/s, one worker's first."""
+    eps: dict[int, float] = {}
+    for count in (config.workers, 1) if pair % 2 else (1, config.workers):
+        name = f"pair{pair + 1}-{count}w"
+        phase = phase_settings(settings, run_id, f"bench-{name}", f"pipeline-{name}", 2 + 2 * pair + (count > 1))
+        throughput = await drained_pipeline(phase, backlog, checkpoint, config, run_dir, f"pipeline-{name}", count,
+                                            partial(prefixed, progress, f"{name}: "))
+        eps[count] = throughput.eps
+        log(f"pair {pair + 1}, {count} worker{'s' if count > 1 else ''}: {throughput.eps:,.0f} events/s"
+            f"{tail_note(throughput)}")
+    return eps[1], eps[config.workers]

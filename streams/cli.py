@@ -156,6 +156,8 @@ def bench(
     timeout: float = typer.Option(600, help="Give up on a phase after this many seconds."),
     malformed: int = typer.Option(0, min=0, help="Malformed messages spread among the backlog (wrong types, "
                                   "NaN, oversized, invalid UTF-8, ...; see streams/malformed.py)."),
+    repeat: int = typer.Option(1, min=1, max=6, help="With --workers above 1: pairs of a one-worker and a "
+                               "many-worker phase; the scaling is the median of their ratios."),
 ) -> None:
     """Measure the full pipeline against a plain per-event Faust agent on the same backlog:
     events/s of each, decision latency at a steady load, peak RSS and CPU per 1,000 events.
@@ -169,7 +171,7 @@ def bench(
 
     settings = load_settings().with_defaults(SIMULATION_SETTINGS)
     config = BenchConfig(events=events, customers=customers, workers=workers, rate=rate, duration_s=duration,
-                         seed=seed, timeout_s=timeout, malformed=malformed)
+                         seed=seed, timeout_s=timeout, malformed=malformed, repeat=repeat)
     run_dir = Path(tempfile.mkdtemp(prefix="salesguard-bench-"))
     err.log(f"logs of the broker, Redis and every worker in {run_dir}")
     try:

@@ -35,7 +35,7 @@ def test_bench_runs_baseline_pipeline_and_latency_phases(settings, stack, tmp_pa
     assert result["latency_cpu_s_per_1k"] > 0
     # the trainer learns the backlog's examples while and after the input is processed
     assert 0 <= result["training_tail_s"] <= result["events"] / result["pipeline_eps"]
-    assert "one_worker_training_tail_s" not in result  # one worker: no scaling phase
+    assert "one_worker_training_tail_s" not in result and "scaling" not in result  # one worker: no scaling
     assert result["peak_rss_mb"] > result["baseline_peak_rss_mb"] > 50 and result["cpu_s_per_1k"] > 0
     assert result["broker_cpu_s_per_1k"] > 0 and result["baseline_broker_cpu_s_per_1k"] >= 0  # ticks of 10 ms
     # 7 s of load in 5-s slices: two of each (the broker's second slice ends with the load)
@@ -43,6 +43,20 @@ def test_bench_runs_baseline_pipeline_and_latency_phases(settings, stack, tmp_pa
     assert result["latency_slice_s"] == 5 and len(slices) == 2
     assert min(slices) - 1 <= latency["p99"] <= max(slices) + 1  # the p99 of both lies between theirs
     assert len(result["broker_cores_by_slice"]) == 2 and all(0 < cores < 2 for cores in result["broker_cores_by_slice"])
+
+
+def test_bench_measures_the_scaling_over_pairs_of_phases(settings, stack, tmp_path):
+    logged: list[str] = []
+    config = BenchConfig(events=12000, workers=2, rate=100, duration_s=2, repeat=2)
+    result = asyncio.run(run_bench(settings, config, tmp_path, lambda text: None, logged.append))
+    assert [line.split(":")[0] for line in logged] == [
+        "load", "baseline", "one worker", "models", "pipeline", "latency",
+        "pair 2, 2 workers", "pair 2, 1 worker"]  # the second pair in the other order
+    (one, two), (one_again, two_again) = result["eps_by_pair"]
+    assert (one, two) == (result["one_worker_eps"], result["pipeline_eps"])
+    assert result["scaling_by_pair"] == [round(two / one, 3), round(two_again / one_again, 3)]
+    assert result["scaling"] == round(sum(result["scaling_by_pair"]) / 2, 3)  # the median of two
+    assert result["workers"] == 2 and result["one_worker_training_tail_s"] >= 0
 
 
 def test_broker_bench_prints_the_brokers_costs_at_each_step():
