@@ -32,7 +32,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	./.ci/system-packages
 	$(BIN)/ruff check streams rules detectors monitoring tests
-	$(BIN)/mypy streams rules detectors monitoring
+	$(BIN)/mypy streams rules detectors monitoring tests
 	$(BIN)/python -m pytest
 
 clean:

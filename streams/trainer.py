@@ -306,6 +306,6 @@ def learn_example(models: RiskModels, example: TrainingExample) -> tuple[Drift |
     """Learn one training example (an order, or an invoice's outcome); returns a drift, if any,
     and for an invoice outcome the late-payment probability the model gave before learning it."""
     if example.kind == "order":
-        return models.learn_order(example.features, example.salesperson_id), None  # type: ignore[arg-type]
+        return models.learn_order(example.order_features, example.salesperson_id), None
     predicted, drift = models.learn_credit(example.features, bool(example.late))
     return drift, predicted

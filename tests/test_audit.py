@@ -2,6 +2,7 @@
 missing or a removed last entry is found at that entry; an outage loses nothing."""
 
 import asyncio
+from typing import cast
 
 import orjson
 import pytest
@@ -33,7 +34,7 @@ async def filled(redis_server) -> redis.Redis:
 def rewrite(client: redis.Redis, index: int, change) -> None:
     """Rewrite the stream with entry ``index`` replaced by ``change(entry)`` (what someone with
     Redis access could do)."""
-    entries = [orjson.loads(fields[b"entry"]) for _, fields in client.xrange("sg:audit")]
+    entries = [orjson.loads(fields[b"entry"]) for _, fields in cast(list, client.xrange("sg:audit"))]
     entries[index] = change(entries[index])
     client.delete("sg:audit")
     for entry in entries:

@@ -9,16 +9,16 @@ from detectors.risk_models import RiskModels
 from streams import model_evaluation
 
 
-def run_models() -> list[tuple]:
+def run_models() -> list[object]:
     """Learn simulated traffic, scoring every order and outcome before it is learned."""
     models = RiskModels(seed=3, anomaly_min_examples=50, credit_min_labels=20)
-    seen = []
+    seen: list[object] = []
     for example in model_evaluation.simulated_examples(seed=4, events=3000, late_payment_days=10):
         if example.kind == "order":
-            scores = models.score(example.features, {}, example.salesperson_id)
-            raw = models.anomaly.raw_score(models.order_view(example.features, example.salesperson_id))
+            scores = models.score(example.order_features, {}, example.salesperson_id)
+            raw = models.anomaly.raw_score(models.order_view(example.order_features, example.salesperson_id))
             seen.append((raw, scores.anomaly, scores.anomaly_factors))
-            models.learn_order(example.features, example.salesperson_id)
+            models.learn_order(example.order_features, example.salesperson_id)
         else:
             seen.append(models.learn_credit(example.features, bool(example.late))[0])
     return seen

@@ -59,7 +59,7 @@ def trained_models() -> RiskModels:
     models = RiskModels(seed=0, anomaly_min_examples=300, credit_min_labels=1)
     for example in simulated_examples(seed=3, events=4000):
         if example.kind == "order":
-            models.learn_order(example.features)
+            models.learn_order(example.order_features)
     models.learn_credit({"late_share": 0.0}, False)
     models.version = 7
     return models

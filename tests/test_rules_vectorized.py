@@ -4,6 +4,7 @@ compiler covers (and some it leaves to CEL), on values at the edges (limits, NaN
 int64 overflow)."""
 
 import math
+from typing import Any
 
 import numpy as np
 from cel_expr_python import cel
@@ -35,6 +36,7 @@ TEXTS = ("", "A", "B", "E", "DE", "RU", "é", "AB", "C1")
 
 def contexts(draw_values: st.DrawFn, n: int) -> list[DecisionContext]:
     out = []
+    facts: dict[str, Any]
     for _ in range(n):
         facts = {name: draw_values(st.sampled_from(EDGE_DOUBLES) | st.floats(-1e6, 1e6))
                  for name in ("order_amount", "exposure", "credit_limit", "max_discount", "anomaly_score",

@@ -9,7 +9,7 @@ example is learned once.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 from streams.contracts.common import SCHEMA_VERSION, Contract, Identifier
 
@@ -32,6 +32,11 @@ class TrainingExample(Contract):
     late: bool | None = None
     days_late: float | None = None
     event_time: datetime
+
+    @property
+    def order_features(self) -> dict[str, float]:
+        """The features of an order example: numbers only (an order's anomaly features)."""
+        return cast("dict[str, float]", self.features)
 
 
 class ModelAlert(Contract):

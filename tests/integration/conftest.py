@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from monitoring.access import DeskUser
 from streams.demo import EMBEDDED_BROKER_SETTINGS, SIMULATION_SETTINGS, worker_service
-from streams.embedded import EmbeddedStack
+from streams.embedded import ChildService, EmbeddedStack
 from streams.kafka_clients import producer, reader
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -32,13 +32,25 @@ class Worker:
     """A ``salesguard worker`` child process that can be restarted."""
 
     def __init__(self, settings: Settings, run_dir: Path) -> None:
-        self.settings, self.run_dir, self.process = settings, run_dir, None
+        self.settings, self.run_dir = settings, run_dir
+        self.process: ChildService | None = None
         self.starts = 0
 
     def start(self) -> None:
         self.starts += 1
         self.process = worker_service(self.settings, self.run_dir, f"worker-{self.starts}")
         self.process.start(timeout=60)
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker's process is alive."""
+        return self.process is not None and self.process.process is not None and self.process.process.poll() is None
+
+    @property
+    def port(self) -> int:
+        """The port of the worker's web server (metrics, health)."""
+        assert self.process is not None, "the worker was never started"
+        return self.process.port
 
     def stop(self) -> None:
         if self.process is not None:
@@ -163,7 +175,8 @@ def stack(tmp_path_factory) -> Iterator[EmbeddedStack]:
 
 @pytest.fixture(scope="session")
 def settings(stack: EmbeddedStack) -> Settings:
-    users = [DeskUser(user=f"{role}-1", role=role, token=token) for role, token in TOKENS.items()]
+    users = [DeskUser.model_validate({"user": f"{role}-1", "role": role, "token": token})
+             for role, token in TOKENS.items()]
     return Settings(kafka_bootstrap=stack.kafka_bootstrap, redis_url=stack.redis_url, partitions=4,
                     overdue_refresh_s=5, model_publish_s=1, model_refresh_s=1, desk_tokens=users,
                     **EMBEDDED_BROKER_SETTINGS, **SIMULATION_SETTINGS)  # test events run their own clock

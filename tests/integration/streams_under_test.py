@@ -68,7 +68,7 @@ def isolated(settings: Settings, name: str, redis_db: int) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def following(settings: Settings, topic: str, on_record: Callable[[dict], None]) -> AsyncIterator[None]:
+async def following(settings: Settings, topic: str, on_record: Callable[[dict], object]) -> AsyncIterator[None]:
     """While open, every record of ``topic`` (from its start) goes to ``on_record``."""
     consumer = reader(settings.kafka_bootstrap or "", settings.topic(topic))
     await consumer.start()
@@ -107,8 +107,7 @@ async def until(condition: Callable[[], object | Awaitable[object]], what: str |
 
 async def counter(workers: list[Worker], name: str, **labels: str) -> float:
     """The sum of a counter over the running ``workers``."""
-    running = [w for w in workers if w.process is not None and w.process.process.poll() is None]
-    return sum([total(await scrape(w.process.port), name, **labels) for w in running])
+    return sum([total(await scrape(w.port), name, **labels) for w in workers if w.running])
 
 
 async def at_least(value: Awaitable[float], minimum: float) -> bool:
@@ -122,7 +121,7 @@ async def consumed(workers: list[Worker], topic: str) -> float:
 
 async def assigned(worker: Worker) -> bool:
     """Whether ``worker`` owns input partitions (its ``/health`` knows a lag)."""
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{worker.process.port}/health") as response:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{worker.port}/health") as response:
         return (await response.json())["lag"] is not None
 
 

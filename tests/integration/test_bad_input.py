@@ -70,7 +70,7 @@ async def test_ten_thousand_malformed_messages_are_dead_lettered_and_every_valid
                 f"{len(orders - decided)} orders not decided (e.g. {sorted(orders - decided)[:5]}); valid messages "
                 f"dead-lettered: {[(r['code'], r['reason']) for at, r in letters.items() if at in valid_at][:5]}"),
                 timeout=240)
-        assert worker.process.process.poll() is None  # still running
+        assert worker.running
     finally:
         worker.stop()
     assert all(letters[at]["reason"] and letters[at]["code"] for at in bad)

@@ -31,7 +31,7 @@ async def wait_for(check, timeout: float = 60.0, what: str = "condition"):
 
 
 async def test_release_flow_roles_audit_and_openapi(client, worker, settings):
-    base = f"http://127.0.0.1:{worker.process.port}/desk"
+    base = f"http://127.0.0.1:{worker.port}/desk"
     await client.onboard(ev.customer("C-DESK1", limit=1000.0))
     await client.send(ev.order("C-DESK1", "SO-DESK1", 1200.0, days=1))
     async with aiohttp.ClientSession() as http:
@@ -105,7 +105,7 @@ async def test_release_flow_roles_audit_and_openapi(client, worker, settings):
 
 
 async def test_admins_set_limits_stop_and_emergency_mode_analysts_cannot(client, worker, settings):
-    base = f"http://127.0.0.1:{worker.process.port}/desk/api"
+    base = f"http://127.0.0.1:{worker.port}/desk/api"
     await client.onboard(ev.customer("C-DESK2", limit=1000.0))
     async with aiohttp.ClientSession() as http:
         limit = f"{base}/customers/C-DESK2/credit-limit"
@@ -147,7 +147,7 @@ async def test_no_token_reaches_the_worker_log(client, worker):
     """After good and bad desk requests (a wrong token, a token in a query string), no token
     appears in what the worker logged."""
     wrong = "wrong-token-0123456789abcdef"
-    base = f"http://127.0.0.1:{worker.process.port}/desk/api"
+    base = f"http://127.0.0.1:{worker.port}/desk/api"
     async with aiohttp.ClientSession() as http:
         for headers in (auth("viewer"), {"Authorization": f"Bearer {wrong}"}):
             async with http.get(f"{base}/holds", headers=headers) as r:

@@ -25,7 +25,7 @@ async def test_an_analyst_releases_a_held_order_in_the_browser(client, worker):
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
             page = await browser.new_page(viewport={"width": 1366, "height": 768})
-            await page.goto(f"http://127.0.0.1:{worker.process.port}/desk/")
+            await page.goto(f"http://127.0.0.1:{worker.port}/desk/")
             await page.fill("#token", TOKENS["analyst"])
             await page.click("#connect")
             await expect(page.locator("#status")).to_have_text("live", timeout=30_000)

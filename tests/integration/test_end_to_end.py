@@ -156,7 +156,7 @@ async def test_worker_serves_its_metrics_for_prometheus(client, worker):
     await client.onboard(ev.customer("C-METRICS"))
     await client.send(ev.order("C-METRICS", "SO-MET-1", 1.0))
     await client.collect("decisions", lambda rs: any(r["order_id"] == "SO-MET-1" for r in rs))
-    response = urllib.request.urlopen(f"http://127.0.0.1:{worker.process.port}/metrics", timeout=10)
+    response = urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=10)
     assert response.headers["Content-Type"].startswith("text/plain")
     text = response.read().decode()
     decided = sum(float(line.split()[-1]) for line in text.splitlines()
@@ -173,12 +173,12 @@ async def test_the_demo_reads_the_latency_of_the_decisions_made_between_two_read
     inf = float("inf")
     await client.onboard(ev.customer("C-LATENCY"))
     async with aiohttp.ClientSession() as http:
-        before = await read_latency(http, worker.process.port)
+        before = await read_latency(http, worker.port)
         assert latency_text(before, before) == "no decisions"
         await client.send(ev.order("C-LATENCY", "SO-LAT-1", 1.0))
         await client.collect("decisions", lambda rs: any(r["order_id"] == "SO-LAT-1" for r in rs))
         deadline = time.monotonic() + 10  # counted once the decision's batch is written
-        while (after := await read_latency(http, worker.process.port))[inf] == before.get(inf, 0.0):
+        while (after := await read_latency(http, worker.port))[inf] == before.get(inf, 0.0):
             assert time.monotonic() < deadline, "the decision was never counted in the latency histogram"
             await asyncio.sleep(0.2)
     assert latency_text(after, before).startswith("p50 ≤ ")

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_metrics_follow_decisions_portfolio_and_offsets(client, worker, settings):
-    port = worker.process.port
+    port = worker.port
     before, started = await scrape(port), time.time()
     await client.onboard(ev.customer("C-MET1", limit=100.0))
     await client.send(ev.order("C-MET1", "SO-MET1", 500.0, days=1), ev.order("C-MET1", "SO-MET2", 10.0, days=1))
@@ -45,7 +45,7 @@ async def test_health_of_a_worker_that_has_read_its_input(client, worker):
     the metrics."""
     await client.send(ev.order("C-MET1", "SO-HEALTH", 1.0, days=2))
     await client.collect("decisions", lambda rs: any(r["order_id"] == "SO-HEALTH" for r in rs))
-    url = f"http://127.0.0.1:{worker.process.port}/health"
+    url = f"http://127.0.0.1:{worker.port}/health"
     deadline = time.monotonic() + 30
     while True:  # the decision is out; its offsets are read once the batch is handed over
         async with aiohttp.ClientSession() as http, http.get(url) as response:
@@ -55,6 +55,6 @@ async def test_health_of_a_worker_that_has_read_its_input(client, worker):
         assert time.monotonic() < deadline, body
         await asyncio.sleep(0.5)
     assert status == 200 and body["status"] == "ok" and body["seconds_since_progress"] < 60
-    samples = await scrape(worker.process.port)
+    samples = await scrape(worker.port)
     assert total(samples, "salesguard_consumer_stalled") == 0
     assert ("salesguard_input_lag_messages", ()) in samples

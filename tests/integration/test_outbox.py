@@ -22,7 +22,7 @@ async def read_all(bootstrap: str, topic: str, count: int) -> list[tuple[int, by
     """(partition, key, value) of the first ``count`` records of ``topic``, in offset order per partition."""
     consumer = reader(bootstrap, topic)
     await consumer.start()
-    records = []
+    records: list[tuple[int, bytes | None, bytes]] = []
     try:
         async with asyncio.timeout(30):
             while len(records) < count:

@@ -26,7 +26,7 @@ def prometheus(worker, tmp_path):
     config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
               "rule_files": [str(RULES)],
               "scrape_configs": [{"job_name": "salesguard",
-                                  "static_configs": [{"targets": [f"127.0.0.1:{worker.process.port}"]}]}]}
+                                  "static_configs": [{"targets": [f"127.0.0.1:{worker.port}"]}]}]}
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     server = ChildService("prometheus", [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
@@ -76,7 +76,7 @@ async def test_every_dashboard_query_returns_data(client, worker, prometheus):
     discounted = ev.order("C-PROM2", "SO-PROM3", 50.0, days=1)
     discounted["lines"][0].update(unit_price=100.0, discount=0.5)  # beyond the salesperson's authority
     await client.send(discounted, ev.order("C-PROM2", "SO-PROM4", 1200.0, days=1))  # over the limit: held
-    desk = f"http://127.0.0.1:{worker.process.port}/desk/api"
+    desk = f"http://127.0.0.1:{worker.port}/desk/api"
     async with aiohttp.ClientSession() as http:
         deadline = time.monotonic() + 60
         while True:  # release the hold through the desk, once it is in the queue

@@ -65,7 +65,7 @@ async def test_decisions_go_on_while_redis_is_down_and_the_mirror_catches_up(set
                            for s, state in zip(snapshots, ref.states.values(), strict=True))
 
             catch_up_s = await until(caught_up, "the mirror to catch up", timeout=60)
-        assert worker.process is not None and worker.process.process.poll() is None
+        assert worker.running
         errors = await counter([worker], "salesguard_redis_errors_total")
     finally:
         worker.stop()

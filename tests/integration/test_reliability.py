@@ -154,9 +154,12 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
     # every customer's exposure (and every event applied once): as computed by the clean run
     client = aioredis.from_url(run.redis_url or "")
     try:
-        snapshots = [orjson.loads(s) for s in await client.mget([f"sg:customer:{c}" for c in ref.states])]
+        values = await client.mget([f"sg:customer:{c}" for c in ref.states])
     finally:
         await client.aclose()
+    missing = [customer for customer, value in zip(ref.states, values, strict=True) if value is None]
+    assert not missing, f"no snapshot in Redis for {len(missing)} customers, e.g. {missing[:5]}"
+    snapshots = [orjson.loads(value) for value in values if value is not None]
     as_of = max(state.last_event_time for state in ref.states.values())
     lost_or_double = {}
     for snapshot, (customer, state) in zip(snapshots, ref.states.items(), strict=True):
