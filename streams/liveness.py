@@ -28,7 +28,7 @@ class Health:
     """The consumer's health as of one check."""
 
     stalled: bool
-    #: Input messages on this worker's partitions not read yet (None: no assignment yet).
+    #: Input messages on this worker's partitions not read yet (None: it has no input partitions).
     lag: int | None
     seconds_since_progress: float
 

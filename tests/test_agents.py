@@ -377,3 +377,19 @@ async def test_a_worker_takes_no_records_between_giving_its_partitions_away_and_
     consumer.resume_flow()  # the recovery of the new assignment completing
     assert consumer.flow_active and consumer.can_resume_flow.is_set()
     assert rebalance == ["revoked", "assigned 3"]
+
+
+def test_the_lag_of_a_worker_without_input_partitions_is_unknown_not_zero(tmp_path, monkeypatch):
+    """``/health``'s lag: None while the worker owns no partition it reads (not in the group yet,
+    or more workers than partitions), else what waits on the partitions it owns."""
+    settings = Settings(data_dir=str(tmp_path))
+    consumer = build_app(settings).app.consumer
+    orders, other = TP(settings.topic("orders"), 1), TP("someone-elses-topic", 0)
+    owned: set[TP] = {other}
+    monkeypatch.setattr(consumer, "assignment", lambda: owned)
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 10)
+    assert consumer.input_lag() is None
+    owned.add(orders)
+    assert consumer.input_lag() == 10  # nothing read or committed yet
+    consumer._read_offset[orders] = 6
+    assert consumer.input_lag() == 3
