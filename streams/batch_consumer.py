@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
 import faust
@@ -60,11 +60,13 @@ FETCH_MAX_WAIT_MS = 20
 POLL_BATCHES = 4
 
 
-async def seek_to_committed_or_reset(consumer: AIOKafkaConsumer, reset: str) -> dict[TopicPartition, int | None]:
+async def seek_to_committed_or_reset(consumer: AIOKafkaConsumer, reset: str,
+                                     leave: Container[str] = ()) -> dict[TopicPartition, int | None]:
     """aiokafka's ``seek_to_committed``, which leaves a partition without a committed offset
     (or at 0) where the client has read to, also for those partitions: to their first record,
-    or to their end if ``reset`` (the ``auto_offset_reset``) is ``"latest"``. Returns the
-    committed offsets.
+    or to their end if ``reset`` (the ``auto_offset_reset``) is ``"latest"`` — except for the
+    partitions of the topics in ``leave`` (Faust's changelogs: its recovery seeks those itself).
+    Returns the committed offsets.
 
     Faust drops the records it fetched while a rebalance had stopped the flow and seeks back
     to the committed offsets; with aiokafka's seek, such records of a partition nobody had
@@ -72,8 +74,9 @@ async def seek_to_committed_or_reset(consumer: AIOKafkaConsumer, reset: str) -> 
     ledger records of a partition fetched during a rebalance, dropped, and committed past).
     """
     committed = await consumer.seek_to_committed()
-    never = [tp for tp, offset in committed.items() if offset is None or offset < 0]
-    beginning = [tp for tp, offset in committed.items() if offset == 0]
+    resettable = {tp: offset for tp, offset in committed.items() if tp.topic not in leave}
+    never = [tp for tp, offset in resettable.items() if offset is None or offset < 0]
+    beginning = [tp for tp, offset in resettable.items() if offset == 0]
     if never and reset == "latest":
         await consumer.seek_to_end(*never)
     elif never:
@@ -111,7 +114,8 @@ class ConsumerThread(AIOKafkaConsumerThread):
         """Faust's, with partitions nobody has committed on sought too (see
         :func:`seek_to_committed_or_reset`)."""
         return cast(Mapping[TP, int], await self.call_thread(
-            seek_to_committed_or_reset, self._ensure_consumer(), self.app.conf.consumer_auto_offset_reset))
+            seek_to_committed_or_reset, self._ensure_consumer(), self.app.conf.consumer_auto_offset_reset,
+            self.app.tables.changelog_topics))
 
 
 class BatchConsumer(Consumer):

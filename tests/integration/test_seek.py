@@ -25,14 +25,15 @@ async def read_all(consumer: AIOKafkaConsumer, tp: TopicPartition, count: int) -
     return offsets
 
 
-@pytest.mark.parametrize(("committed", "reset", "expected"), [
-    (None, "earliest", 0),  # nobody committed: from the first record (aiokafka stayed at 10)
-    (None, "latest", 10),
-    (4, "earliest", 4),
-    (0, "latest", 0),  # a committed 0 is a position, not the absence of one
+@pytest.mark.parametrize(("committed", "reset", "leave", "expected"), [
+    (None, "earliest", False, 0),  # nobody committed: from the first record (aiokafka stayed at 10)
+    (None, "latest", False, 10),
+    (4, "earliest", False, 4),
+    (0, "latest", False, 0),  # a committed 0 is a position, not the absence of one
+    (None, "earliest", True, 10),  # a topic left alone (a changelog) stays where it was read to
 ])
 async def test_the_consumer_reads_again_from_the_committed_offset_or_where_the_reset_policy_says(
-        settings, committed, reset, expected):
+        settings, committed, reset, leave, expected):
     bootstrap = settings.kafka_bootstrap or ""
     topic = f"seek-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -53,7 +54,7 @@ async def test_the_consumer_reads_again_from_the_committed_offset_or_where_the_r
         assert await read_all(consumer, tp, 10) == list(range(10))  # read, as Faust does before dropping them
         if committed is not None:
             await consumer.commit({tp: OffsetAndMetadata(committed, "")})
-        assert (await seek_to_committed_or_reset(consumer, reset))[tp] == committed
+        assert (await seek_to_committed_or_reset(consumer, reset, {topic} if leave else ()))[tp] == committed
         assert await consumer.position(tp) == expected
         if expected < 10:
             assert await read_all(consumer, tp, 10 - expected) == list(range(expected, 10))
