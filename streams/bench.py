@@ -590,7 +590,8 @@ async def scaling_pair(settings: Settings, run_id: str, pair: int, backlog: list
     eps: dict[int, float] = {}
     for count in (config.workers, 1) if pair % 2 else (1, config.workers):
         name = f"pair{pair + 1}-{count}w"
-        phase = phase_settings(settings, run_id, f"bench-{name}", f"pipeline-{name}", 2 + 2 * pair + (count > 1))
+        redis_db = 16 - 2 * pair + (count == 1)  # from the last of Redis's 16 down: 15 and 14, 13 and 12, ...
+        phase = phase_settings(settings, run_id, f"bench-{name}", f"pipeline-{name}", redis_db)
         throughput = await drained_pipeline(phase, backlog, checkpoint, config, run_dir, f"pipeline-{name}", count,
                                             partial(prefixed, progress, f"{name}: "))
         eps[count] = throughput.eps
