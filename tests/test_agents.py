@@ -393,3 +393,21 @@ def test_the_lag_of_a_worker_without_input_partitions_is_unknown_not_zero(tmp_pa
     assert consumer.input_lag() == 10  # nothing read or committed yet
     consumer._read_offset[orders] = 6
     assert consumer.input_lag() == 3
+
+
+async def test_after_a_seek_back_nothing_acknowledged_before_it_is_committed(tmp_path, monkeypatch):
+    """Records sought back to are read again; offsets acknowledged before the seek must not be
+    committed meanwhile, past records before them that wait to be read again."""
+    settings = Settings(data_dir=str(tmp_path))
+    consumer = build_app(settings).app.consumer
+    ledger = TP(settings.topic("ledger"), 3)
+    monkeypatch.setattr(consumer, "assignment", lambda: {ledger})
+
+    async def seek_to_committed() -> dict:
+        return {ledger: None}  # nothing committed yet: read again from the start
+
+    monkeypatch.setattr(consumer, "seek_to_committed", seek_to_committed)
+    consumer._acked[ledger].extend(range(114, 238))  # handed over before the seek, offsets 0-113 dropped
+    consumer._acked_index[ledger].update(range(114, 238))
+    await consumer.perform_seek()
+    assert consumer._new_offset(ledger) is None  # kept, a commit would take 238: past 0-113
