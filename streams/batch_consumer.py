@@ -74,15 +74,15 @@ async def seek_to_committed_or_reset(consumer: AIOKafkaConsumer, reset: str,
     ledger records of a partition fetched during a rebalance, dropped, and committed past).
     """
     committed = await consumer.seek_to_committed()
-    resettable = {tp: offset for tp, offset in committed.items() if tp.topic not in leave}
-    never = [tp for tp, offset in resettable.items() if offset is None or offset < 0]
-    beginning = [tp for tp, offset in resettable.items() if offset == 0]
-    if never and reset == "latest":
-        await consumer.seek_to_end(*never)
-    elif never:
-        beginning += never
-    if beginning:
-        await consumer.seek_to_beginning(*beginning)
+    start: list[TopicPartition] = []
+    end: list[TopicPartition] = []
+    for tp, offset in committed.items():
+        if tp.topic not in leave and (offset is None or offset <= 0):
+            (end if offset != 0 and reset == "latest" else start).append(tp)
+    if start:
+        await consumer.seek_to_beginning(*start)
+    if end:
+        await consumer.seek_to_end(*end)
     return committed
 
 

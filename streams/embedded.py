@@ -60,6 +60,11 @@ class ChildService:
             raise
 
     @property
+    def running(self) -> bool:
+        """Whether the process was started and has not exited."""
+        return self.process is not None and self.process.poll() is None
+
+    @property
     def pid(self) -> int:
         """The process's id (spawn() first)."""
         assert self.process is not None, "spawn() first"

@@ -356,10 +356,10 @@ async def test_the_kafka_client_hands_the_worker_at_most_four_batches_of_records
     assert client._max_poll_records == POLL_BATCHES * 300 == 1200
 
 
-async def test_a_worker_takes_no_records_between_giving_its_partitions_away_and_being_assigned_new_ones(tmp_path):
+async def test_a_worker_takes_no_records_between_giving_its_partitions_away_and_being_assigned_new_ones(sg):
     """Faust's table recovery resumes the flow when it completes, also after a rebalance revoked
     the partitions it recovered (see ``BatchConsumer.resume_flow``)."""
-    consumer = build_app(Settings(data_dir=str(tmp_path))).app.consumer
+    consumer = sg.app.consumer
     rebalance: list[str] = []
 
     async def app_revoked(revoked: set) -> None:
@@ -379,12 +379,11 @@ async def test_a_worker_takes_no_records_between_giving_its_partitions_away_and_
     assert rebalance == ["revoked", "assigned 3"]
 
 
-def test_the_lag_of_a_worker_without_input_partitions_is_unknown_not_zero(tmp_path, monkeypatch):
+def test_the_lag_of_a_worker_without_input_partitions_is_unknown_not_zero(sg, monkeypatch):
     """``/health``'s lag: None while the worker owns no partition it reads (not in the group yet,
     or more workers than partitions), else what waits on the partitions it owns."""
-    settings = Settings(data_dir=str(tmp_path))
-    consumer = build_app(settings).app.consumer
-    orders, other = TP(settings.topic("orders"), 1), TP("someone-elses-topic", 0)
+    consumer = sg.app.consumer
+    orders, other = TP(sg.settings.topic("orders"), 1), TP("someone-elses-topic", 0)
     owned: set[TP] = {other}
     monkeypatch.setattr(consumer, "assignment", lambda: owned)
     monkeypatch.setattr(consumer, "highwater", lambda tp: 10)
@@ -395,12 +394,11 @@ def test_the_lag_of_a_worker_without_input_partitions_is_unknown_not_zero(tmp_pa
     assert consumer.input_lag() == 3
 
 
-async def test_after_a_seek_back_nothing_acknowledged_before_it_is_committed(tmp_path, monkeypatch):
+async def test_after_a_seek_back_nothing_acknowledged_before_it_is_committed(sg, monkeypatch):
     """Records sought back to are read again; offsets acknowledged before the seek must not be
     committed meanwhile, past records before them that wait to be read again."""
-    settings = Settings(data_dir=str(tmp_path))
-    consumer = build_app(settings).app.consumer
-    ledger = TP(settings.topic("ledger"), 3)
+    consumer = sg.app.consumer
+    ledger = TP(sg.settings.topic("ledger"), 3)
     monkeypatch.setattr(consumer, "assignment", lambda: {ledger})
 
     async def seek_to_committed() -> dict:

@@ -44,7 +44,7 @@ class Worker:
     @property
     def running(self) -> bool:
         """Whether the worker's process is alive."""
-        return self.process is not None and self.process.process is not None and self.process.process.poll() is None
+        return self.process is not None and self.process.running
 
     @property
     def port(self) -> int:

@@ -70,8 +70,8 @@ async def test_decisions_go_on_while_redis_is_down_and_the_mirror_catches_up(set
     finally:
         worker.stop()
         await mirror.aclose()
-        if redis.process is not None and redis.process.poll() is None:
-            os.kill(redis.process.pid, signal.SIGCONT)
+        if redis.running:
+            os.kill(redis.pid, signal.SIGCONT)
         redis.stop()
     assert decided_while_down_s < OUTAGE_S and errors >= 1
     requests = sum(m.needs_decision for m in during)
