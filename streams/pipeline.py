@@ -11,8 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -175,7 +174,7 @@ class Pipeline:
         state = self._state(event.customer_id, states, load, message, result)
         if state is None:
             return False
-        with self._guard(message, result):
+        try:
             if isinstance(event, (OrderPlaced, OrderAmended)):
                 order = self._prepare(event, message, state)
                 if order is not None:
@@ -185,6 +184,8 @@ class Pipeline:
             else:
                 changed = self._apply_fact(event, state, result)
             self._applied(changed, event, message, state, result)
+        except Exception as exc:
+            self._failed(message, exc, result)
         return False
 
     def _state(self, customer_id: str, states: dict[str, CustomerState],
@@ -193,22 +194,22 @@ class Pipeline:
         """The customer's state in this batch (loaded once); None when loading failed."""
         state = states.get(customer_id)
         if state is None:
-            with self._guard(message, result):
+            try:
                 state = states[customer_id] = load(customer_id) or CustomerState(customer_id)
+            except Exception as exc:
+                self._failed(message, exc, result)
         return state
 
-    @contextmanager
-    def _guard(self, message: RawMessage, result: BatchResult) -> Iterator[None]:
-        """Dead-letter ``message`` when processing it fails: an invalid event with its code, a
-        bug as ``processing_error`` (it must not stop the partition nor lose the message)."""
-        try:
-            yield
-        except InvalidMessage as invalid:
-            result.dead_letters.append(self._dead_letter(message, invalid))
-        except Exception as exc:
-            log.exception("processing failed at %s[%d]@%d", message.topic, message.partition, message.offset)
-            failure = InvalidMessage("processing_error", f"{type(exc).__name__}: {exc}"[:500])
-            result.dead_letters.append(self._dead_letter(message, failure))
+    def _failed(self, message: RawMessage, exc: Exception, result: BatchResult) -> None:
+        """Dead-letter ``message``, whose processing raised ``exc``: an invalid event with its
+        code, a bug as ``processing_error`` (it must not stop the partition nor lose the
+        message). Called from ``except`` blocks (a plain ``try`` costs nothing per event; a
+        context manager cost ~1.4 µs)."""
+        if not isinstance(exc, InvalidMessage):
+            log.error("processing failed at %s[%d]@%d", message.topic, message.partition, message.offset,
+                      exc_info=exc)
+            exc = InvalidMessage("processing_error", f"{type(exc).__name__}: {exc}"[:500])
+        result.dead_letters.append(self._dead_letter(message, exc))
 
     @staticmethod
     def _applied(changed: bool, event: InputEvent, message: RawMessage, state: CustomerState,
@@ -380,18 +381,19 @@ class Pipeline:
                                        [order.event.salesperson_id for order in pending])
             contexts = [self._context(order, score) for order, score in zip(pending, scores, strict=True)]
             verdicts = self.config.rules.evaluate_many(contexts)
-        except Exception:
+        except Exception as exc:
             if len(pending) == 1:
-                with self._guard(pending[0].message, result):
-                    raise  # dead-lettered, with the error
+                self._failed(pending[0].message, exc, result)
                 return
             log.exception("deciding %d orders together failed; deciding them one by one", len(pending))
             for order in pending:
                 self._decide([order], result, models)
             return
         for order, score, context, verdict in zip(pending, scores, contexts, verdicts, strict=True):
-            with self._guard(order.message, result):
+            try:
                 self._record(order, score, context, verdict, result, models.label)
+            except Exception as exc:
+                self._failed(order.message, exc, result)
 
     def _record(self, pending: PendingOrder, scores: Scores, context: DecisionContext, verdict: Verdict,
                 result: BatchResult, model_version: str) -> None:

@@ -1,10 +1,12 @@
 import json
+import uuid
 
 import pytest
 from pydantic import ValidationError
 
 from streams.contracts import json_schemas, parse_input
 from streams.contracts.customers import EXAMPLE as CUSTOMER
+from streams.contracts.decisions import DECISION_NAMESPACE, decision_id_for
 from streams.contracts.ledger import EXAMPLE as INVOICE
 from streams.contracts.orders import EXAMPLE as ORDER
 
@@ -42,3 +44,8 @@ def test_every_contract_has_a_json_schema_with_schema_version():
                             "hold-resolutions", "dead-letters", "model-examples", "model-alerts", "rulebooks"}
     assert "schema_version" in schemas["decisions"]["properties"]
     assert "order.placed" in json.dumps(schemas["orders"])
+
+
+def test_decision_ids_are_the_uuid5_of_the_source_event():
+    ids = ["evt-1", "E-b7-149370", "order:é-ünïcode", "x" * 64]
+    assert [decision_id_for(i) for i in ids] == [str(uuid.uuid5(DECISION_NAMESPACE, i)) for i in ids]
