@@ -80,7 +80,7 @@ class BatchResult:
     decision_json: dict[str, bytes] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PendingOrder:
     """An order request waiting for its round to be scored and decided: amounts in cents,
     exposure without this order, the features of both models."""
