@@ -60,6 +60,7 @@ class Liveness:
         health = Health(stalled=bool(lag) and idle > self.stall_after_s, lag=lag, seconds_since_progress=idle)
         metrics.CONSUMER_STALLED.set(int(health.stalled))
         metrics.SECONDS_SINCE_PROGRESS.set(idle)
-        if lag is not None:
-            metrics.INPUT_LAG.set(lag)
+        # no input partitions (None): none of its own to read; their owners report their lag
+        # (a value kept from before a rebalance would count those partitions twice)
+        metrics.INPUT_LAG.set(lag or 0)
         return health

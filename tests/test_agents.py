@@ -229,6 +229,14 @@ async def test_health_turns_stalled_when_input_waits_and_no_batch_is_written_for
     assert sg.health() == Health(stalled=False, lag=0, seconds_since_progress=0.0)
 
 
+def test_the_input_lag_metric_of_a_worker_that_gave_its_partitions_away_is_zero():
+    liveness = Liveness(stall_after_s=60.0)
+    liveness.check(lag=42)
+    assert REGISTRY.get_sample_value("salesguard_input_lag_messages") == 42
+    liveness.check(lag=None)  # after a rebalance took its partitions: their new owner reports them
+    assert REGISTRY.get_sample_value("salesguard_input_lag_messages") == 0
+
+
 async def test_a_worker_forgets_the_customers_of_partitions_it_gave_away(sg):
     await sg.handle([raw(ev.customer("C-P0")), RawMessage(topic="customers", partition=1, offset=next(offsets),
                                                            key=b"C-P1", value=ev.encode(ev.customer("C-P1")),
