@@ -203,13 +203,15 @@ class Pipeline:
     def _failed(self, message: RawMessage, exc: Exception, result: BatchResult) -> None:
         """Dead-letter ``message``, whose processing raised ``exc``: an invalid event with its
         code, a bug as ``processing_error`` (it must not stop the partition nor lose the
-        message). Called from ``except`` blocks (a plain ``try`` costs nothing per event; a
-        context manager cost ~1.4 µs)."""
-        if not isinstance(exc, InvalidMessage):
+        message). Called from ``except`` blocks: a ``try`` costs nothing per event, where a
+        context manager cost ~1.4 µs."""
+        if isinstance(exc, InvalidMessage):
+            invalid = exc
+        else:
             log.error("processing failed at %s[%d]@%d", message.topic, message.partition, message.offset,
                       exc_info=exc)
-            exc = InvalidMessage("processing_error", f"{type(exc).__name__}: {exc}"[:500])
-        result.dead_letters.append(self._dead_letter(message, exc))
+            invalid = InvalidMessage("processing_error", f"{type(exc).__name__}: {exc}"[:500])
+        result.dead_letters.append(self._dead_letter(message, invalid))
 
     @staticmethod
     def _applied(changed: bool, event: InputEvent, message: RawMessage, state: CustomerState,
