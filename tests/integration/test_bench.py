@@ -47,7 +47,8 @@ def test_bench_runs_baseline_pipeline_and_latency_phases(settings, stack, tmp_pa
 
 def test_bench_measures_the_scaling_over_pairs_of_phases(settings, stack, tmp_path):
     logged: list[str] = []
-    config = BenchConfig(events=30000, workers=2, rate=100, duration_s=2, repeat=2)  # several scrapes per phase, also on a fast VM
+    # enough events for several scrapes per phase, also when the VM runs fast
+    config = BenchConfig(events=30000, workers=2, rate=100, duration_s=2, repeat=2)
     result = asyncio.run(run_bench(settings, config, tmp_path, lambda text: None, logged.append))
     assert [line.split(":")[0] for line in logged] == [
         "load", "baseline", "one worker", "models", "pipeline", "latency",
