@@ -50,6 +50,10 @@ BatchHandler = Callable[[Sequence[Message]], Awaitable["asyncio.Future[Any] | No
 #: embedded broker holds an empty fetch that long even when records arrive meanwhile, which
 #: would delay a decision by up to 1.5 s on a quiet stream).
 FETCH_MAX_WAIT_MS = 20
+#: Longest the Kafka client's fetch routine sleeps before it looks again for partitions to fetch
+#: (aiokafka's ``consumer_timeout_ms``; see :class:`ConsumerThread`): no longer than the broker
+#: may hold a fetch anyway.
+FETCHER_WAKE_S = FETCH_MAX_WAIT_MS / 1000
 #: Batches' worth of fetched records the consumer takes from the Kafka client at a time (Faust's
 #: ``broker_max_poll_records``; by default it takes all the client holds). In a backlog the client
 #: holds a fetch of every input partition, and taking them all at once turned up to ~130,000
@@ -88,7 +92,8 @@ async def seek_to_committed_or_reset(consumer: AIOKafkaConsumer, reset: str,
 
 class ConsumerThread(AIOKafkaConsumerThread):
     """Faust's consumer thread with a short fetch wait (:data:`FETCH_MAX_WAIT_MS`), fetching the
-    partitions whose records have been taken while others' still wait to be taken.
+    partitions whose records have been taken while others' still wait to be taken, and never
+    idle for long with partitions to fetch (:data:`FETCHER_WAKE_S`).
 
     aiokafka's client sends no fetch to a broker while any partition it leads has fetched
     records not taken yet, for up to 100 ms after they came (its ``prefetch_backoff``, not a
@@ -99,11 +104,23 @@ class ConsumerThread(AIOKafkaConsumerThread):
     backoff, p99 747 ms against 236; without it, 481 and 461 ms against 1,122 and 1,160 (this VM's
     speed moved a lot in that hour). A partition's next fetch still waits until its records are
     all taken, which bounds what the client holds to one fetch per partition.
+
+    aiokafka's fetch routine can also miss its wake-up. When a fetch to a broker completes just
+    as records are taken, the routine may look for partitions to fetch before the completed
+    fetch's callback has marked the broker free: it sends nothing and sleeps until its timeout
+    (``consumer_timeout_ms``, 200 ms by default), while new records wait on the broker. Seen at a
+    steady load (``bench --events 100000`` on ee04fd4, 5 Dec 01:24): twice in the 20 s, no fetch
+    for 201 ms; about 2 % of the orders then waited up to 200 ms more, which made the p99 (254 ms;
+    by 5 s slices 83, 273, 157, 349 ms). The routine now looks again every
+    :data:`FETCHER_WAKE_S`; alternating runs of that command (5 Dec 01:15-01:21): p99 93, 114 and
+    139 ms against 106, 293 and 242 ms.
     """
 
     def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by start(); Faust offers no setting
+        # both read by start(); Faust offers no setting for them
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        consumer._consumer_timeout = FETCHER_WAKE_S
         return consumer
 
     async def on_start(self) -> None:
