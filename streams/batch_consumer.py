@@ -90,6 +90,27 @@ async def seek_to_committed_or_reset(consumer: AIOKafkaConsumer, reset: str,
     return committed
 
 
+def override(obj: object, name: str, value: object) -> None:
+    """Set ``obj``'s attribute ``name``, which its library keeps private and offers no setting
+    for, to ``value``; raise if ``obj`` has no such attribute: a library version that renamed it
+    would otherwise leave the setting silently undone.
+
+    >>> class Client:
+    ...     _timeout = 0.2
+    >>> client = Client()
+    >>> override(client, "_timeout", 0.02)
+    >>> client._timeout
+    0.02
+    >>> override(client, "_timout", 0.02)
+    Traceback (most recent call last):
+    AttributeError: Client has no attribute '_timout' to override (renamed in this version of its library?)
+    """
+    if not hasattr(obj, name):
+        raise AttributeError(f"{type(obj).__name__} has no attribute {name!r} to override "
+                             "(renamed in this version of its library?)")
+    setattr(obj, name, value)
+
+
 class ConsumerThread(AIOKafkaConsumerThread):
     """Faust's consumer thread with a short fetch wait (:data:`FETCH_MAX_WAIT_MS`), fetching the
     partitions whose records have been taken while others' still wait to be taken, and never
@@ -119,13 +140,13 @@ class ConsumerThread(AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # both read by start(); Faust offers no setting for them
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-        consumer._consumer_timeout = FETCHER_WAKE_S
+        override(consumer, "_fetch_max_wait_ms", FETCH_MAX_WAIT_MS)
+        override(consumer, "_consumer_timeout", FETCHER_WAKE_S)
         return consumer
 
     async def on_start(self) -> None:
         await super().on_start()
-        self._ensure_consumer()._fetcher._prefetch_backoff = 0.0  # read for each fetch's records
+        override(self._ensure_consumer()._fetcher, "_prefetch_backoff", 0.0)  # read for each fetch's records
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Faust's, with partitions nobody has committed on sought too (see
