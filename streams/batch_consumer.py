@@ -131,8 +131,8 @@ class ConsumerThread(AIOKafkaConsumerThread):
     fetch's callback has marked the broker free: it sends nothing and sleeps until its timeout
     (``consumer_timeout_ms``, 200 ms by default), while new records wait on the broker. Seen at a
     steady load (``bench --events 100000`` on ee04fd4, 5 Dec 01:23): twice in the 20 s, no fetch
-    for 201 ms; about 2 % of the orders then waited up to 200 ms more, which made the p99 (254 ms;
-    by 5 s slices 83, 273, 157, 349, 51 ms). The routine now looks again every
+    for 201 ms; about 2 % of the orders then waited up to 200 ms more, enough to set the p99 (254
+    ms; by 5 s slices 83, 273, 157, 349, 51 ms). The routine now looks again every
     :data:`FETCHER_WAKE_S`; alternating runs of that command (5 Dec 01:15-01:21): p99 93, 114 and
     139 ms against 106, 293 and 242 ms.
     """

@@ -1,6 +1,6 @@
 """The worker's Kafka consumer as aiokafka starts it: the fetch settings Faust offers no option
-for (set on private attributes, see ``streams.batch_consumer.ConsumerThread``) reach the
-fetcher, so an aiokafka upgrade that renamed them would not pass silently."""
+for (set on private attributes through ``override``, see ``streams.batch_consumer``) reach
+the fetcher, so an aiokafka upgrade that moved them would not pass silently."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ async def test_the_worker_fetcher_holds_fetches_briefly_and_looks_again_for_part
     await consumer.start()
     try:
         fetcher = consumer._fetcher
-        assert fetcher._fetch_max_wait_ms == FETCH_MAX_WAIT_MS  # aiokafka's default: 500
-        assert fetcher._fetcher_timeout == FETCHER_WAKE_S  # aiokafka's default: 0.2
+        assert fetcher._fetch_max_wait_ms == FETCH_MAX_WAIT_MS  # Faust's: 1,500
+        assert fetcher._fetcher_timeout == FETCHER_WAKE_S  # aiokafka's default (Faust sets none): 0.2
     finally:
         await consumer.stop()
