@@ -2,7 +2,9 @@
 anomaly detector, the late-payment model and their drift monitor.
 
 A trainer learns into one :class:`RiskModels` and publishes it as bytes with a new
-``version``; scoring workers load those bytes and only score. Loading the same bytes gives
+``version`` (a trainer per kind of example: one learns orders, one invoice outcomes); scoring
+workers load those bytes, take each model from the trainer that learns it
+(:meth:`RiskModels.combine`) and only score. Loading the same bytes gives
 the same scores:
 
 >>> models = RiskModels(seed=1, anomaly_min_examples=1, credit_min_labels=1)
@@ -21,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import pickle
 from collections.abc import Mapping, Sequence
@@ -83,6 +86,9 @@ class RiskModels:
     order_examples: int = 0
     credit_examples: int = 0
     late_labels: int = 0
+    #: In models combined for scoring (see :meth:`combine`): the credit part's version, while
+    #: ``version`` is the order part's.
+    credit_version: int | None = None
     anomaly: OrderAnomalyDetector = field(init=False)
     credit: LatePaymentModel = field(init=False)
     drift: DriftMonitor = field(init=False)
@@ -96,8 +102,28 @@ class RiskModels:
 
     @property
     def label(self) -> str:
-        """The version as recorded in decisions, e.g. ``models-12``."""
-        return f"models-{self.version}"
+        """The version as recorded in decisions, e.g. ``models-12``; combined models name both
+        parts' versions, e.g. ``models-12.9`` (orders' version 12, invoice outcomes' version 9)."""
+        if self.credit_version is None:
+            return f"models-{self.version}"
+        return f"models-{self.version}.{self.credit_version}"
+
+    @classmethod
+    def combine(cls, order: RiskModels, credit: RiskModels) -> RiskModels:
+        """The models to score with, from two trainers' versions: the anomaly detector and the
+        salespeople's habits of ``order`` (which learned the orders), the late-payment model of
+        ``credit`` (which learned the invoice outcomes). The drift monitor is ``order``'s; only
+        trainers use it.
+
+        >>> order, credit = RiskModels(version=3), RiskModels(version=5)
+        >>> models = RiskModels.combine(order, credit)
+        >>> models.label, models.anomaly is order.anomaly, models.credit is credit.credit
+        ('models-3.5', True, True)
+        """
+        models = copy.copy(order)
+        models.credit, models.credit_version = credit.credit, credit.version
+        models.credit_examples, models.late_labels = credit.credit_examples, credit.late_labels
+        return models
 
     def order_view(self, order: Mapping[str, float], salesperson: str | None) -> dict[str, float]:
         """The order's features for the anomaly detector: those from its customer's history

@@ -121,7 +121,8 @@ def models() -> dict[str, Any]:
                                 "no value until invoices have outcomes.", span=24),
         ]),
         ("Learning", [
-            _stat("Model version", "none", "max(salesguard_model_version)"),
+            _stat("Anomaly model version", "none", 'max(salesguard_model_version{kind="order"})'),
+            _stat("Late-payment model version", "none", 'max(salesguard_model_version{kind="credit"})'),
             _stat("Model store errors (1 h)", "none", "sum(increase(salesguard_model_store_errors_total[1h]))"),
             _series("Examples learned per second", "ops",
                     (f"sum by (kind) (rate(salesguard_model_examples_total{RATE}))", "{{kind}}")),

@@ -42,7 +42,8 @@ LAST_BATCH = Gauge("salesguard_last_batch_timestamp_seconds",
                    "written) or examples (training examples learned).", ["stream"])
 INPUT_LAG = Gauge("salesguard_input_lag_messages", "Input messages on this worker's partitions not read yet.")
 REDIS_ERRORS = Counter("salesguard_redis_errors_total", "Failed writes to the Redis mirror (retried later).")
-MODEL_VERSION = Gauge("salesguard_model_version", "Model version this worker scores with.")
+MODEL_VERSION = Gauge("salesguard_model_version", "Model version this worker scores with, by the kind of example "
+                      "its trainer learns (order: the anomaly detector; credit: the late-payment model).", ["kind"])
 MODEL_EXAMPLES = Counter("salesguard_model_examples_total", "Training examples learned by this worker, by kind.",
                          ["kind"])
 MODEL_DRIFTS = Counter("salesguard_model_drifts_total", "Drift alerts, by model and signal.", ["model", "signal"])

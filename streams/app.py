@@ -8,7 +8,8 @@ once the broker has them, each changed customer is written once, then the Redis 
 audit entries are staged for a background task (:mod:`streams.write_behind`). The next batch
 is processed while a batch is being written (see ``SalesguardApp.begin``). Offsets are acked
 after the batch is written (at-least-once); state changes are idempotent per event, so a
-redelivered batch changes nothing twice. Training examples go to the trainer task.
+redelivered batch changes nothing twice. Training examples go to the trainer task: a trainer
+per kind of example (one per ``model-examples`` partition), so that two workers can train.
 
 Kafka orders events within a topic-partition only: a payment may be processed before the
 order it pays for was, when the ``ledger`` topic runs ahead of ``orders``. Decisions use the
@@ -23,9 +24,10 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -49,6 +51,7 @@ from streams.batch_consumer import BatchConsumer, BatchHandler, use_batch_consum
 from streams.contracts import DeadLetter, InputEvent, ModelAlert, TrainingExample, dumps
 from streams.contracts.common import utc_from_timestamp
 from streams.contracts.decisions import decision_id_for
+from streams.contracts.learning import EXAMPLE_KINDS, EXAMPLE_PARTITIONS
 from streams.heap import FREEZE_EVERY_S, HeapKeeper
 from streams.kafka_clients import reader
 from streams.liveness import Health, Liveness
@@ -124,8 +127,9 @@ class SalesguardApp:
     states: CustomerStates
     mirror: RedisMirror | None
     audit: AuditTrail | None
-    model_store: ModelStore
-    trainer: Trainer
+    #: The model store and the trainer of each kind of example (see :data:`EXAMPLE_PARTITIONS`).
+    model_stores: dict[str, ModelStore]
+    trainers: dict[str, Trainer]
     #: Whether the newest model version was asked for before the first batch.
     models_loaded: bool = False
     #: Whether the trainer's model quality is on /metrics (once it has outcomes).
@@ -295,7 +299,8 @@ class SalesguardApp:
         records += [Record(topic("order-holds"), h.customer_id.encode(), dumps(h)) for h in result.holds]
         records += [Record(topic("hold-resolutions"), r.customer_id.encode(), dumps(r)) for r in result.resolutions]
         records += [Record(topic("dead-letters"), x.key, dumps(x)) for x in result.dead_letters]
-        records += [Record(topic("model-examples"), x.customer_id.encode(), dumps(x)) for x in result.examples]
+        records += [Record(topic("model-examples"), x.customer_id.encode(), dumps(x), EXAMPLE_PARTITIONS[x.kind])
+                    for x in result.examples]
         return records
 
     async def submit(self, records: Sequence[Record]) -> Awaitable[object]:
@@ -337,24 +342,31 @@ class SalesguardApp:
         return risk_snapshot(state, max(self.watermark, state.last_event_time), self.settings.base_currency)
 
     async def refresh_models(self) -> bool:
-        """Score with the newest saved model version, if newer than the current one. True when
+        """Score with the newest saved model versions (each model from the trainer of its kind,
+        see :meth:`RiskModels.combine`), if either is newer than the one scored with. True when
         the models changed; a store that cannot be read keeps the current models."""
+        scored = {"order": self.pipeline.models.version, "credit": self.pipeline.models.credit_version or 0}
         try:
-            if await self.model_store.version() <= self.pipeline.models.version:
+            saved = {kind: await store.version() for kind, store in self.model_stores.items()}
+            if all(saved[kind] <= scored[kind] for kind in EXAMPLE_KINDS):
                 return False
-            checkpoint = await self.model_store.load()
-            if checkpoint is None or checkpoint.version <= self.pipeline.models.version:
-                return False
-            self.pipeline.models = RiskModels.from_bytes(checkpoint.models)
+            parts = {kind: await self._saved_models(kind) for kind in EXAMPLE_KINDS}
         except (ModelStoreError, ModelSnapshotError) as exc:
             metrics.MODEL_STORE_ERRORS.inc()
             log.warning("cannot read model version (%s: %s); scoring with %s",
                         type(exc).__name__, exc, self.pipeline.models.label)
             return False
-        metrics.MODEL_VERSION.set(self.pipeline.models.version)
+        models = self.pipeline.models = RiskModels.combine(parts["order"], parts["credit"])
+        metrics.MODEL_VERSION.labels("order").set(models.version)
+        metrics.MODEL_VERSION.labels("credit").set(models.credit_version or 0)
         metrics.MODELS.info({"version": self.pipeline.models.label})
         log.info("scoring with %s", self.pipeline.models.label)
         return True
+
+    async def _saved_models(self, kind: str) -> RiskModels:
+        """The newest models the trainer of ``kind`` saved (untrained ones before its first)."""
+        checkpoint = await self.model_stores[kind].load()
+        return RiskModels.from_bytes(checkpoint.models) if checkpoint else self.trainers[kind].make_models()
 
     async def queue_training(self, messages: Sequence[Message]) -> None:
         """Hand a fetched batch of training examples to the trainer task (waits while it is
@@ -363,35 +375,48 @@ class SalesguardApp:
         await self.training.put(messages)
 
     async def train(self, messages: Sequence[Message]) -> None:
-        """Learn one batch of training examples (trainer); invalid ones are dead-lettered."""
-        batch, bad = [], []
+        """Learn one batch of training examples, each partition's in the trainer of its kind;
+        invalid ones, and ones of another kind than their partition's, are dead-lettered."""
+        batches: defaultdict[str, list[tuple[TrainingExample, int]]] = defaultdict(list)
+        bad = []
         for message in messages:
             raw, offset = message.value or b"", message.offset
             try:
-                batch.append((TrainingExample.model_validate_json(raw), offset))
-            except ValidationError as exc:
+                example = TrainingExample.model_validate_json(raw)
+                kind = EXAMPLE_KINDS[message.partition]
+                if example.kind != kind:
+                    raise ValueError(f"a {example.kind} example on the partition of {kind} examples "
+                                     f"(partition {message.partition}): it would not be learned")
+                batches[kind].append((example, offset))
+            except (ValidationError, ValueError, IndexError) as exc:
                 bad.append(DeadLetter(
                     code="invalid_event", reason=str(exc)[:500], source_topic="model-examples",
                     partition=message.partition, offset=offset, key_b64=None,
                     raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time())))
         if bad:
             await self.send([Record(self.settings.topic("dead-letters"), None, dumps(x)) for x in bad])
-        drifts = await self.trainer.learn(batch)
-        if len(self.trainer.unsaved) >= CHECKPOINT_EXAMPLES:  # catching up on a backlog
-            await self.checkpoint_models()
-        if self.trainer.credit_quality.outcomes and not self.quality_exported:  # computed when scraped
+        for kind, batch in batches.items():
+            await self._learn(kind, batch)
+        metrics.LAST_BATCH.labels("examples").set_to_current_time()
+
+    async def _learn(self, kind: str, batch: Sequence[tuple[TrainingExample, int]]) -> None:
+        """Learn ``batch`` of examples of ``kind`` in its trainer."""
+        trainer = self.trainers[kind]
+        drifts = await trainer.learn(batch)
+        if len(trainer.unsaved) >= CHECKPOINT_EXAMPLES:  # catching up on a backlog
+            await self.checkpoint_models(kind)
+        credit_quality = trainer.credit_quality
+        if credit_quality.outcomes and not self.quality_exported:  # computed when scraped
             self.quality_exported = True
             quality = metrics.MODEL_QUALITY
-            quality.labels("late_payment", "roc_auc").set_function(lambda: self.trainer.credit_quality.roc_auc)
-            quality.labels("late_payment", "log_loss").set_function(lambda: self.trainer.credit_quality.log_loss)
-        for kind, count in Counter(example.kind for example, _ in batch).items():
-            metrics.MODEL_EXAMPLES.labels(kind).inc(count)
-        metrics.LAST_BATCH.labels("examples").set_to_current_time()
+            quality.labels("late_payment", "roc_auc").set_function(lambda: credit_quality.roc_auc)
+            quality.labels("late_payment", "log_loss").set_function(lambda: credit_quality.log_loss)
+        metrics.MODEL_EXAMPLES.labels(kind).inc(len(batch))
         if drifts:
-            await self._alert(drifts)
+            await self._alert(trainer, drifts)
 
-    async def _alert(self, drifts: Sequence[Drift]) -> None:
-        models = self.trainer.models
+    async def _alert(self, trainer: Trainer, drifts: Sequence[Drift]) -> None:
+        models = trainer.models
         label = models.label if models else "none"
         alerts = [ModelAlert(
             alert_id=decision_id_for(f"drift:{label}:{d.model}:{d.signal}:{d.examples_seen}"),
@@ -404,27 +429,32 @@ class SalesguardApp:
                         alert.mean_before, alert.mean_after)
         await self.send([Record(self.settings.topic("model-alerts"), a.model.encode(), dumps(a)) for a in alerts])
 
-    async def checkpoint_models(self) -> int:
-        """Save what the trainer learned as a new model version (timer). Returns how many
-        examples the checkpoint covered."""
-        try:
-            covered = await self.trainer.checkpoint()
-        except ModelStoreError as exc:
-            metrics.MODEL_STORE_ERRORS.inc()
-            log.warning("model checkpoint failed (%s); retrying later", type(exc).__name__)
-            return 0
+    async def checkpoint_models(self, *kinds: str) -> int:
+        """Save what the trainers of ``kinds`` (all by default) learned as new model versions
+        (timer). Returns how many examples the checkpoints covered."""
+        covered = 0
+        for kind in kinds or EXAMPLE_KINDS:
+            trainer = self.trainers[kind]
+            try:
+                saved = await trainer.checkpoint()
+            except ModelStoreError as exc:
+                metrics.MODEL_STORE_ERRORS.inc()
+                log.warning("%s model checkpoint failed (%s); retrying later", kind, type(exc).__name__)
+                continue
+            if saved:
+                log.info("saved %s model version %d (%d examples)", kind,
+                         trainer.models.version if trainer.models else 0, saved)
+            covered += saved
         if covered:
-            log.info("saved model version %d (%d examples)", self.trainer.models.version if self.trainer.models else 0,
-                     covered)
             await self.refresh_models()
         return covered
 
-    async def replay_examples(self, start: int, end: int) -> list[tuple[TrainingExample, int]]:
-        """The valid training examples at offsets ``[start, end)`` of the examples partition,
+    async def replay_examples(self, kind: str, start: int, end: int) -> list[tuple[TrainingExample, int]]:
+        """The valid training examples at offsets ``[start, end)`` of the partition of ``kind``,
         read directly from the broker (the trainer's consumer has moved past them)."""
         topic = self.settings.topic("model-examples")
         consumer = reader(self.settings.kafka_bootstrap or "")
-        partition = TopicPartition(topic, 0)
+        partition = TopicPartition(topic, EXAMPLE_PARTITIONS[kind])
         examples: list[tuple[TrainingExample, int]] = []
         await consumer.start()
         try:
@@ -555,16 +585,19 @@ def build_app(settings: Settings) -> SalesguardApp:
                           deleting=False, acks=False, internal=True, maxsize=131_072, allow_empty=True)
     table: Any = app.Table("customer-state", partitions=settings.partitions, changelog_topic=changelog,
                            store=STATE_STORE_URL)
-    store: ModelStore = RedisModelStore(settings.redis_url) if settings.redis_url else MemoryModelStore()
+    stores: dict[str, ModelStore] = {
+        kind: RedisModelStore(settings.redis_url, kind) if settings.redis_url else MemoryModelStore()
+        for kind in EXAMPLE_KINDS}
 
     def make_models() -> RiskModels:
         return RiskModels(seed=settings.model_seed, anomaly_min_examples=settings.anomaly_min_examples,
                           credit_min_labels=settings.credit_min_labels)
 
     sg = SalesguardApp(app=app, settings=settings, pipeline=Pipeline(pipeline_config(settings), models=make_models()),
-                       states=CustomerStates(table, changelog), mirror=None, audit=None,
-                       model_store=store, trainer=Trainer(store, make_models))
-    sg.trainer.replay = sg.replay_examples
+                       states=CustomerStates(table, changelog), mirror=None, audit=None, model_stores=stores,
+                       trainers={kind: Trainer(store, make_models) for kind, store in stores.items()})
+    for kind in EXAMPLE_KINDS:
+        sg.trainers[kind].replay = partial(sg.replay_examples, kind)
     announce_rulebook(sg.pipeline.config.rules)
     if settings.redis_url:
         sg.mirror = RedisMirror(settings.redis_url, sg.snapshot)

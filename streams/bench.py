@@ -57,6 +57,7 @@ from aiokafka import TopicPartition
 
 from detectors.risk_models import RiskModels
 from monitoring.scrape import Samples, read_page, sample_values
+from streams.contracts.learning import EXAMPLE_KINDS
 from streams.demo import worker_service
 from streams.embedded import ChildService
 from streams.generator import GeneratedMessage, SalesSimulator
@@ -467,12 +468,14 @@ def trained_checkpoint(settings: Settings, seed: int) -> tuple[Checkpoint, int]:
 
 
 async def save_checkpoint(settings: Settings, checkpoint: Checkpoint) -> None:
-    """Save ``checkpoint`` as the first version in the model store ``settings`` name."""
-    store = RedisModelStore(settings.redis_url or "")
-    try:
-        await store.save(checkpoint, previous=0)
-    finally:
-        await store.close()
+    """Save ``checkpoint`` as the first version of each kind's models in the model store
+    ``settings`` name (each trainer goes on learning its own kind from it)."""
+    for kind in EXAMPLE_KINDS:
+        store = RedisModelStore(settings.redis_url or "", kind)
+        try:
+            await store.save(checkpoint, previous=0)
+        finally:
+            await store.close()
 
 
 def phase_settings(settings: Settings, run_id: str, prefix: str, group: str, redis_db: int) -> Settings:

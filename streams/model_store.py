@@ -1,8 +1,9 @@
-"""Where model versions live between the trainer and the scoring workers: one Redis hash
-(``<prefix>models``: ``version``, ``models``, ``learned``, ``offset``, ``saved_at``), replaced atomically and
-only over the version the writer started from, so two trainers (briefly, during a rebalance)
-can never overwrite each other's newer model. Without Redis, an in-process store does the same
-for a single worker.
+"""Where model versions live between the trainers and the scoring workers: a Redis hash per
+kind of training example (``<prefix>models:order``, ``<prefix>models:credit``: ``version``,
+``models``, ``learned``, ``offset``, ``saved_at``), each replaced atomically and only over the
+version the writer started from, so two trainers of one kind (briefly, during a rebalance) can
+never overwrite each other's newer model. Without Redis, an in-process store does the same for a
+single worker.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class ModelStoreError(Exception):
 class Checkpoint:
     """A saved model version: the models (see :meth:`RiskModels.to_bytes`), the ids of the
     examples they learned (see :class:`streams.trainer.RecentIds`) and the offset of the last
-    example on the ``model-examples`` partition they include (-1: none)."""
+    example on their kind's ``model-examples`` partition they include (-1: none)."""
 
     version: int
     models: bytes
@@ -87,11 +88,12 @@ def _store_errors() -> Iterator[None]:
 
 
 class RedisModelStore:
-    """Model checkpoints in a Redis hash. Redis errors become :class:`ModelStoreError`."""
+    """The model checkpoints a trainer of ``kind`` saves, in a Redis hash. Redis errors become
+    :class:`ModelStoreError`."""
 
-    def __init__(self, url: str, prefix: str = "sg:") -> None:
+    def __init__(self, url: str, kind: str, prefix: str = "sg:") -> None:
         self.client = connect(url, socket_timeout=5.0, socket_connect_timeout=2.0)
-        self.key = f"{prefix}models"
+        self.key = f"{prefix}models:{kind}"
         self._save = self.client.register_script(_SAVE)
 
     async def version(self) -> int:

@@ -9,6 +9,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.contracts.learning import EXAMPLE_PARTITIONS
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -18,14 +19,15 @@ INPUT_TOPICS = ("customers", "orders", "ledger", "risk-commands")
 #: Output topics (logical names).
 OUTPUT_TOPICS = ("decisions", "order-holds", "hold-resolutions", "dead-letters", "model-examples", "model-alerts",
                  "rulebooks")
-#: Topics with one partition: one trainer learns every example, in order; alerts are rare;
-#: rulebook deployments are one ordered history every worker reads whole.
-SINGLE_PARTITION_TOPICS = ("model-examples", "model-alerts", "rulebooks")
+#: Topics whose partition count does not follow the configuration: a partition per kind of
+#: training example, each learned in order by its own trainer; alerts are rare; rulebook
+#: deployments are one ordered history every worker reads whole.
+FIXED_PARTITIONS = {"model-examples": len(EXAMPLE_PARTITIONS), "model-alerts": 1, "rulebooks": 1}
 
 
 def partitions_of(name: str, settings: Settings) -> int:
     """Partition count of topic ``name`` (logical)."""
-    return 1 if name in SINGLE_PARTITION_TOPICS else settings.partitions
+    return FIXED_PARTITIONS.get(name, settings.partitions)
 
 
 class TopicLayoutError(Exception):
@@ -34,7 +36,8 @@ class TopicLayoutError(Exception):
 
 async def ensure_topics(settings: Settings) -> None:
     """Create every input and output topic that does not exist yet; fail when an existing
-    input topic has a different partition count (customers would be split across workers)."""
+    input topic has a different partition count (customers would be split across workers), or
+    an existing ``model-examples`` topic has not a partition per kind of example."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000)
     await admin.start()
     try:
@@ -48,9 +51,15 @@ async def ensure_topics(settings: Settings) -> None:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker created them first
                 await admin.create_topics(missing)
             log.info("created topics %s", [t.name for t in missing])
-        for description in await admin.describe_topics([settings.topic(n) for n in INPUT_TOPICS]):
+        examples = settings.topic("model-examples")
+        for description in await admin.describe_topics([settings.topic(n) for n in (*INPUT_TOPICS, "model-examples")]):
             count = len(description.get("partitions", []))
-            if count and count != settings.partitions:
+            if count and description["topic"] == examples and count != len(EXAMPLE_PARTITIONS):
+                raise TopicLayoutError(
+                    f"topic {examples!r} has {count} partitions; it needs {len(EXAMPLE_PARTITIONS)}, one per kind "
+                    f"of training example ({', '.join(EXAMPLE_PARTITIONS)}): delete it, or use a new "
+                    "SALESGUARD_TOPIC_PREFIX")
+            if count and description["topic"] != examples and count != settings.partitions:
                 raise TopicLayoutError(
                     f"topic {description['topic']!r} has {count} partitions but SALESGUARD_PARTITIONS="
                     f"{settings.partitions}; input topics must all have the same count")

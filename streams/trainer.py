@@ -1,7 +1,10 @@
-"""The one place models learn: a trainer on the single-partition ``model-examples`` topic.
+"""The one place models learn: a trainer per partition of the ``model-examples`` topic, one
+per kind of example (orders train the anomaly detector, invoice outcomes the late-payment model;
+see :data:`streams.contracts.learning.EXAMPLE_PARTITIONS`), so two workers can train.
 
-Scoring workers never learn; they score with the newest checkpoint (see
-:mod:`streams.model_store`). Whichever worker owns the examples partition trains: it restores
+Scoring workers never learn; they score with the newest checkpoints (see
+:mod:`streams.model_store` and :meth:`RiskModels.combine`). Whichever worker owns a kind's
+partition trains that kind: it restores
 the newest checkpoint, learns each example once (ids remembered in the checkpoint), and every
 ``model_publish_s`` (and every ``CHECKPOINT_EXAMPLES`` while catching up, see :mod:`streams.app`)
 saves a new version with the offset of the last example it covers.
@@ -132,7 +135,7 @@ class RecentIds:
 
 #: Examples with their offset on the ``model-examples`` partition.
 Batch = Sequence[tuple[TrainingExample, int]]
-#: Reads the examples at offsets ``[start, end)`` of the ``model-examples`` partition.
+#: Reads the examples at offsets ``[start, end)`` of the trainer's ``model-examples`` partition.
 Replay = Callable[[int, int], Awaitable[Batch]]
 
 

@@ -247,8 +247,8 @@ async def test_a_worker_forgets_the_customers_of_partitions_it_gave_away(sg):
     assert sg.states.keep_only({0, 1}) == {"C-P0"} and sg.snapshot("C-P0")["events_applied"] == 1
 
 
-def example_message(offset: int, value: bytes) -> Message:
-    return Message("model-examples", 0, offset, 0.0, 0, None, None, value, None)
+def example_message(offset: int, value: bytes, partition: int = 0) -> Message:
+    return Message("model-examples", partition, offset, 0.0, 0, None, None, value, None)
 
 
 async def test_trainer_learns_examples_publishes_a_drift_alert_and_dead_letters_a_bad_example(tmp_path):
@@ -262,22 +262,55 @@ async def test_trainer_learns_examples_publishes_a_drift_alert_and_dead_letters_
 
     # The same kind of customer pays on time for a long while, then stops paying: the error rises.
     stream = [credit(i, False) for i in range(800)] + [credit(800 + i, True) for i in range(300)]
-    events = [example_message(i, value) for i, value in enumerate(stream)]
+    events = [example_message(i, value, partition=1) for i, value in enumerate(stream)]
     for start in range(0, len(events), 100):
         await sg.train(events[start:start + 100])
-    await sg.train([example_message(len(events), b'{"example_id": "x"}')])
+    await sg.train([example_message(len(events), b'{"example_id": "x"}', partition=1)])
 
     alerts = [value for _, value in outbox.sent("model-alerts")]
     assert alerts and alerts[0]["model"] == "credit" and alerts[0]["signal"] == "error"
     assert alerts[0]["mean_after"] > alerts[0]["mean_before"] and alerts[0]["type"] == "model.drift"
-    assert sg.trainer.models.credit_examples == 1100
+    trainer = sg.trainers["credit"]
+    assert trainer.models.credit_examples == 1100 and sg.trainers["order"].models is None  # nothing to learn
     exported = {sample.labels["metric"]: sample.value for family in REGISTRY.collect() for sample in family.samples
                 if sample.name == "salesguard_model_quality"}  # computed when scraped
-    assert exported == {"roc_auc": sg.trainer.credit_quality.roc_auc, "log_loss": sg.trainer.credit_quality.log_loss}
+    assert exported == {"roc_auc": trainer.credit_quality.roc_auc, "log_loss": trainer.credit_quality.log_loss}
     assert 0.0 < exported["log_loss"] < 5.0
     (bad,) = [value for _, value in outbox.sent("dead-letters")]
     assert bad["code"] == "invalid_event" and bad["source_topic"] == "model-examples"
-    assert await sg.checkpoint_models() == 1100 and sg.pipeline.models.version == 1  # scorer took it
+    assert await sg.checkpoint_models() == 1100  # the scorer took it, with untrained order models:
+    assert sg.pipeline.models.label == "models-0.1" and sg.pipeline.models.credit_examples == 1100
+
+
+async def test_each_kind_of_example_goes_to_its_partition_and_its_trainer_and_the_scorer_combines_both(tmp_path):
+    sg = build_app(Settings(data_dir=str(tmp_path)))
+    outbox = captured(sg)
+    await put_all(sg, ev.customer("C1", limit=5000.0), ev.order("C1", "SO-1", 100.0, days=1),
+                  ev.invoice("C1", "I-1", "SO-1", 100.0, days=2, due_in_days=10),
+                  ev.payment("C1", "P-1", "I-1", 100.0, days=80))
+    examples = [r for r in outbox.records if r.topic == "model-examples"]
+    kinds = {orjson.loads(r.value)["kind"]: r.partition for r in examples}
+    assert kinds == {"order": 0, "credit": 1} and len(examples) == 2
+    await sg.train([example_message(0, r.value, r.partition) for r in examples])  # each first on its partition
+    assert {kind: (t.models.order_examples, t.models.credit_examples) for kind, t in sg.trainers.items()} == {
+        "order": (1, 0), "credit": (0, 1)}
+    await sg.checkpoint_models("order")
+    assert sg.pipeline.models.label == "models-1.0"
+    await sg.checkpoint_models()  # the credit trainer's first version; the order trainer has nothing new
+    models = sg.pipeline.models
+    assert models.label == "models-1.1" and (models.order_examples, models.credit_examples) == (1, 1)
+    assert models.anomaly is not sg.trainers["order"].models.anomaly  # a copy: the trainer learns on
+
+
+async def test_an_example_on_the_partition_of_another_kind_is_dead_lettered_not_learned(tmp_path):
+    sg = build_app(Settings(data_dir=str(tmp_path)))
+    outbox = captured(sg)
+    order = orjson.dumps({"example_id": "order:e1", "kind": "order", "customer_id": "C1",
+                          "features": {"amount_ratio": 1.0}, "event_time": "2026-03-01T00:00:00Z"})
+    await sg.train([example_message(0, order, partition=1)])
+    (bad,) = [value for _, value in outbox.sent("dead-letters")]
+    assert bad["partition"] == 1 and "a order example on the partition of credit examples" in bad["reason"]
+    assert sg.trainers["credit"].models is None and sg.trainers["order"].models is None
 
 
 async def test_a_trainer_catching_up_saves_a_model_version_every_checkpoint_examples(tmp_path, monkeypatch):
@@ -288,11 +321,12 @@ async def test_a_trainer_catching_up_saves_a_model_version_every_checkpoint_exam
                               "features": {"amount_ratio": 1.0 + i % 7}, "event_time": "2026-03-01T00:00:00Z"})
                 for i in range(1000)]
     unsaved = []
+    trainer = sg.trainers["order"]
     for start in range(0, len(examples), 100):  # no timer tick in between
         await sg.train([example_message(start + i, value) for i, value in enumerate(examples[start:start + 100])])
-        unsaved.append(len(sg.trainer.unsaved))
-    assert max(unsaved) < 250 and sg.trainer.models.version == 3  # saved after 300, 600 and 900
-    assert sg.pipeline.models.version == 3 and sg.trainer.models.order_examples == 1000
+        unsaved.append(len(trainer.unsaved))
+    assert max(unsaved) < 250 and trainer.models.version == 3  # saved after 300, 600 and 900
+    assert sg.pipeline.models.version == 3 and trainer.models.order_examples == 1000
 
 
 async def test_the_overdue_refresh_labels_every_owing_customer_a_slice_at_a_time_deciding_batches_between(

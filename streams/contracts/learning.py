@@ -2,8 +2,9 @@
 
 The pipeline publishes a :class:`TrainingExample` for every decided order (anomaly features)
 and for every invoice whose outcome became known (the credit features snapshotted when it was
-issued, with the label). One trainer consumes them; ``example_id`` is stable, so a redelivered
-example is learned once.
+issued, with the label). Each kind has a partition of its own (:data:`EXAMPLE_PARTITIONS`) and a
+trainer of its own, so two workers can train the two models; ``example_id`` is stable, so a
+redelivered example is learned once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ from datetime import datetime
 from typing import Literal, cast
 
 from streams.contracts.common import SCHEMA_VERSION, Contract, Identifier
+
+#: The ``model-examples`` partition of each kind of example: order examples train the anomaly
+#: detector, credit examples the late-payment model, each in the trainer of its partition.
+EXAMPLE_PARTITIONS: dict[str, int] = {"order": 0, "credit": 1}
+#: The kind of example each partition holds.
+EXAMPLE_KINDS: tuple[str, ...] = tuple(EXAMPLE_PARTITIONS)
 
 #: Feature values: numbers, strings for categories, ``None`` for missing.
 FeatureValue = float | str | None

@@ -95,7 +95,8 @@ class Client:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"timed out on {topic}: {len(records)} records, last {records[-3:]}")
                 for batch in (await consumer.getmany(timeout_ms=200)).values():
-                    records.extend({"_key": r.key, "_offset": r.offset, **orjson.loads(r.value)} for r in batch)
+                    records.extend({"_key": r.key, "_partition": r.partition, "_offset": r.offset,
+                                    **orjson.loads(r.value)} for r in batch)
         finally:
             await consumer.stop()
         return records

@@ -1,5 +1,5 @@
-"""Models on the real stack: delayed labels reach the trainer (from a late payment, and from
-the timer for an invoice that is never paid), checkpoints land in Redis, and a restarted
+"""Models on the real stack: delayed labels reach the credit trainer (from a late payment, and
+from the timer for an invoice that is never paid), checkpoints land in Redis, and a restarted
 worker scores with, and keeps training, the version it had. Its events lie after every
 other test's, so the worker's event-time watermark is its own."""
 
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 async def saved(settings, until, timeout: float = 60.0) -> tuple[RiskModels, RecentIds]:
-    """The newest checkpoint in Redis once ``until(models, learned)`` holds."""
-    store = RedisModelStore(settings.redis_url)
+    """The credit trainer's newest checkpoint in Redis once ``until(models, learned)`` holds."""
+    store = RedisModelStore(settings.redis_url, "credit")
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -61,6 +61,8 @@ async def test_delayed_labels_reach_the_trainer_and_survive_a_restart(client, wo
     wanted = {"credit:C-LATE1:INV-L1", "credit:C-LATE2:INV-L2"}
     examples = await client.collect("model-examples", lambda rs: wanted <= {r["example_id"] for r in rs}, timeout=90)
     credit = {r["example_id"]: r for r in examples if r["kind"] == "credit"}
+    assert {r["_partition"] for r in examples if r["kind"] == "credit"} == {1}
+    assert {r["_partition"] for r in examples if r["kind"] == "order"} == {0}
     paid, unpaid = credit["credit:C-LATE1:INV-L1"], credit["credit:C-LATE2:INV-L2"]
     assert paid["late"] is True and 49 < paid["days_late"] < 51
     assert paid["features"]["utilization"] == 0.16  # as when the invoice was issued: 800 / 5000
@@ -81,7 +83,7 @@ async def test_delayed_labels_reach_the_trainer_and_survive_a_restart(client, wo
                       ev.payment("C-LATE3", "P-L3", "INV-L3", 100.0, days=LATER + 71))
     decisions = await client.collect("decisions", lambda rs: any(r["order_id"] == "SO-L3" for r in rs))
     decision = next(r for r in decisions if r["order_id"] == "SO-L3")
-    restored_version = int(decision["model_version"].split("-")[1])
+    restored_version = int(decision["model_version"].rsplit(".", 1)[1])  # models-<order>.<credit>
     assert restored_version >= before.version  # scored with the saved models, not fresh ones
 
     after, _ = await saved(settings, lambda m, ids: knows(ids, "credit:C-LATE3:INV-L3"))
@@ -110,8 +112,11 @@ def quiet_for(seconds: float):
 
 
 async def test_the_trainer_can_replay_examples_it_acked_but_never_checkpointed(client, settings, tmp_path):
-    examples = await client.collect("model-examples", lambda rs: len(rs) >= 5)
+    def orders(records: list[dict]) -> list[dict]:
+        return [r for r in records if r["_partition"] == 0]
+
+    examples = orders(await client.collect("model-examples", lambda rs: len(orders(rs)) >= 3))
     sg = build_app(settings.model_copy(update={"data_dir": str(tmp_path)}))
-    replayed = await sg.replay_examples(2, 5)
-    assert [offset for _, offset in replayed] == [2, 3, 4]
-    assert [x.example_id for x, _ in replayed] == [r["example_id"] for r in examples[2:5]]
+    replayed = await sg.replay_examples("order", 1, 3)
+    assert [offset for _, offset in replayed] == [1, 2]
+    assert [x.example_id for x, _ in replayed] == [r["example_id"] for r in examples[1:3]]
