@@ -595,7 +595,7 @@ def build_app(settings: Settings) -> SalesguardApp:
 
     sg = SalesguardApp(app=app, settings=settings, pipeline=Pipeline(pipeline_config(settings), models=make_models()),
                        states=CustomerStates(table, changelog), mirror=None, audit=None, model_stores=stores,
-                       trainers={kind: Trainer(store, make_models) for kind, store in stores.items()})
+                       trainers={kind: Trainer(store, make_models, kind=kind) for kind, store in stores.items()})
     for kind in EXAMPLE_KINDS:
         sg.trainers[kind].replay = partial(sg.replay_examples, kind)
     announce_rulebook(sg.pipeline.config.rules)

@@ -144,10 +144,12 @@ class Trainer:
 
     ``make_models`` builds untrained models when the store has none; ``replay`` reads examples
     the consumer will not deliver again (those after the checkpoint that were already acked, or
-    that another trainer took meanwhile).
+    that another trainer took meanwhile); ``kind`` names the examples it learns, in its logs.
     """
 
-    def __init__(self, store: ModelStore, make_models: Callable[[], RiskModels], replay: Replay | None = None) -> None:
+    def __init__(self, store: ModelStore, make_models: Callable[[], RiskModels], replay: Replay | None = None,
+                 kind: str = "all") -> None:
+        self.kind = kind
         self.store = store
         self.make_models = make_models
         self.replay = replay
@@ -171,12 +173,13 @@ class Trainer:
             self.models = RiskModels.from_bytes(checkpoint.models)
             self.learned = RecentIds.from_bytes(checkpoint.learned)
         except ModelSnapshotError as exc:  # damaged, or from an older format: start over on top of it
-            log.error("model version %d cannot be loaded (%s); training new models from here",
-                      checkpoint.version, exc)
+            log.error("%s model version %d cannot be loaded (%s); training new models from here",
+                      self.kind, checkpoint.version, exc)
             self.models, self.learned = self.make_models(), RecentIds()
             self.models.version = checkpoint.version
         self.offset = checkpoint.offset
-        log.info("trainer restored model version %d (examples up to offset %d)", self.models.version, self.offset)
+        log.info("%s trainer restored model version %d (examples up to offset %d)", self.kind, self.models.version,
+                 self.offset)
 
     async def learn(self, batch: Batch) -> list[Drift]:
         """Learn each example not learned yet; returns the drifts detected. With the store out
@@ -192,12 +195,12 @@ class Trainer:
                 replay_from, missed_what = self.offset + 1, "learned after the checkpoint"
             if batch and self.replay is not None and replay_from is not None and batch[0][1] > replay_from:
                 missed = await self.replay(replay_from, batch[0][1])
-                log.info("trainer replays %d examples %s", len(missed), missed_what)
+                log.info("%s trainer replays %d examples %s", self.kind, len(missed), missed_what)
                 batch = [*missed, *batch]
             if restored:
                 batch, self.unsaved = [*self.unsaved, *batch], []
         except ModelStoreError as exc:
-            log.warning("model store unavailable (%s); learning on without it", exc)
+            log.warning("%s model store unavailable (%s); learning on without it", self.kind, exc)
             if self.models is None:
                 self.models, self.learned, self.offset = self.make_models(), RecentIds(), -1
         return await self._learn(batch)
@@ -246,8 +249,8 @@ class Trainer:
         if saved:
             self.offset = offset
             return len(covered)
-        log.warning("model version %d was saved by another trainer; relearning %d examples on top",
-                    previous + 1, len(covered) + len(self.unsaved))
+        log.warning("%s model version %d was saved by another trainer; relearning %d examples on top",
+                    self.kind, previous + 1, len(covered) + len(self.unsaved))
         pending, self.unsaved = [*covered, *self.unsaved], []
         await self.restore()
         await self._learn(pending)
