@@ -88,11 +88,12 @@ HEALTH_CHECK_S = 5.0
 PRODUCER_BATCH_BYTES = 512 * 1024
 #: Batches of training examples the trainer may fall behind before consuming them waits.
 TRAINING_QUEUE = 20
-#: Examples learned since the last model version after which the trainer saves one without
+#: Examples learned since the last model version after which a trainer saves one without
 #: waiting for its timer. Until saved, each is kept (~1.9 KB) to be relearned if another trainer
 #: saved first: a trainer catching up on 100,000 examples between two timer ticks grew its
-#: worker by ~190 MB (300k-event bench, 100,000 customers).
-CHECKPOINT_EXAMPLES = 10_000
+#: worker by ~190 MB (300k-event bench, 100,000 customers). A worker may hold both trainers: at
+#: 10,000 each its peak grew from 256 to 282 MB in that bench, so each saves after half as many.
+CHECKPOINT_EXAMPLES = 5_000
 #: Customers per slice of a timer's pass over every state (the stream runs between slices).
 STATES_PER_SLICE = 1000
 #: Decisions and customers staged for Redis beyond which the next batch waits for the writer

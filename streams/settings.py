@@ -125,8 +125,8 @@ class Settings(BaseSettings):
     credit_min_labels: int = Field(
         100, ge=0, description="Invoice outcomes learned before late-payment probabilities are reported and used.")
     model_publish_s: float = Field(
-        30.0, gt=0, description="How often the trainer checkpoints a new model version to Redis (and acks what "
-        "it learned); while it catches up on a backlog, also after every 10,000 examples.")
+        30.0, gt=0, description="How often each trainer checkpoints a new model version to Redis (and acks what "
+        "it learned); while it catches up on a backlog, also after every 5,000 of its examples.")
     model_refresh_s: float = Field(5.0, gt=0, description="How often workers look for a newer model version.")
     model_seed: int = Field(0, description="Random seed of the models (half-space trees).")
 
