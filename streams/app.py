@@ -386,7 +386,7 @@ class SalesguardApp:
                 example = TrainingExample.model_validate_json(raw)
                 kind = EXAMPLE_KINDS[message.partition]
                 if example.kind != kind:
-                    raise ValueError(f"a {example.kind} example on the partition of {kind} examples "
+                    raise ValueError(f"an example of kind {example.kind!r} on the partition of {kind!r} examples "
                                      f"(partition {message.partition}): it would not be learned")
                 batches[kind].append((example, offset))
             except (ValidationError, ValueError, IndexError) as exc:

@@ -37,7 +37,7 @@ class TopicLayoutError(Exception):
 async def ensure_topics(settings: Settings) -> None:
     """Create every input and output topic that does not exist yet; fail when an existing
     input topic has a different partition count (customers would be split across workers), or
-    an existing ``model-examples`` topic has not a partition per kind of example."""
+    an existing ``model-examples`` topic does not have a partition per kind of example."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000)
     await admin.start()
     try:

@@ -309,7 +309,7 @@ async def test_an_example_on_the_partition_of_another_kind_is_dead_lettered_not_
                           "features": {"amount_ratio": 1.0}, "event_time": "2026-03-01T00:00:00Z"})
     await sg.train([example_message(0, order, partition=1)])
     (bad,) = [value for _, value in outbox.sent("dead-letters")]
-    assert bad["partition"] == 1 and "a order example on the partition of credit examples" in bad["reason"]
+    assert bad["partition"] == 1 and "of kind 'order' on the partition of 'credit' examples" in bad["reason"]
     assert sg.trainers["credit"].models is None and sg.trainers["order"].models is None
 
 
