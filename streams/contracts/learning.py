@@ -14,11 +14,11 @@ from typing import Literal, cast
 
 from streams.contracts.common import SCHEMA_VERSION, Contract, Identifier
 
-#: The ``model-examples`` partition of each kind of example: order examples train the anomaly
+#: The kind of example each ``model-examples`` partition holds: order examples train the anomaly
 #: detector, credit examples the late-payment model, each in the trainer of its partition.
-EXAMPLE_PARTITIONS: dict[str, int] = {"order": 0, "credit": 1}
-#: The kind of example each partition holds.
-EXAMPLE_KINDS: tuple[str, ...] = tuple(EXAMPLE_PARTITIONS)
+EXAMPLE_KINDS: tuple[str, ...] = ("order", "credit")
+#: The partition of each kind of example.
+EXAMPLE_PARTITIONS: dict[str, int] = {kind: partition for partition, kind in enumerate(EXAMPLE_KINDS)}
 
 #: Feature values: numbers, strings for categories, ``None`` for missing.
 FeatureValue = float | str | None
