@@ -34,10 +34,19 @@ class TopicLayoutError(Exception):
     """An existing topic does not have the partition count the configuration asks for."""
 
 
+#: The topics whose existing partition count is checked at start (a different count would break
+#: the design), with why they need the count :func:`partitions_of` gives.
+LAYOUT_REASONS = {
+    **{name: "as SALESGUARD_PARTITIONS says: input topics must all have the same count (a customer's "
+              "events on one worker)" for name in INPUT_TOPICS},
+    "model-examples": f"one per kind of training example ({', '.join(EXAMPLE_PARTITIONS)}): delete it, or use a "
+                      "new SALESGUARD_TOPIC_PREFIX",
+}
+
+
 async def ensure_topics(settings: Settings) -> None:
-    """Create every input and output topic that does not exist yet; fail when an existing
-    input topic has a different partition count (customers would be split across workers), or
-    an existing ``model-examples`` topic does not have a partition per kind of example."""
+    """Create every input and output topic that does not exist yet; fail when an existing topic
+    of :data:`LAYOUT_REASONS` has another partition count than :func:`partitions_of` gives."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000)
     await admin.start()
     try:
@@ -51,17 +60,11 @@ async def ensure_topics(settings: Settings) -> None:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker created them first
                 await admin.create_topics(missing)
             log.info("created topics %s", [t.name for t in missing])
-        examples = settings.topic("model-examples")
-        for description in await admin.describe_topics([settings.topic(n) for n in (*INPUT_TOPICS, "model-examples")]):
-            count = len(description.get("partitions", []))
-            if count and description["topic"] == examples and count != len(EXAMPLE_PARTITIONS):
-                raise TopicLayoutError(
-                    f"topic {examples!r} has {count} partitions; it needs {len(EXAMPLE_PARTITIONS)}, one per kind "
-                    f"of training example ({', '.join(EXAMPLE_PARTITIONS)}): delete it, or use a new "
-                    "SALESGUARD_TOPIC_PREFIX")
-            if count and description["topic"] != examples and count != settings.partitions:
-                raise TopicLayoutError(
-                    f"topic {description['topic']!r} has {count} partitions but SALESGUARD_PARTITIONS="
-                    f"{settings.partitions}; input topics must all have the same count")
+        logical = {settings.topic(name): name for name in LAYOUT_REASONS}
+        for description in await admin.describe_topics(list(logical)):
+            name, count = logical[description["topic"]], len(description.get("partitions", []))
+            if count and count != partitions_of(name, settings):
+                raise TopicLayoutError(f"topic {description['topic']!r} has {count} partitions; it needs "
+                                       f"{partitions_of(name, settings)}, {LAYOUT_REASONS[name]}")
     finally:
         await admin.close()
