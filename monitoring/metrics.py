@@ -46,6 +46,8 @@ MODEL_VERSION = Gauge("salesguard_model_version", "Model version this worker sco
                       "its trainer learns (order: the anomaly detector; credit: the late-payment model).", ["kind"])
 MODEL_EXAMPLES = Counter("salesguard_model_examples_total", "Training examples learned by this worker, by kind.",
                          ["kind"])
+MODEL_EXAMPLES_PUBLISHED = Counter("salesguard_model_examples_published_total",
+                                   "Training examples this worker published for the trainers, by kind.", ["kind"])
 MODEL_DRIFTS = Counter("salesguard_model_drifts_total", "Drift alerts, by model and signal.", ["model", "signal"])
 MODEL_STORE_ERRORS = Counter(
     "salesguard_model_store_errors_total", "Failed reads or writes of model versions (retried later).")

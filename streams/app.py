@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import dataclasses
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -35,7 +34,6 @@ import faust
 from aiokafka import TopicPartition
 from faust.types import Message
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
 
 from detectors.drift import Drift
 from detectors.risk_models import ModelSnapshotError, RiskModels
@@ -51,7 +49,7 @@ from streams.batch_consumer import BatchConsumer, BatchHandler, use_batch_consum
 from streams.contracts import DeadLetter, InputEvent, ModelAlert, TrainingExample, dumps
 from streams.contracts.common import utc_from_timestamp
 from streams.contracts.decisions import decision_id_for
-from streams.contracts.learning import EXAMPLE_KINDS, EXAMPLE_PARTITIONS
+from streams.contracts.learning import EXAMPLE_KINDS, EXAMPLE_PARTITIONS, example_records, read_example_record
 from streams.heap import FREEZE_EVERY_S, HeapKeeper
 from streams.kafka_clients import reader
 from streams.liveness import Health, Liveness
@@ -300,8 +298,10 @@ class SalesguardApp:
         records += [Record(topic("order-holds"), h.customer_id.encode(), dumps(h)) for h in result.holds]
         records += [Record(topic("hold-resolutions"), r.customer_id.encode(), dumps(r)) for r in result.resolutions]
         records += [Record(topic("dead-letters"), x.key, dumps(x)) for x in result.dead_letters]
-        records += [Record(topic("model-examples"), x.customer_id.encode(), dumps(x), EXAMPLE_PARTITIONS[x.kind])
-                    for x in result.examples]
+        records += [Record(topic("model-examples"), kind.encode(), value, partition)
+                    for kind, partition, value in example_records(result.examples)]
+        for kind, count in Counter(example.kind for example in result.examples).items():
+            metrics.MODEL_EXAMPLES_PUBLISHED.labels(kind).inc(count)
         return records
 
     async def submit(self, records: Sequence[Record]) -> Awaitable[object]:
@@ -376,24 +376,19 @@ class SalesguardApp:
         await self.training.put(messages)
 
     async def train(self, messages: Sequence[Message]) -> None:
-        """Learn one batch of training examples, each partition's in the trainer of its kind;
-        invalid ones, and ones of another kind than their partition's, are dead-lettered."""
+        """Learn one batch of ``model-examples`` records, each partition's examples in the trainer
+        of its kind; what cannot be learned (see :func:`read_example_record`) is dead-lettered."""
         batches: defaultdict[str, list[tuple[TrainingExample, int]]] = defaultdict(list)
         bad = []
         for message in messages:
-            raw, offset = message.value or b"", message.offset
-            try:
-                example = TrainingExample.model_validate_json(raw)
-                kind = EXAMPLE_KINDS[message.partition]
-                if example.kind != kind:
-                    raise ValueError(f"an example of kind {example.kind!r} on the partition of {kind!r} examples "
-                                     f"(partition {message.partition}): it would not be learned")
-                batches[kind].append((example, offset))
-            except (ValidationError, ValueError, IndexError) as exc:
-                bad.append(DeadLetter(
-                    code="invalid_event", reason=str(exc)[:500], source_topic="model-examples",
-                    partition=message.partition, offset=offset, key_b64=None,
-                    raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time())))
+            offset = message.offset
+            examples, rejected = read_example_record(message.value or b"", message.partition)
+            for example in examples:
+                batches[example.kind].append((example, offset))
+            bad += [DeadLetter(code="invalid_event", reason=reason[:500], source_topic="model-examples",
+                               partition=message.partition, offset=offset, key_b64=None,
+                               raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time()))
+                    for raw, reason in rejected]
         if bad:
             await self.send([Record(self.settings.topic("dead-letters"), None, dumps(x)) for x in bad])
         for kind, batch in batches.items():
@@ -451,8 +446,9 @@ class SalesguardApp:
         return covered
 
     async def replay_examples(self, kind: str, start: int, end: int) -> list[tuple[TrainingExample, int]]:
-        """The valid training examples at offsets ``[start, end)`` of the partition of ``kind``,
-        read directly from the broker (the trainer's consumer has moved past them)."""
+        """The valid training examples in the records at offsets ``[start, end)`` of the partition of
+        ``kind``, each with its record's offset, read directly from the broker (the trainer's
+        consumer has moved past them)."""
         topic = self.settings.topic("model-examples")
         consumer = reader(self.settings.kafka_bootstrap or "")
         partition = TopicPartition(topic, EXAMPLE_PARTITIONS[kind])
@@ -469,8 +465,8 @@ class SalesguardApp:
                 for record in records:
                     position = record.offset + 1
                     if record.offset < end:
-                        with contextlib.suppress(ValidationError):
-                            examples.append((TrainingExample.model_validate_json(record.value or b""), record.offset))
+                        valid, _ = read_example_record(record.value or b"", partition.partition)
+                        examples += [(example, record.offset) for example in valid]
         finally:
             await consumer.stop()
         return examples

@@ -53,7 +53,6 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import numpy as np
 import orjson
-from aiokafka import TopicPartition
 
 from detectors.risk_models import RiskModels
 from monitoring.scrape import Samples, read_page, sample_values
@@ -135,8 +134,8 @@ class Throughput:
 
 @dataclass
 class Sample:
-    """One scrape of every worker: when (Unix time), processed events, CPU seconds and training
-    examples learned, per worker; the broker's CPU seconds (0 when not measured); and when the
+    """One scrape of every worker: when (Unix time), processed events, CPU seconds, training
+    examples learned and published, per worker; the broker's CPU seconds (0 when not measured); and when the
     workers last made progress, and last finished a batch of input events (Unix time; 0 when
     they do not say)."""
 
@@ -144,6 +143,7 @@ class Sample:
     events: list[float]
     cpu_s: list[float]
     learned: list[float]
+    published: list[float] = field(default_factory=list)
     broker_cpu_s: float = 0.0
     progressed_at: float = 0.0
     input_done_at: float = 0.0
@@ -260,6 +260,7 @@ class Workers:
         return Sample(time.time(), [sum(sample_values(page, self.counter)) for page in pages],
                       [sum(sample_values(page, "process_cpu_seconds_total")) for page in pages],
                       [sum(sample_values(page, "salesguard_model_examples_total")) for page in pages],
+                      [sum(sample_values(page, "salesguard_model_examples_published_total")) for page in pages],
                       process_cpu_s(self.broker_pid) if self.broker_pid else 0.0,
                       max((at for page in pages for at in sample_values(page, PROGRESS_GAUGE)), default=0.0),
                       max((at for page in pages for at in sample_values(page, PROGRESS_GAUGE, stream="input")),
@@ -279,20 +280,21 @@ class Workers:
         return round(max(peak_rss_mb(service.pid) for service in self.services), 1)
 
     async def drain(self, total: int, timeout_s: float, progress: Callable[[str], None],
-                    examples: Callable[[], Awaitable[int]] | None = None) -> Throughput:
-        """Wait until the workers have processed ``total`` events and (given ``examples``, which
-        says how many training examples there are once the events are processed) learned every
-        training example; the throughput from :data:`START_SHARE` of the events to the end."""
+                    learning: bool = False) -> Throughput:
+        """Wait until the workers have processed ``total`` events and (with ``learning``) their
+        trainers have learned every training example they published; the throughput from
+        :data:`START_SHARE` of the events to the end."""
         first: Sample | None = None
         async for last in self.samples(total, timeout_s, progress):
             if first is None and sum(last.events) >= total * START_SHARE and all(last.events):
                 first = last
-        if examples is not None:
-            target, deadline = await examples(), time.monotonic() + timeout_s
-            while sum(last.learned) < target:
+        if learning:
+            deadline = time.monotonic() + timeout_s
+            while sum(last.learned) < sum(last.published):
                 if time.monotonic() > deadline:
-                    raise BenchError(f"the trainer learned {sum(last.learned):,.0f} of {target:,} examples in time")
-                progress(f"trainer: {sum(last.learned):,.0f} / {target:,} examples")
+                    raise BenchError(f"the trainers learned {sum(last.learned):,.0f} of {sum(last.published):,.0f} "
+                                     "examples in time")
+                progress(f"trainers: {sum(last.learned):,.0f} / {sum(last.published):,.0f} examples")
                 await asyncio.sleep(SCRAPE_EVERY_S)
                 last = await self.sample()
         if first is None or last is first:
@@ -300,7 +302,7 @@ class Workers:
         events, seconds = sum(last.events) - sum(first.events), last.work_done_at - first.at
         broker_cpu = round((last.broker_cpu_s - first.broker_cpu_s) / events * 1000, 4) if self.broker_pid else None
         tail = None
-        if examples is not None and last.input_done_at:
+        if learning and last.input_done_at:
             tail = round(max(0.0, last.work_done_at - last.input_done_at), 2)
         return Throughput(eps=round(events / seconds, 1), cpu_s_per_1k=last.cpu_s_per_1k(first),
                           peak_rss_mb=self.peak_rss_mb(), broker_cpu_s_per_1k=broker_cpu, training_tail_s=tail)
@@ -440,18 +442,6 @@ async def decision_times(settings: Settings) -> AsyncIterator[DecisionsRead]:
         await consumer.stop()
 
 
-async def topic_size(settings: Settings, name: str) -> int:
-    """How many records topic ``name`` holds (the sum of its partitions' end offsets)."""
-    topic = settings.topic(name)
-    consumer = reader(settings.kafka_bootstrap or "")
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or {0}]
-        return sum((await consumer.end_offsets(partitions)).values())
-    finally:
-        await consumer.stop()
-
-
 def trained_checkpoint(settings: Settings, seed: int) -> tuple[Checkpoint, int]:
     """A model version trained on :data:`PRETRAIN_EVENTS` simulated events (other traffic than
     the benchmark's), so that the pipeline scores every order with both models from its first
@@ -520,7 +510,7 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
     log(f"models: version 1 trained on {pretrained:,} examples")
     async with Workers(main, run_dir, "pipeline", config.workers, "worker", PIPELINE_COUNTER, broker_pid) as workers:
         pipeline = await workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"pipeline: {s}"),
-                                       partial(topic_size, main, "model-examples"))
+                                       learning=True)
         log(f"pipeline: {pipeline.eps:,.0f} events/s{tail_note(pipeline)}")
         rate = config.rate or round(pipeline.eps / 2, 0)
         produced_ms: dict[str, int] = {}
@@ -580,8 +570,7 @@ async def drained_pipeline(settings: Settings, backlog: list[GeneratedMessage], 
     await load_backlog(settings, backlog)
     await save_checkpoint(settings, checkpoint)
     async with Workers(settings, run_dir, name, count, "worker", PIPELINE_COUNTER) as workers:
-        return await workers.drain(len(backlog), config.timeout_s, progress,
-                                   partial(topic_size, settings, "model-examples"))
+        return await workers.drain(len(backlog), config.timeout_s, progress, learning=True)
 
 
 async def scaling_pair(settings: Settings, run_id: str, pair: int, backlog: list[GeneratedMessage],

@@ -26,8 +26,8 @@ class ModelStoreError(Exception):
 @dataclass(frozen=True)
 class Checkpoint:
     """A saved model version: the models (see :meth:`RiskModels.to_bytes`), the ids of the
-    examples they learned (see :class:`streams.trainer.RecentIds`) and the offset of the last
-    example on their kind's ``model-examples`` partition they include (-1: none)."""
+    examples they learned (see :class:`streams.trainer.RecentIds`) and the offset of the record
+    of the last example they include, on their kind's ``model-examples`` partition (-1: none)."""
 
     version: int
     models: bytes

@@ -7,10 +7,11 @@ Scoring workers never learn; they score with the newest checkpoints (see
 partition trains that kind: it restores
 the newest checkpoint, learns each example once (ids remembered in the checkpoint), and every
 ``model_publish_s`` (and every ``CHECKPOINT_EXAMPLES`` while catching up, see :mod:`streams.app`)
-saves a new version with the offset of the last example it covers.
+saves a new version with the offset of the record of the last example it covers (a record holds
+a batch's examples of a kind).
 Examples are acknowledged as soon as they are learned (a rebalance never waits for a
-checkpoint); a trainer that starts after a crash first replays the examples between the
-checkpoint's offset and where its consumer resumes, so nothing learned is lost, and ids
+checkpoint); a trainer that starts after a crash first replays the examples from the
+checkpoint's record to where its consumer resumes, so nothing learned is lost, and ids
 already in the checkpoint are skipped; a trainer that gets the partition back likewise replays
 the examples another trainer took in between and did not save (it crashed). If another trainer
 saved first (during a rebalance), it takes that version and relearns its unsaved examples on top.
@@ -192,7 +193,9 @@ class Trainer:
             restored = self.models is None or await self.store.version() > self.models.version
             if restored:
                 await self.restore()  # first batch, or another trainer saved a newer version
-                replay_from, missed_what = self.offset + 1, "learned after the checkpoint"
+                # from the checkpoint's last record: it may cover only the examples of that record
+                # learned before the save (see _learn); the ids remembered skip those
+                replay_from, missed_what = max(self.offset, 0), "from the checkpoint's last record on"
             if batch and self.replay is not None and replay_from is not None and batch[0][1] > replay_from:
                 missed = await self.replay(replay_from, batch[0][1])
                 log.info("%s trainer replays %d examples %s", self.kind, len(missed), missed_what)
@@ -206,7 +209,8 @@ class Trainer:
         return await self._learn(batch)
 
     async def _learn(self, batch: Batch) -> list[Drift]:
-        """Learn ``batch``, letting the event loop run other work every :data:`LEARN_CHUNK` examples."""
+        """Learn ``batch``, letting the event loop run other work every :data:`LEARN_CHUNK` examples
+        (a checkpoint may then cover part of a record's examples)."""
         models = self.models
         assert models is not None
         drifts = []

@@ -3,6 +3,7 @@ what would be produced is captured instead. The batch consumer itself runs again
 broker in the integration tests."""
 
 import asyncio
+import base64
 import itertools
 import types
 
@@ -14,6 +15,7 @@ from prometheus_client import REGISTRY
 from streams import app as app_module
 from streams.app import build_app
 from streams.batch_consumer import POLL_BATCHES, BatchConsumer
+from streams.contracts import TrainingExample
 from streams.exposure import CustomerState
 from streams.liveness import Health, Liveness
 from streams.pipeline import RawMessage
@@ -38,6 +40,10 @@ class CapturedOutbox:
     def sent(self, topic: str) -> list[tuple[bytes, dict]]:
         """(key, value) of every record sent to ``topic``."""
         return [(r.key, orjson.loads(r.value)) for r in self.records if r.topic == topic]
+
+    def examples(self) -> list[dict]:
+        """Every training example sent, out of the ``model-examples`` records that hold them."""
+        return [example for _, record in self.sent("model-examples") for example in record]
 
     def changelog(self) -> list[tuple[int, str, CustomerState]]:
         """(partition, customer id, state) of every state write."""
@@ -251,6 +257,11 @@ def example_message(offset: int, value: bytes, partition: int = 0) -> Message:
     return Message("model-examples", partition, offset, 0.0, 0, None, None, value, None)
 
 
+def example_record(offset: int, *examples: bytes, partition: int = 0) -> Message:
+    """A ``model-examples`` record holding ``examples`` (each a JSON object)."""
+    return example_message(offset, b"[" + b",".join(examples) + b"]", partition)
+
+
 async def test_trainer_learns_examples_publishes_a_drift_alert_and_dead_letters_a_bad_example(tmp_path):
     sg = build_app(Settings(data_dir=str(tmp_path), anomaly_min_examples=0, credit_min_labels=0))
     outbox = captured(sg)
@@ -262,10 +273,10 @@ async def test_trainer_learns_examples_publishes_a_drift_alert_and_dead_letters_
 
     # The same kind of customer pays on time for a long while, then stops paying: the error rises.
     stream = [credit(i, False) for i in range(800)] + [credit(800 + i, True) for i in range(300)]
-    events = [example_message(i, value, partition=1) for i, value in enumerate(stream)]
-    for start in range(0, len(events), 100):
-        await sg.train(events[start:start + 100])
-    await sg.train([example_message(len(events), b'{"example_id": "x"}', partition=1)])
+    events = [example_record(i, *stream[start:start + 10], partition=1) for i, start in enumerate(range(0, 1100, 10))]
+    for start in range(0, len(events), 10):
+        await sg.train(events[start:start + 10])
+    await sg.train([example_record(len(events), b'{"example_id": "x"}', partition=1)])
 
     alerts = [value for _, value in outbox.sent("model-alerts")]
     assert alerts and alerts[0]["model"] == "credit" and alerts[0]["signal"] == "error"
@@ -289,8 +300,8 @@ async def test_each_kind_of_example_goes_to_its_partition_and_its_trainer_and_th
                   ev.invoice("C1", "I-1", "SO-1", 100.0, days=2, due_in_days=10),
                   ev.payment("C1", "P-1", "I-1", 100.0, days=80))
     examples = [r for r in outbox.records if r.topic == "model-examples"]
-    kinds = {orjson.loads(r.value)["kind"]: r.partition for r in examples}
-    assert kinds == {"order": 0, "credit": 1} and len(examples) == 2
+    kinds = {x["kind"]: (r.partition, r.key) for r in examples for x in orjson.loads(r.value)}
+    assert kinds == {"order": (0, b"order"), "credit": (1, b"credit")} and len(examples) == 2
     await sg.train([example_message(0, r.value, r.partition) for r in examples])  # each first on its partition
     assert {kind: (t.models.order_examples, t.models.credit_examples) for kind, t in sg.trainers.items()} == {
         "order": (1, 0), "credit": (0, 1)}
@@ -307,10 +318,41 @@ async def test_an_example_on_the_partition_of_another_kind_is_dead_lettered_not_
     outbox = captured(sg)
     order = orjson.dumps({"example_id": "order:e1", "kind": "order", "customer_id": "C1",
                           "features": {"amount_ratio": 1.0}, "event_time": "2026-03-01T00:00:00Z"})
-    await sg.train([example_message(0, order, partition=1)])
+    await sg.train([example_record(0, order, partition=1)])
     (bad,) = [value for _, value in outbox.sent("dead-letters")]
     assert bad["partition"] == 1 and "of kind 'order' on the partition of 'credit' examples" in bad["reason"]
     assert sg.trainers["credit"].models is None and sg.trainers["order"].models is None
+
+
+async def test_a_batchs_examples_of_a_kind_share_records_of_at_most_examples_per_record(sg, monkeypatch):
+    monkeypatch.setattr("streams.contracts.learning.EXAMPLES_PER_RECORD", 2)
+    await put_all(sg, ev.customer("C1", limit=5000.0))
+    await sg.handle([raw(ev.order("C1", f"SO-{i}", 10.0 + i, days=i)) for i in range(3)])
+    records = [(key, [x["example_id"] for x in value]) for key, value in sg.outbox.sent("model-examples")]
+    orders = [f"order:{d['source_event_id']}" for _, d in sg.outbox.sent("decisions")]
+    assert records == [(b"order", orders[:2]), (b"order", orders[2:])]
+
+
+async def test_what_cannot_be_learned_in_a_record_is_dead_lettered_and_the_rest_learned(tmp_path):
+    sg = build_app(Settings(data_dir=str(tmp_path)))
+    outbox = captured(sg)
+
+    def order(i: int) -> bytes:
+        return orjson.dumps({"example_id": f"order:e{i}", "kind": "order", "customer_id": "C1",
+                             "features": {"amount_ratio": 1.0}, "event_time": "2026-03-01T00:00:00Z"})
+
+    credit = orjson.dumps({"example_id": "credit:C1:I-1", "kind": "credit", "customer_id": "C1", "features": {},
+                           "late": True, "event_time": "2026-03-01T00:00:00Z"})
+    await sg.train([example_record(0, order(0), b'{"example_id": "x"}', order(1), credit),
+                    example_message(1, order(2)),  # an example, not an array of them
+                    example_message(2, b"[{"), example_record(3, order(3))])
+    bad = {(x["offset"], base64.b64decode(x["raw_b64"])): x["reason"] for _, x in outbox.sent("dead-letters")}
+    credit_as_read = TrainingExample.model_validate_json(credit).model_dump_json().encode()
+    assert set(bad) == {(0, b'{"example_id":"x"}'), (0, credit_as_read), (1, order(2)), (2, b"[{")}
+    assert bad[0, b'{"example_id":"x"}'].startswith("example 1 of the record is not valid")
+    assert "of kind 'credit' on the partition of 'order' examples" in bad[0, credit_as_read]
+    assert bad[1, order(2)] == "not a JSON array of training examples" and bad[2, b"[{"].startswith("not JSON")
+    assert sg.trainers["order"].models.order_examples == 3 and sg.trainers["credit"].models is None
 
 
 async def test_a_trainer_catching_up_saves_a_model_version_every_checkpoint_examples(tmp_path, monkeypatch):
@@ -323,7 +365,8 @@ async def test_a_trainer_catching_up_saves_a_model_version_every_checkpoint_exam
     unsaved = []
     trainer = sg.trainers["order"]
     for start in range(0, len(examples), 100):  # no timer tick in between
-        await sg.train([example_message(start + i, value) for i, value in enumerate(examples[start:start + 100])])
+        await sg.train([example_record((start + i) // 10, *examples[start + i:start + i + 10])  # 10 a record
+                        for i in range(0, 100, 10)])
         unsaved.append(len(trainer.unsaved))
     assert max(unsaved) < 250 and trainer.models.version == 3  # saved after 300, 600 and 900
     assert sg.pipeline.models.version == 3 and trainer.models.order_examples == 1000
@@ -342,7 +385,7 @@ async def test_the_overdue_refresh_labels_every_owing_customer_a_slice_at_a_time
     await sg.handle([raw(ev.order("C9", "SO-9", 10.0, days=90))])
     assert not refresh.done()  # the order was decided in the middle of the pass
     assert await refresh == (5, 5)
-    labels = [value for _, value in outbox.sent("model-examples") if value["kind"] == "credit"]
+    labels = [value for value in outbox.examples() if value["kind"] == "credit"]
     assert sorted(label["example_id"] for label in labels) == [f"credit:C{i}:I-{i}" for i in range(5)]
     assert all(label["late"] for label in labels)
     assert [value["order_id"] for _, value in outbox.sent("decisions")] == ["SO-9"]

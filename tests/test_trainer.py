@@ -13,7 +13,7 @@ from streams.contracts import TrainingExample
 from streams.exposure import DAY
 from streams.features import credit_features
 from streams.model_store import Checkpoint, MemoryModelStore, ModelStoreError
-from streams.trainer import CreditQuality, RecentIds, Trainer
+from streams.trainer import LEARN_CHUNK, CreditQuality, RecentIds, Trainer
 from tests import events as ev
 from tests.test_pipeline import Harness
 
@@ -97,8 +97,33 @@ def test_a_restarted_trainer_replays_what_the_checkpoint_missed_and_learns_nothi
 
     replay, replayed = recording_replay(examples)
     models = asyncio.run(run())
-    assert replayed == [(300, 400)]
+    assert replayed == [(299, 400)]  # from the checkpoint's last record, learned already: skipped
     assert (models.order_examples, models.credit_examples) == kinds(examples)
+
+
+def test_a_checkpoint_covering_part_of_a_record_loses_none_of_the_rest_of_it():
+    examples = simulated_examples()[:600]
+    in_records = [(x, i // 150) for i, x in enumerate(examples)]  # 4 records of 150 examples
+
+    async def replay(start, end):
+        replayed.append((start, end))
+        return [(x, offset) for x, offset in in_records if start <= offset < end]
+
+    async def run():
+        store = MemoryModelStore()
+        first = Trainer(store, make_models)
+        learning = asyncio.ensure_future(first.learn(in_records[:450]))  # records 0-2, acked when taken
+        await asyncio.sleep(0)  # the first chunk of record 0 is learned, then the timer saves
+        assert await first.checkpoint() == LEARN_CHUNK and (await store.load()).offset == 0
+        learning.cancel()  # crash
+        restarted = Trainer(store, make_models, replay)
+        await restarted.learn(in_records[450:])  # the consumer resumes at record 3
+        return restarted.models
+
+    replayed: list[tuple[int, int]] = []
+    models = asyncio.run(run())
+    assert replayed == [(0, 3)]
+    assert (models.order_examples, models.credit_examples) == kinds(examples)  # each once
 
 
 def test_a_trainer_that_loses_the_race_takes_the_newer_version_and_relearns_its_examples():
@@ -277,5 +302,5 @@ def test_a_trainer_regaining_the_examples_replays_what_a_trainer_that_crashed_me
         return first.models
 
     models = asyncio.run(run())
-    assert replayed == [(200, 350)]
+    assert replayed == [(199, 200), (200, 350)]  # the other from the checkpoint's record; then what it took
     assert (models.order_examples, models.credit_examples) == kinds(examples)

@@ -28,7 +28,7 @@ from streams.contracts.desk import (
     SetCreditLimit,
     SetOnStop,
 )
-from streams.contracts.learning import ModelAlert, TrainingExample
+from streams.contracts.learning import EXAMPLE_RECORD, ModelAlert, TrainingExample
 from streams.contracts.ledger import CreditNoteIssued, InvoiceIssued, InvoiceWrittenOff, LedgerEvent, PaymentReceived
 from streams.contracts.orders import OrderAmended, OrderCancelled, OrderEvent, OrderLine, OrderPlaced
 
@@ -56,7 +56,7 @@ CONTRACTS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "order-holds": OrderHold,
     "hold-resolutions": HoldResolved,
     "dead-letters": DeadLetter,
-    "model-examples": TrainingExample,
+    "model-examples": EXAMPLE_RECORD,
     "model-alerts": ModelAlert,
     "rulebooks": RulebookApplied,
 }

@@ -85,7 +85,8 @@ class Client:
             await kafka.stop()
 
     async def collect(self, topic: str, until, timeout: float = 60.0) -> list[dict]:
-        """Read ``topic`` from the start until ``until(records)`` holds; returns the records."""
+        """Read ``topic`` from the start until ``until(records)`` holds; returns the records (each
+        element of a record holding a JSON array, as ``model-examples`` records do)."""
         consumer = reader(self.settings.kafka_bootstrap or "", self.settings.topic(topic))
         await consumer.start()
         records: list[dict] = []
@@ -95,8 +96,10 @@ class Client:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"timed out on {topic}: {len(records)} records, last {records[-3:]}")
                 for batch in (await consumer.getmany(timeout_ms=200)).values():
-                    records.extend({"_key": r.key, "_partition": r.partition, "_offset": r.offset,
-                                    **orjson.loads(r.value)} for r in batch)
+                    for r in batch:
+                        value = orjson.loads(r.value)
+                        records.extend({"_key": r.key, "_partition": r.partition, "_offset": r.offset, **element}
+                                       for element in (value if isinstance(value, list) else [value]))
         finally:
             await consumer.stop()
         return records
