@@ -9,8 +9,8 @@ the newest checkpoint, learns each example once (ids remembered in the checkpoin
 ``model_publish_s`` (and every ``CHECKPOINT_EXAMPLES`` while catching up, see :mod:`streams.app`)
 saves a new version with the offset of the record of the last example it covers (a record holds
 a batch's examples of a kind).
-Examples are acknowledged as soon as they are learned (a rebalance never waits for a
-checkpoint); a trainer that starts after a crash first replays the examples from the
+Examples are acknowledged as soon as they are handed to the trainer (a rebalance never waits
+for a checkpoint); a trainer that starts after a crash first replays the examples from the
 checkpoint's record to where its consumer resumes, so nothing learned is lost, and ids
 already in the checkpoint are skipped; a trainer that gets the partition back likewise replays
 the examples another trainer took in between and did not save (it crashed). If another trainer

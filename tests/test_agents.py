@@ -372,6 +372,32 @@ async def test_a_trainer_catching_up_saves_a_model_version_every_checkpoint_exam
     assert sg.pipeline.models.version == 3 and trainer.models.order_examples == 1000
 
 
+async def test_queued_records_are_learned_a_slice_of_examples_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(app_module, "CHECKPOINT_EXAMPLES", 250)
+    monkeypatch.setattr(app_module, "LEARN_SLICE", 100)
+    sg = build_app(Settings(data_dir=str(tmp_path)))
+    captured(sg)
+    examples = [orjson.dumps({"example_id": f"order:e{i}", "kind": "order", "customer_id": "C1",
+                              "features": {"amount_ratio": 1.0 + i % 7}, "event_time": "2026-03-01T00:00:00Z"})
+                for i in range(1000)]
+    records = [example_record(i, *examples[20 * i:20 * i + 20]) for i in range(50)]
+    for start in range(0, 50, 20):  # fetched batches, each queued a record at a time
+        await sg.queue_training(records[start:start + 20])
+    queued = await sg.queued_training()
+    assert queued == records and sg.training.empty()
+    trainer = sg.trainers["order"]
+    learn, slices = trainer.learn, []
+
+    async def learning(batch):
+        slices.append(len(batch))
+        return await learn(batch)
+
+    trainer.learn = learning
+    await sg.train(queued)
+    assert slices == [100] * 10 and trainer.models.order_examples == 1000  # 5 records each
+    assert trainer.models.version == 3  # saved after 300, 600 and 900: never more than 350 unsaved
+
+
 async def test_the_overdue_refresh_labels_every_owing_customer_a_slice_at_a_time_deciding_batches_between(
         sg, monkeypatch):
     monkeypatch.setattr("streams.app.STATES_PER_SLICE", 2)

@@ -69,8 +69,9 @@ class ModelAlert(Contract):
 
 
 #: Most examples in one ``model-examples`` record (~0.3-0.6 KB each: records stay well under a
-#: broker's usual 1 MB limit). One record per example cost a worker ~8 % of its CPU in producing,
-#: fetching and acknowledging them (``bench --events 100000``, 5 Dec).
+#: broker's usual 1 MB limit). With a record per example, producing, fetching and acknowledging
+#: them took 7-10 % more of a worker's CPU (a probe, ``bench --events 100000``, 5 Dec), and the
+#: trainers learned alone at the end of a backlog for ~1.5 times as long.
 EXAMPLES_PER_RECORD = 250
 #: A ``model-examples`` record: a JSON array of examples of its partition's kind.
 EXAMPLE_RECORD: TypeAdapter[list[TrainingExample]] = TypeAdapter(list[TrainingExample])
