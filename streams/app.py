@@ -24,7 +24,7 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -85,11 +85,13 @@ HEALTH_CHECK_S = 5.0
 #: limit (``message.max.bytes``) of Kafka brokers by default.
 PRODUCER_BATCH_BYTES = 512 * 1024
 #: ``model-examples`` records the trainers may fall behind before consuming them waits. A record
-#: holds a batch's examples of a kind (up to 250, ~60 KB for a backlog's batch of 500 events):
-#: a queue of 20 *fetched batches* of such records held up to 20 MB, and a worker's peak with
-#: 100,000 customers rose from 262 to 283 MB (``bench --events 300000 --customers 100000``, 5 Dec).
+#: holds a batch's examples of a kind (up to 250, ~60 KB in a backlog's batch of 500 events), so
+#: a queue of 20 *fetched batches* could hold ~20 MB: with it a worker peaked at 282.8 and 290.4 MB
+#: with 100,000 customers, queueing records at 275.0 and 275.0 (``bench --events 300000
+#: --customers 100000``, 5 Dec; the peak moves by ~10 MB from run to run).
 TRAINING_QUEUE = 64
-#: Examples decoded before they are learned (and a trainer's checkpoint is due, see below).
+#: Examples decoded and then learned at a time (a trainer's checkpoint falls due in between,
+#: see :data:`CHECKPOINT_EXAMPLES`).
 LEARN_SLICE = 500
 #: Examples learned since the last model version after which a trainer saves one without
 #: waiting for its timer. Until saved, each is kept (~1.9 KB) to be relearned if another trainer
@@ -390,27 +392,12 @@ class SalesguardApp:
 
     async def train(self, messages: Sequence[Message]) -> None:
         """Learn ``model-examples`` records, each partition's examples in the trainer of its kind,
-        about :data:`LEARN_SLICE` at a time; what cannot be learned (see
-        :func:`read_example_record`) is dead-lettered."""
-        pending: dict[str, list[tuple[TrainingExample, int]]] = {}
-        bad = []
-        for message in messages:
-            offset = message.offset
-            examples, rejected = read_example_record(message.value or b"", message.partition)
-            for example in examples:
-                pending.setdefault(example.kind, []).append((example, offset))
-            bad += [DeadLetter(code="invalid_event", reason=reason[:500], source_topic="model-examples",
-                               partition=message.partition, offset=offset, key_b64=None,
-                               raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time()))
-                    for raw, reason in rejected]
-            if sum(map(len, pending.values())) >= LEARN_SLICE:
-                for kind, batch in pending.items():
-                    await self._learn(kind, batch)
-                pending = {}
-        for kind, batch in pending.items():
-            await self._learn(kind, batch)
-        if bad:
-            await self.send([Record(self.settings.topic("dead-letters"), None, dumps(x)) for x in bad])
+        about :data:`LEARN_SLICE` at a time; what cannot be learned is dead-lettered first."""
+        for examples, bad in decoded_in_slices(messages):
+            if bad:
+                await self.send([Record(self.settings.topic("dead-letters"), None, dumps(x)) for x in bad])
+            for kind, batch in examples.items():
+                await self._learn(kind, batch)
         metrics.LAST_BATCH.labels("examples").set_to_current_time()
 
     async def _learn(self, kind: str, batch: Sequence[tuple[TrainingExample, int]]) -> None:
@@ -522,6 +509,29 @@ class SalesguardApp:
             self.mirror.stage(MirrorUpdate(customers=owing))
             self.redis_writes.wake()
         return labels, len(owing)
+
+
+def decoded_in_slices(messages: Sequence[Message]) -> Iterator[tuple[dict[str, list[tuple[TrainingExample, int]]],
+                                                                     list[DeadLetter]]]:
+    """The examples of ``model-examples`` records by kind, each with its record's offset, and
+    what cannot be learned (see :func:`read_example_record`) as dead letters, about
+    :data:`LEARN_SLICE` examples at a time (whole records)."""
+    examples: dict[str, list[tuple[TrainingExample, int]]] = {}
+    bad: list[DeadLetter] = []
+    for message in messages:
+        offset = message.offset
+        valid, rejected = read_example_record(message.value or b"", message.partition)
+        for example in valid:
+            examples.setdefault(example.kind, []).append((example, offset))
+        bad += [DeadLetter(code="invalid_event", reason=reason[:500], source_topic="model-examples",
+                           partition=message.partition, offset=offset, key_b64=None,
+                           raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time()))
+                for raw, reason in rejected]
+        if sum(map(len, examples.values())) >= LEARN_SLICE:
+            yield examples, bad
+            examples, bad = {}, []
+    if examples or bad:
+        yield examples, bad
 
 
 async def in_slices(items: list[T], size: int) -> AsyncIterator[list[T]]:
