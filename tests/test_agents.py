@@ -344,15 +344,15 @@ async def test_what_cannot_be_learned_in_a_record_is_dead_lettered_and_the_rest_
     credit = orjson.dumps({"example_id": "credit:C1:I-1", "kind": "credit", "customer_id": "C1", "features": {},
                            "late": True, "event_time": "2026-03-01T00:00:00Z"})
     await sg.train([example_record(0, order(0), b'{"example_id": "x"}', order(1), credit),
-                    example_message(1, order(2)),  # an example, not an array of them
-                    example_message(2, b"[{"), example_record(3, order(3))])
+                    example_message(1, b'"order:e2"'), example_message(2, b"[{"), example_record(3, order(3)),
+                    example_message(4, order(4))])  # one example, not in an array (the records before 5 Dec)
     bad = {(x["offset"], base64.b64decode(x["raw_b64"])): x["reason"] for _, x in outbox.sent("dead-letters")}
     credit_as_read = TrainingExample.model_validate_json(credit).model_dump_json().encode()
-    assert set(bad) == {(0, b'{"example_id":"x"}'), (0, credit_as_read), (1, order(2)), (2, b"[{")}
+    assert set(bad) == {(0, b'{"example_id":"x"}'), (0, credit_as_read), (1, b'"order:e2"'), (2, b"[{")}
     assert bad[0, b'{"example_id":"x"}'].startswith("example 1 of the record is not valid")
     assert "of kind 'credit' on the partition of 'order' examples" in bad[0, credit_as_read]
-    assert bad[1, order(2)] == "not a JSON array of training examples" and bad[2, b"[{"].startswith("not JSON")
-    assert sg.trainers["order"].models.order_examples == 3 and sg.trainers["credit"].models is None
+    assert bad[1, b'"order:e2"'] == "not a JSON array of training examples" and bad[2, b"[{"].startswith("not JSON")
+    assert sg.trainers["order"].models.order_examples == 4 and sg.trainers["credit"].models is None
 
 
 async def test_a_trainer_catching_up_saves_a_model_version_every_checkpoint_examples(tmp_path, monkeypatch):

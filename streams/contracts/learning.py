@@ -96,7 +96,8 @@ def example_records(examples: Sequence[TrainingExample]) -> list[tuple[str, int,
 def read_example_record(value: bytes, partition: int) -> tuple[list[TrainingExample], list[tuple[bytes, str]]]:
     """The examples in a ``model-examples`` record of ``partition``, and what cannot be learned,
     each as ``(raw, reason)``: a record that is not a JSON array, an element that is not a valid
-    example, an example of another kind than the partition's (as its contract's JSON).
+    example, an example of another kind than the partition's (as its contract's JSON). A record
+    of one example (a JSON object, as workers wrote them before 5 Dec 2026 07:00) is read as such.
 
     >>> read_example_record(b'[{"example_id": "x"}]', 0)[1][0][1].splitlines()[0]
     'example 0 of the record is not valid: 4 validation errors for TrainingExample'
@@ -111,7 +112,9 @@ def read_example_record(value: bytes, partition: int) -> tuple[list[TrainingExam
             items = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
             return [], [(value, f"not JSON: {exc}")]
-        if not isinstance(items, list):
+        if isinstance(items, dict):
+            items = [items]
+        elif not isinstance(items, list):
             return [], [(value, "not a JSON array of training examples")]
         examples = []
         for i, item in enumerate(items):
