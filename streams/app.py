@@ -87,7 +87,7 @@ PRODUCER_BATCH_BYTES = 512 * 1024
 #: ``model-examples`` records the trainers may fall behind before consuming them waits. A record
 #: holds a batch's examples of a kind (up to 250, ~60 KB in a backlog's batch of 500 events), so
 #: a queue of 20 *fetched batches* could hold ~20 MB: with it a worker peaked at 282.8 and 290.4 MB
-#: with 100,000 customers, queueing records at 275.0 and 275.0 (``bench --events 300000
+#: with 100,000 customers, queueing records at 275.0, 275.0 and 285.7 (``bench --events 300000
 #: --customers 100000``, 5 Dec; the peak moves by ~10 MB from run to run).
 TRAINING_QUEUE = 64
 #: Examples decoded and then learned at a time (a trainer's checkpoint falls due in between,
