@@ -23,7 +23,6 @@ import base64
 import dataclasses
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -305,10 +304,9 @@ class SalesguardApp:
         records += [Record(topic("order-holds"), h.customer_id.encode(), dumps(h)) for h in result.holds]
         records += [Record(topic("hold-resolutions"), r.customer_id.encode(), dumps(r)) for r in result.resolutions]
         records += [Record(topic("dead-letters"), x.key, dumps(x)) for x in result.dead_letters]
-        records += [Record(topic("model-examples"), kind.encode(), value, partition)
-                    for kind, partition, value in example_records(result.examples)]
-        for kind, count in Counter(example.kind for example in result.examples).items():
-            metrics.MODEL_EXAMPLES_PUBLISHED.labels(kind).inc(count)
+        for examples in example_records(result.examples):
+            records.append(Record(topic("model-examples"), examples.kind.encode(), examples.value, examples.partition))
+            metrics.MODEL_EXAMPLES_PUBLISHED.labels(examples.kind).inc(examples.examples)
         return records
 
     async def submit(self, records: Sequence[Record]) -> Awaitable[object]:

@@ -257,6 +257,12 @@ def example_message(offset: int, value: bytes, partition: int = 0) -> Message:
     return Message("model-examples", partition, offset, 0.0, 0, None, None, value, None)
 
 
+def order_example(i: int, amount_ratio: float = 1.0) -> bytes:
+    """An order example's JSON, id ``order:e<i>``."""
+    return orjson.dumps({"example_id": f"order:e{i}", "kind": "order", "customer_id": "C1",
+                         "features": {"amount_ratio": amount_ratio}, "event_time": "2026-03-01T00:00:00Z"})
+
+
 def example_record(offset: int, *examples: bytes, partition: int = 0) -> Message:
     """A ``model-examples`` record holding ``examples`` (each a JSON object)."""
     return example_message(offset, b"[" + b",".join(examples) + b"]", partition)
@@ -316,9 +322,7 @@ async def test_each_kind_of_example_goes_to_its_partition_and_its_trainer_and_th
 async def test_an_example_on_the_partition_of_another_kind_is_dead_lettered_not_learned(tmp_path):
     sg = build_app(Settings(data_dir=str(tmp_path)))
     outbox = captured(sg)
-    order = orjson.dumps({"example_id": "order:e1", "kind": "order", "customer_id": "C1",
-                          "features": {"amount_ratio": 1.0}, "event_time": "2026-03-01T00:00:00Z"})
-    await sg.train([example_record(0, order, partition=1)])
+    await sg.train([example_record(0, order_example(1), partition=1)])
     (bad,) = [value for _, value in outbox.sent("dead-letters")]
     assert bad["partition"] == 1 and "of kind 'order' on the partition of 'credit' examples" in bad["reason"]
     assert sg.trainers["credit"].models is None and sg.trainers["order"].models is None
@@ -336,16 +340,11 @@ async def test_a_batchs_examples_of_a_kind_share_records_of_at_most_examples_per
 async def test_what_cannot_be_learned_in_a_record_is_dead_lettered_and_the_rest_learned(tmp_path):
     sg = build_app(Settings(data_dir=str(tmp_path)))
     outbox = captured(sg)
-
-    def order(i: int) -> bytes:
-        return orjson.dumps({"example_id": f"order:e{i}", "kind": "order", "customer_id": "C1",
-                             "features": {"amount_ratio": 1.0}, "event_time": "2026-03-01T00:00:00Z"})
-
     credit = orjson.dumps({"example_id": "credit:C1:I-1", "kind": "credit", "customer_id": "C1", "features": {},
                            "late": True, "event_time": "2026-03-01T00:00:00Z"})
-    await sg.train([example_record(0, order(0), b'{"example_id": "x"}', order(1), credit),
-                    example_message(1, b'"order:e2"'), example_message(2, b"[{"), example_record(3, order(3)),
-                    example_message(4, order(4))])  # one example, not in an array (the records before 5 Dec)
+    await sg.train([example_record(0, order_example(0), b'{"example_id": "x"}', order_example(1), credit),
+                    example_message(1, b'"order:e2"'), example_message(2, b"[{"), example_record(3, order_example(3)),
+                    example_message(4, order_example(4))])  # one example, not in an array (the records before 5 Dec)
     bad = {(x["offset"], base64.b64decode(x["raw_b64"])): x["reason"] for _, x in outbox.sent("dead-letters")}
     credit_as_read = TrainingExample.model_validate_json(credit).model_dump_json().encode()
     assert set(bad) == {(0, b'{"example_id":"x"}'), (0, credit_as_read), (1, b'"order:e2"'), (2, b"[{")}
@@ -359,9 +358,7 @@ async def test_a_trainer_catching_up_saves_a_model_version_every_checkpoint_exam
     monkeypatch.setattr(app_module, "CHECKPOINT_EXAMPLES", 250)
     sg = build_app(Settings(data_dir=str(tmp_path)))
     captured(sg)
-    examples = [orjson.dumps({"example_id": f"order:e{i}", "kind": "order", "customer_id": "C1",
-                              "features": {"amount_ratio": 1.0 + i % 7}, "event_time": "2026-03-01T00:00:00Z"})
-                for i in range(1000)]
+    examples = [order_example(i, 1.0 + i % 7) for i in range(1000)]
     unsaved = []
     trainer = sg.trainers["order"]
     for start in range(0, len(examples), 100):  # no timer tick in between
@@ -377,9 +374,7 @@ async def test_queued_records_are_learned_a_slice_of_examples_at_a_time(tmp_path
     monkeypatch.setattr(app_module, "LEARN_SLICE", 100)
     sg = build_app(Settings(data_dir=str(tmp_path)))
     captured(sg)
-    examples = [orjson.dumps({"example_id": f"order:e{i}", "kind": "order", "customer_id": "C1",
-                              "features": {"amount_ratio": 1.0 + i % 7}, "event_time": "2026-03-01T00:00:00Z"})
-                for i in range(1000)]
+    examples = [order_example(i, 1.0 + i % 7) for i in range(1000)]
     records = [example_record(i, *examples[20 * i:20 * i + 20]) for i in range(50)]
     for start in range(0, 50, 20):  # fetched batches, each queued a record at a time
         await sg.queue_training(records[start:start + 20])

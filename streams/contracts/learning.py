@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal, cast
+from typing import Literal, NamedTuple, cast
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -77,20 +77,34 @@ EXAMPLES_PER_RECORD = 250
 EXAMPLE_RECORD: TypeAdapter[list[TrainingExample]] = TypeAdapter(list[TrainingExample])
 
 
-def example_records(examples: Sequence[TrainingExample]) -> list[tuple[str, int, bytes]]:
-    """``examples`` as ``model-examples`` records, ``(kind, partition, value)``: each kind's in
-    order, at most :data:`EXAMPLES_PER_RECORD` to a record.
+class ExampleRecord(NamedTuple):
+    """A ``model-examples`` record to publish: its kind, partition, value, and how many examples
+    the value holds."""
+
+    kind: str
+    partition: int
+    value: bytes
+    examples: int
+
+
+def example_records(examples: Sequence[TrainingExample]) -> list[ExampleRecord]:
+    """``examples`` as ``model-examples`` records: each kind's in order, at most
+    :data:`EXAMPLES_PER_RECORD` to a record.
 
     >>> x = TrainingExample(example_id="order:e1", kind="order", customer_id="C1", features={},
     ...                     event_time="2026-01-01T00:00:00Z")
-    >>> [(kind, partition, len(orjson.loads(value))) for kind, partition, value in example_records([x] * 300)]
-    [('order', 0, 250), ('order', 0, 50)]
+    >>> [(r.kind, r.partition, r.examples, len(orjson.loads(r.value))) for r in example_records([x] * 300)]
+    [('order', 0, 250, 250), ('order', 0, 50, 50)]
     """
     by_kind: dict[str, list[TrainingExample]] = {}
     for example in examples:
         by_kind.setdefault(example.kind, []).append(example)
-    return [(kind, EXAMPLE_PARTITIONS[kind], EXAMPLE_RECORD.dump_json(of_kind[start:start + EXAMPLES_PER_RECORD]))
-            for kind, of_kind in by_kind.items() for start in range(0, len(of_kind), EXAMPLES_PER_RECORD)]
+    records = []
+    for kind, of_kind in by_kind.items():
+        for start in range(0, len(of_kind), EXAMPLES_PER_RECORD):
+            chunk = of_kind[start:start + EXAMPLES_PER_RECORD]
+            records.append(ExampleRecord(kind, EXAMPLE_PARTITIONS[kind], EXAMPLE_RECORD.dump_json(chunk), len(chunk)))
+    return records
 
 
 def read_example_record(value: bytes, partition: int) -> tuple[list[TrainingExample], list[tuple[bytes, str]]]:
