@@ -20,7 +20,10 @@ One run, on the embedded stack (or the configured Kafka and Redis), in phases:
 5. **scaling** (``workers`` > 1) — one salesguard worker reads the backlog again (from topics of
    its own), before the pipeline phase; with ``repeat`` > 1, further pairs of a one-worker and a
    ``workers``-worker phase follow the latency phase, and the scaling is the median of the pairs'
-   ratios (on a shared VM a single pair moves with the VM's speed from one minute to the next).
+   ratios (on a shared VM a single pair moves with the VM's speed from one minute to the next);
+6. **ratio pairs** (one worker, ``repeat`` > 1) — further pairs of a baseline and a pipeline
+   phase follow the latency phase, each pair on topics of its own, and the ratio is the median of
+   the pairs' ratios, for the same reason.
 
 Throughput is counted from the workers' ``/metrics``, from the scrape at which they had processed
 :data:`START_SHARE` of the backlog (every worker under way; start-up excluded) to when they had
@@ -492,17 +495,16 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
     log(f"load: {len(backlog):,} events produced")
 
     progress("baseline: starting")
-    baseline_settings = main.model_copy(update={"app_id": f"baseline-{run_id}"})
-    async with Workers(baseline_settings, run_dir, "baseline", config.workers, "baseline-worker",
-                       BASELINE_COUNTER, broker_pid) as baseline_workers:
-        baseline = await baseline_workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"baseline: {s}"))
+    baseline = await drained_baseline(main, len(backlog), config, run_dir, "baseline",
+                                      lambda s: progress(f"baseline: {s}"), broker_pid)
     log(f"baseline: {baseline.eps:,.0f} events/s")
 
     checkpoint, pretrained = await asyncio.to_thread(trained_checkpoint, settings, config.seed)
     one_worker = None
     if config.workers > 1:
         single = phase_settings(settings, run_id, "bench-one", "pipeline-one", 2)
-        one_worker = await drained_pipeline(single, backlog, checkpoint, config, run_dir, "pipeline-one", 1,
+        await load_backlog(single, backlog)
+        one_worker = await drained_pipeline(single, len(backlog), checkpoint, config, run_dir, "pipeline-one", 1,
                                             lambda s: progress(f"one worker: {s}"))
         log(f"one worker: {one_worker.eps:,.0f} events/s{tail_note(one_worker)}")
 
@@ -558,19 +560,34 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
                       one_worker_training_tail_s=one_worker.training_tail_s)
         if len(pairs) > 1:
             result.update(scaling_by_pair=scaling, eps_by_pair=[list(eps) for eps in pairs])
+    elif config.repeat > 1:
+        pairs = [(baseline.eps, pipeline.eps)]
+        for pair in range(1, config.repeat):
+            pairs.append(await ratio_pair(settings, run_id, pair, backlog, checkpoint, config, run_dir,
+                                          progress, log))
+        ratios = [round(piped / base, 3) for base, piped in pairs]
+        result.update(ratio=round(float(np.median(ratios)), 3), ratio_by_pair=ratios,
+                      baseline_pipeline_eps_by_pair=[list(eps) for eps in pairs])
     return result
 
 
-async def drained_pipeline(settings: Settings, backlog: list[GeneratedMessage], checkpoint: Checkpoint,
-                           config: BenchConfig, run_dir: Path, name: str, count: int,
-                           progress: Callable[[str], None]) -> Throughput:
-    """``count`` salesguard workers read ``backlog`` from topics of their own (loaded first),
+async def drained_baseline(settings: Settings, total: int, config: BenchConfig, run_dir: Path, name: str,
+                           progress: Callable[[str], None], broker_pid: int | None = None) -> Throughput:
+    """``config.workers`` baseline workers read the ``total`` events on ``settings``' input topics in
+    a group of their own; their throughput."""
+    baseline = settings.model_copy(update={"app_id": f"baseline-{settings.app_id}"})
+    async with Workers(baseline, run_dir, name, config.workers, "baseline-worker", BASELINE_COUNTER,
+                       broker_pid) as workers:
+        return await workers.drain(total, config.timeout_s, progress)
+
+
+async def drained_pipeline(settings: Settings, total: int, checkpoint: Checkpoint, config: BenchConfig,
+                           run_dir: Path, name: str, count: int, progress: Callable[[str], None]) -> Throughput:
+    """``count`` salesguard workers read the ``total`` events on ``settings``' input topics,
     starting from ``checkpoint``; their throughput, up to the last training example learned."""
-    progress("loading the backlog into its own topics")
-    await load_backlog(settings, backlog)
     await save_checkpoint(settings, checkpoint)
     async with Workers(settings, run_dir, name, count, "worker", PIPELINE_COUNTER) as workers:
-        return await workers.drain(len(backlog), config.timeout_s, progress, learning=True)
+        return await workers.drain(total, config.timeout_s, progress, learning=True)
 
 
 async def scaling_pair(settings: Settings, run_id: str, pair: int, backlog: list[GeneratedMessage],
@@ -584,9 +601,35 @@ async def scaling_pair(settings: Settings, run_id: str, pair: int, backlog: list
         name = f"pair{pair + 1}-{count}w"
         redis_db = 16 - 2 * pair + (count == 1)  # from the last of Redis's 16 down: 15 and 14, 13 and 12, ...
         phase = phase_settings(settings, run_id, f"bench-{name}", f"pipeline-{name}", redis_db)
-        throughput = await drained_pipeline(phase, backlog, checkpoint, config, run_dir, f"pipeline-{name}", count,
-                                            partial(prefixed, progress, f"{name}: "))
+        progress(f"{name}: loading the backlog into its own topics")
+        await load_backlog(phase, backlog)
+        throughput = await drained_pipeline(phase, len(backlog), checkpoint, config, run_dir, f"pipeline-{name}",
+                                            count, partial(prefixed, progress, f"{name}: "))
         eps[count] = throughput.eps
         log(f"pair {pair + 1}, {count} worker{'s' if count > 1 else ''}: {throughput.eps:,.0f} events/s"
             f"{tail_note(throughput)}")
     return eps[1], eps[config.workers]
+
+
+async def ratio_pair(settings: Settings, run_id: str, pair: int, backlog: list[GeneratedMessage],
+                     checkpoint: Checkpoint, config: BenchConfig, run_dir: Path,
+                     progress: Callable[[str], None], log: Callable[[str], None]) -> tuple[float, float]:
+    """One more pair of phases for the ratio (``pair`` from 1): the baseline and the pipeline read
+    the backlog from topics of the pair's own (each in its own group), the pipeline first in odd
+    pairs (a VM that speeds up or slows down during the run then favours neither); their events/s,
+    the baseline's first."""
+    name = f"pair{pair + 1}"
+    phase = phase_settings(settings, run_id, f"bench-{name}", f"pipeline-{name}", 16 - pair)  # Redis 15, 14, ...
+    progress(f"{name}: loading the backlog into its own topics")
+    await load_backlog(phase, backlog)
+    eps: dict[str, float] = {}
+    for which in ("pipeline", "baseline") if pair % 2 else ("baseline", "pipeline"):
+        report = partial(prefixed, progress, f"{name} {which}: ")
+        if which == "baseline":
+            throughput = await drained_baseline(phase, len(backlog), config, run_dir, f"baseline-{name}", report)
+        else:
+            throughput = await drained_pipeline(phase, len(backlog), checkpoint, config, run_dir, f"pipeline-{name}",
+                                                1, report)
+        eps[which] = throughput.eps
+        log(f"pair {pair + 1}, {which}: {throughput.eps:,.0f} events/s{tail_note(throughput)}")
+    return eps["baseline"], eps["pipeline"]

@@ -156,8 +156,9 @@ def bench(
     timeout: float = typer.Option(600, help="Give up on a phase after this many seconds."),
     malformed: int = typer.Option(0, min=0, help="Malformed messages spread among the backlog (wrong types, "
                                   "NaN, oversized, invalid UTF-8, ...; see streams/malformed.py)."),
-    repeat: int = typer.Option(1, min=1, max=6, help="With --workers above 1: pairs of a one-worker and a "
-                               "many-worker phase; the scaling is the median of their ratios."),
+    repeat: int = typer.Option(1, min=1, max=6, help="Pairs of the phases a headline figure compares: the "
+                               "baseline and the pipeline (one worker; the ratio is the median of the pairs'), "
+                               "or one worker and --workers (the scaling is)."),
 ) -> None:
     """Measure the full pipeline against a plain per-event Faust agent on the same backlog:
     events/s of each, decision latency at a steady load, peak RSS and CPU per 1,000 events.

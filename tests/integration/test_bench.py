@@ -60,6 +60,21 @@ def test_bench_measures_the_scaling_over_pairs_of_phases(settings, stack, tmp_pa
     assert result["workers"] == 2 and result["one_worker_training_tail_s"] >= 0
 
 
+def test_bench_measures_the_ratio_over_pairs_of_phases(settings, stack, tmp_path):
+    logged: list[str] = []
+    config = BenchConfig(events=20000, rate=100, duration_s=2, repeat=3)
+    result = asyncio.run(run_bench(settings, config, tmp_path, lambda text: None, logged.append))
+    assert [line.split(":")[0] for line in logged] == [
+        "load", "baseline", "models", "pipeline", "latency",
+        "pair 2, pipeline", "pair 2, baseline", "pair 3, baseline", "pair 3, pipeline"]  # alternating order
+    pairs = result["baseline_pipeline_eps_by_pair"]
+    assert len(pairs) == 3 and pairs[0] == [result["baseline_eps"], result["pipeline_eps"]]
+    assert all(base > 0 and piped > 0 for base, piped in pairs)
+    assert result["ratio_by_pair"] == [round(piped / base, 3) for base, piped in pairs]
+    assert result["ratio"] == sorted(result["ratio_by_pair"])[1]  # the median of three
+    assert "scaling" not in result
+
+
 def test_broker_bench_prints_the_brokers_costs_at_each_step():
     result = CliRunner().invoke(cli, ["broker-bench", "--steps", "100,20"])
     assert result.exit_code == 0, result.output
