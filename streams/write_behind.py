@@ -6,12 +6,14 @@ every ``interval_s`` (what several batches staged goes out together: a customer'
 not once per batch), and retries a failed flush every ``retry_s`` seconds (what was staged
 meanwhile goes out with it). While Redis takes writes, the stream waits (:meth:`caught_up`)
 once more than ``limit`` items are staged: in a backlog the stream outruns the writer, and what
-is staged, and each flush of it, would grow without bound. During an outage nothing waits.
+is staged, and each flush of it, would grow without bound. Then the next flush does not wait
+for the rest of the interval: the stream would idle through it. During an outage nothing waits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 
@@ -30,17 +32,24 @@ class WriteBehind:
         self.healthy = True
         self._wanted = asyncio.Event()
         self._flushed = asyncio.Event()
+        #: Set when more than ``limit`` items are staged: ends the pause between flushes.
+        self._full = asyncio.Event()
 
     def wake(self, items: int = 0) -> None:
         """Ask for a flush of ``items`` more staged items (cheap; many wakes before the task
         runs make one flush)."""
         self.staged += items
         self._wanted.set()
+        if self._over_limit():
+            self._full.set()
 
     async def caught_up(self) -> None:
         """Return once at most ``limit`` items are staged, or at once while flushes fail."""
-        while self.limit is not None and self.staged > self.limit and self.healthy:
+        while self._over_limit() and self.healthy:
             await self._flushed.wait()
+
+    def _over_limit(self) -> bool:
+        return self.limit is not None and self.staged > self.limit
 
     async def run(self) -> None:
         """Flush whenever woken, forever (cancel to stop)."""
@@ -52,7 +61,14 @@ class WriteBehind:
             self._flushed.set()  # wakes every waiter; the next ones wait for the next flush
             self._flushed.clear()
             if self.healthy:
-                await asyncio.sleep(self.interval_s)
+                await self._pause()
             else:
                 await asyncio.sleep(self.retry_s)
                 self._wanted.set()
+
+    async def _pause(self) -> None:
+        """Wait ``interval_s`` after a flush, or only until more than ``limit`` items are staged."""
+        self._full.clear()
+        if not self._over_limit():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), self.interval_s)

@@ -1,5 +1,5 @@
-"""The background writer behind the stream: coalesces wakes, keeps a pause between flushes,
-retries a failed flush."""
+"""The background writer behind the stream: coalesces wakes, keeps a pause between flushes
+(cut short once the stream waits for it), retries a failed flush."""
 
 import asyncio
 
@@ -53,5 +53,27 @@ async def test_the_stream_waits_while_more_than_limit_items_are_staged_but_not_w
         await asyncio.wait_for(waiting, 0.5)
         writer.wake(500)
         await asyncio.wait_for(writer.caught_up(), 0.1)  # Redis failing: the stream goes on
+    finally:
+        task.cancel()
+
+
+async def test_the_pause_between_flushes_ends_once_the_stream_waits_for_the_writer():
+    flushes: list[float] = []
+
+    async def flush() -> bool:
+        flushes.append(asyncio.get_running_loop().time())
+        return True
+
+    writer = WriteBehind(flush, interval_s=10.0, limit=100)
+    task = asyncio.create_task(writer.run())
+    try:
+        writer.wake(60)
+        await asyncio.sleep(0.01)  # the 60 flushed at once; now pausing for 10 s
+        writer.wake(50)
+        await asyncio.sleep(0.05)
+        assert len(flushes) == 1  # 50 staged, within the limit: the pause goes on
+        writer.wake(60)  # 110 staged: the stream waits, so the writer stops pausing
+        await asyncio.wait_for(writer.caught_up(), 0.5)
+        assert len(flushes) == 2 and flushes[1] - flushes[0] < 1.0
     finally:
         task.cancel()
