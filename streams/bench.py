@@ -67,6 +67,7 @@ from streams.kafka_clients import producer, reader
 from streams.malformed import interleave
 from streams.model_evaluation import simulated_examples
 from streams.model_store import Checkpoint, RedisModelStore
+from streams.redis_commands import connect
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.trainer import RecentIds, learn_example
@@ -115,6 +116,12 @@ class BenchConfig:
     #: first pair is the pipeline phase and the one before it; the others run after the latency
     #: phase, alternately in either order; the scaling reported is the median over the pairs.
     repeat: int = 1
+    #: Redis was started for this run (not configured): each pipeline phase's database is emptied
+    #: once the phase is done. What a phase leaves there (~100 MB with 100,000 events) slowed the
+    #: pipeline phases after it: in four runs of ``--repeat 5`` the median of the last three
+    #: pairs' ratios was below both of the first two's, and not in one with Redis emptied before
+    #: each pair (5 Dec 09:37).
+    own_redis: bool = False
 
     @property
     def customer_count(self) -> int:
@@ -533,6 +540,7 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         decided = [read.decided_after_ms[source] for source in latency_ms]  # read with its publish time
         to_broker = [acked_ms[source] - at for source, at in produced_ms.items() if source in acked_ms]
         peak = workers.peak_rss_mb()
+    await done_with_redis(main, config)
     result: dict[str, Any] = {
         "events": len(backlog), "malformed": config.malformed, "customers": config.customer_count,
         "workers": config.workers, "partitions": settings.partitions, "batch_window_ms": settings.batch_window_ms,
@@ -587,7 +595,20 @@ async def drained_pipeline(settings: Settings, total: int, checkpoint: Checkpoin
     starting from ``checkpoint``; their throughput, up to the last training example learned."""
     await save_checkpoint(settings, checkpoint)
     async with Workers(settings, run_dir, name, count, "worker", PIPELINE_COUNTER) as workers:
-        return await workers.drain(total, config.timeout_s, progress, learning=True)
+        throughput = await workers.drain(total, config.timeout_s, progress, learning=True)
+    await done_with_redis(settings, config)
+    return throughput
+
+
+async def done_with_redis(settings: Settings, config: BenchConfig) -> None:
+    """Empty the Redis database of a pipeline phase that is done, if Redis is the run's own
+    (``config.own_redis``)."""
+    if config.own_redis:
+        client = connect(settings.redis_url or "")
+        try:
+            await client.flushdb()
+        finally:
+            await client.aclose()
 
 
 async def scaling_pair(settings: Settings, run_id: str, pair: int, backlog: list[GeneratedMessage],

@@ -5,6 +5,7 @@ import asyncio
 import json
 
 import pytest
+import redis
 from typer.testing import CliRunner
 
 from streams.bench import BenchConfig, run_bench
@@ -62,8 +63,11 @@ def test_bench_measures_the_scaling_over_pairs_of_phases(settings, stack, tmp_pa
 
 def test_bench_measures_the_ratio_over_pairs_of_phases(settings, stack, tmp_path):
     logged: list[str] = []
-    config = BenchConfig(events=20000, rate=100, duration_s=2, repeat=3)
+    config = BenchConfig(events=20000, rate=100, duration_s=2, repeat=3, own_redis=True)
     result = asyncio.run(run_bench(settings, config, tmp_path, lambda text: None, logged.append))
+    # each pipeline phase's Redis database (1; the pairs' 15 and 14) was emptied when it was done
+    server = settings.redis_url.rsplit("/", 1)[0]
+    assert [redis.Redis.from_url(f"{server}/{db}").dbsize() for db in (1, 15, 14)] == [0, 0, 0]
     assert [line.split(":")[0] for line in logged] == [
         "load", "baseline", "models", "pipeline", "latency",
         "pair 2, pipeline", "pair 2, baseline", "pair 3, baseline", "pair 3, pipeline"]  # alternating order
