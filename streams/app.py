@@ -516,6 +516,7 @@ def decoded_in_slices(messages: Sequence[Message]) -> Iterator[tuple[dict[str, l
     :data:`LEARN_SLICE` examples at a time (whole records)."""
     examples: dict[str, list[tuple[TrainingExample, int]]] = {}
     bad: list[DeadLetter] = []
+    pending = 0
     for message in messages:
         offset = message.offset
         valid, rejected = read_example_record(message.value or b"", message.partition)
@@ -525,9 +526,10 @@ def decoded_in_slices(messages: Sequence[Message]) -> Iterator[tuple[dict[str, l
                            partition=message.partition, offset=offset, key_b64=None,
                            raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time()))
                 for raw, reason in rejected]
-        if sum(map(len, examples.values())) >= LEARN_SLICE:
+        pending += len(valid)
+        if pending >= LEARN_SLICE:
             yield examples, bad
-            examples, bad = {}, []
+            examples, bad, pending = {}, [], 0
     if examples or bad:
         yield examples, bad
 
