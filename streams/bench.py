@@ -569,13 +569,15 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         if len(pairs) > 1:
             result.update(scaling_by_pair=scaling, eps_by_pair=[list(eps) for eps in pairs])
     elif config.repeat > 1:
-        pairs = [(baseline.eps, pipeline.eps)]
+        measured = [(baseline, pipeline)]
         for pair in range(1, config.repeat):
-            pairs.append(await ratio_pair(settings, run_id, pair, backlog, checkpoint, config, run_dir,
-                                          progress, log))
-        ratios = [round(piped / base, 3) for base, piped in pairs]
+            measured.append(await ratio_pair(settings, run_id, pair, backlog, checkpoint, config, run_dir,
+                                             progress, log))
+        ratios = [round(piped.eps / base.eps, 3) for base, piped in measured]
         result.update(ratio=round(float(np.median(ratios)), 3), ratio_by_pair=ratios,
-                      baseline_pipeline_eps_by_pair=[list(eps) for eps in pairs])
+                      baseline_pipeline_eps_by_pair=[[base.eps, piped.eps] for base, piped in measured],
+                      baseline_pipeline_cpu_s_per_1k_by_pair=[[base.cpu_s_per_1k, piped.cpu_s_per_1k]
+                                                              for base, piped in measured])
     return result
 
 
@@ -634,16 +636,16 @@ async def scaling_pair(settings: Settings, run_id: str, pair: int, backlog: list
 
 async def ratio_pair(settings: Settings, run_id: str, pair: int, backlog: list[GeneratedMessage],
                      checkpoint: Checkpoint, config: BenchConfig, run_dir: Path,
-                     progress: Callable[[str], None], log: Callable[[str], None]) -> tuple[float, float]:
+                     progress: Callable[[str], None], log: Callable[[str], None]) -> tuple[Throughput, Throughput]:
     """One more pair of phases for the ratio (``pair`` from 1): the baseline and the pipeline read
     the backlog from topics of the pair's own (each in its own group), the pipeline first in odd
-    pairs (a VM that speeds up or slows down during the run then favours neither); their events/s,
-    the baseline's first."""
+    pairs (a VM that speeds up or slows down during the run then favours neither); their
+    throughputs, the baseline's first."""
     name = f"pair{pair + 1}"
     phase = phase_settings(settings, run_id, f"bench-{name}", f"pipeline-{name}", 16 - pair)  # Redis 15, 14, ...
     progress(f"{name}: loading the backlog into its own topics")
     await load_backlog(phase, backlog)
-    eps: dict[str, float] = {}
+    measured: dict[str, Throughput] = {}
     for which in ("pipeline", "baseline") if pair % 2 else ("baseline", "pipeline"):
         report = partial(prefixed, progress, f"{name} {which}: ")
         if which == "baseline":
@@ -651,6 +653,6 @@ async def ratio_pair(settings: Settings, run_id: str, pair: int, backlog: list[G
         else:
             throughput = await drained_pipeline(phase, len(backlog), checkpoint, config, run_dir, f"pipeline-{name}",
                                                 1, report)
-        eps[which] = throughput.eps
+        measured[which] = throughput
         log(f"pair {pair + 1}, {which}: {throughput.eps:,.0f} events/s{tail_note(throughput)}")
-    return eps["baseline"], eps["pipeline"]
+    return measured["baseline"], measured["pipeline"]

@@ -76,6 +76,9 @@ def test_bench_measures_the_ratio_over_pairs_of_phases(settings, stack, tmp_path
     assert all(base > 0 and piped > 0 for base, piped in pairs)
     assert result["ratio_by_pair"] == [round(piped / base, 3) for base, piped in pairs]
     assert result["ratio"] == sorted(result["ratio_by_pair"])[1]  # the median of three
+    cpu = result["baseline_pipeline_cpu_s_per_1k_by_pair"]
+    assert len(cpu) == 3 and cpu[0] == [result["baseline_cpu_s_per_1k"], result["cpu_s_per_1k"]]
+    assert all(base > 0 and piped > 0 for base, piped in cpu)
     assert "scaling" not in result
 
 
