@@ -556,8 +556,7 @@ def audit_export(out: Path = typer.Option(..., "--out", help="JSON-lines file to
 #: survives each young-generation pass: at 50,000 such a pass took 20-60 ms, several every few
 #: seconds (~2.5 % of the worker's CPU in a 100k-event bench); at 200,000 one ran in the whole
 #: backlog (65 ms), as the worker's heap is frozen every 5 s (:mod:`streams.heap`), which empties
-#: the young generation (5 Dec 12:15-12:18; peak RSS unchanged). The little cyclic garbage a
-#: worker makes is then mostly frozen first and freed by the half-hourly full collection.
+#: the young generation (5 Dec 12:15-12:18; peak RSS unchanged).
 GC_THRESHOLDS = (200_000, 20, 10)
 
 
