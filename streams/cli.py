@@ -552,12 +552,8 @@ def audit_export(out: Path = typer.Option(..., "--out", help="JSON-lines file to
 #: with the default (700, 10, 10) the collector runs every few hundred allocations and walks
 #: that state again and again (measured: rule evaluation 28-31 µs per order inside a 100k-event
 #: backtest, 21-23 µs with these). Reference counting still frees almost everything at once;
-#: only cyclic garbage waits a little longer. In a worker, what the batches in flight hold
-#: survives each young-generation pass: at 50,000 such a pass took 20-60 ms, several every few
-#: seconds (~2.5 % of the worker's CPU in a 100k-event bench); at 200,000 one ran in the whole
-#: backlog (65 ms), as the worker's heap is frozen every 5 s (:mod:`streams.heap`), which empties
-#: the young generation (5 Dec 12:15-12:18; peak RSS unchanged).
-GC_THRESHOLDS = (200_000, 20, 10)
+#: only cyclic garbage waits a little longer.
+GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def main() -> None:
