@@ -290,8 +290,9 @@ class SalesguardApp:
             loops = [asyncio.get_event_loop()]
             if (thread := getattr(consumer, "_thread", None)) is not None:
                 loops.append(thread.thread_loop)
-            log.error("consumer stalled: no batch written for %.0f s with %s input messages waiting; tasks:\n%s",
-                      now.seconds_since_progress, lag, describe_tasks(loops))
+            fetching = consumer.describe_fetching() if isinstance(consumer, BatchConsumer) else "(not batched)"
+            log.error("consumer stalled: no batch written for %.0f s with %s input messages waiting; fetching:\n%s\n"
+                      "tasks:\n%s", now.seconds_since_progress, lag, fetching, describe_tasks(loops))
         self.stall_logged = now.stalled
         return now
 

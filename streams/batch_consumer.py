@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
 import faust
@@ -72,10 +72,10 @@ async def seek_to_committed_or_reset(consumer: AIOKafkaConsumer, reset: str,
     partitions of the topics in ``leave`` (Faust's changelogs: its recovery seeks those itself).
     Returns the committed offsets.
 
-    Faust drops the records it fetched while a rebalance had stopped the flow and seeks back
-    to the committed offsets; with aiokafka's seek, such records of a partition nobody had
-    committed on yet were never read again (in the reliability test, 4 Dec: the first 114
-    ledger records of a partition fetched during a rebalance, dropped, and committed past).
+    Faust seeks back to the committed offsets when a rebalance's recovery ends; with aiokafka's
+    seek, records of a partition nobody had committed on yet that the client had read past were
+    never read again (in the reliability test, 4 Dec: the first 114 ledger records of a
+    partition fetched during a rebalance, dropped, and committed past).
     """
     committed = await consumer.seek_to_committed()
     start: list[TopicPartition] = []
@@ -204,6 +204,50 @@ class BatchConsumer(Consumer):
             self._acked_index.pop(tp, None)
             self._gap.pop(tp, None)
 
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        """Faust's (the records of the next fetches, round-robin over the partitions), except
+        that the records it would drop are read again: their partitions are sought back to the
+        first of them.
+
+        Faust drops the records of a partition that is no longer active when they are handed
+        on (paused since, or revoked), and all of them when the flow stopped or the generation
+        changed meanwhile, with the Kafka client already past them. It asks the client for the
+        records of its active partitions as one set, which it keeps changing: emptied by a
+        pause while the client waits for records, the set asks for every partition's (the
+        client's reading of an empty set). Seen in the reliability test (5 Dec): the 2,000
+        orders of one fetch dropped that way as a recovery ended, the worker deciding on from
+        the next fetch, and a worker that took over deciding those orders later, on a state
+        that held the orders after them. Faust seeks every partition back to its committed
+        offset only when the flow had stopped before the records were handed on; that seek
+        waited for the committed offsets while the group moved on, and failed half done
+        ("No current assignment")."""
+        records, active = await self._wait_next_records(timeout)
+        generation = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        dropped: dict[TP, int] = {}  # partition -> offset of the first record not handed on
+        to_message, buffered = self._to_message, self._buffered_partitions
+        for tp, record in self.scheduler.iterate(records):
+            if tp not in dropped and self.flow_active and generation == self.app.consumer_generation_id and (
+                    active is None or tp in active or tp in buffered):
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                yield tp, to_message(tp, record)
+            elif tp not in dropped:
+                dropped[tp] = record.offset
+        if dropped:
+            await self._read_again(dropped)
+
+    async def _read_again(self, first: Mapping[TP, int]) -> None:
+        """Seek each partition still assigned back to the offset ``first`` gives it."""
+        assigned = self.assignment()
+        for tp, offset in first.items():
+            if tp not in assigned:
+                continue  # revoked: its next owner reads it from the committed offset
+            try:
+                await self.seek_wait({tp: offset})
+            except Exception as exc:  # the group moved on meanwhile: the next assignment seeks it
+                self.log.warning("could not seek %s back to %d to read it again: %r", tp, offset, exc)
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
         """Faust's drain loop (``faust.transport.consumer.Consumer._drain_messages``) with routed
         topics collected per fetch."""
@@ -231,14 +275,17 @@ class BatchConsumer(Consumer):
                     async for tp, message in self.getmany(timeout=1.0):
                         offset = message.offset
                         read = get_read_offset(tp)
+                        handler = routes.get(message.topic)
                         if read is not None and offset < read:
-                            continue  # read before (Faust drops these too)
-                        if read and offset - read > 1 and acks_enabled_for(message.topic):
+                            if handler is None:
+                                continue  # read before (Faust drops these too)
+                            # read again after a seek back: processed again (a duplicate changes
+                            # nothing), as it may not have been processed before
+                        elif read and offset - read > 1 and acks_enabled_for(message.topic):
                             await self._add_gap(tp, read + 1, offset)
                         if self._commit_every is not None and self._n_acked >= self._commit_every:
                             self._n_acked = 0
                             await self.commit()
-                        handler = routes.get(message.topic)
                         if handler is not None:
                             in_flight(message)
                             batch = batches.setdefault(handler, [])
@@ -286,6 +333,34 @@ class BatchConsumer(Consumer):
                 position = read + 1 if read is not None else (self._committed_offset.get(tp) or 0)
                 lag += max(0, end - position)
         return lag
+
+    def describe_fetching(self) -> str:
+        """Where fetching stands, for the log when the worker stalls: the flow, the messages in
+        flight and, for each assigned partition of the routed topics, Faust's view (active or
+        paused, read and committed offsets) beside the Kafka client's (paused, position,
+        fetched records not taken yet)."""
+        client = self._thread._consumer if self._thread is not None else None
+        assignment = client._subscription.subscription.assignment if client and client._subscription.subscription \
+            else None
+        fetcher = getattr(client, "_fetcher", None)
+        buffered = getattr(fetcher, "_records", {})
+        lines = [f"flow active {self.flow_active}, awaiting assignment {self._awaiting_assignment}, "
+                 f"{len(self._unacked_messages)} messages in flight, fetches in flight to nodes "
+                 f"{sorted(getattr(fetcher, '_in_flight', ()))}"]
+        try:
+            tps = sorted((tp for tp in self.assignment() if tp.topic in self.routes), key=lambda tp: tp[:2])
+        except ConsumerNotStarted:
+            tps = []
+        active = self._active_partitions or set()
+        for tp in tps:
+            state = assignment.state_value(tp) if assignment is not None and tp in assignment.tps else None
+            client_view = "not assigned in the client" if state is None else (
+                f"client paused {state.paused}, position {state.position if state.has_valid_position else None}, "
+                f"fetched not taken {tp in buffered}")
+            lines.append(f"{tp.topic}[{tp.partition}]: active {tp in active}, paused {tp in self._paused_partitions}, "
+                         f"read {self._read_offset.get(tp)}, committed {self._committed_offset.get(tp)}, "
+                         f"highwater {self.highwater(tp)}; {client_view}")
+        return "\n".join(lines)
 
     def _batch_done(self, batch: list[Message], future: asyncio.Future[Any]) -> None:
         if not future.cancelled() and future.exception() is None:

@@ -219,6 +219,7 @@ async def test_health_turns_stalled_when_input_waits_and_no_batch_is_written_for
     consumer.assignment = lambda: {orders, unrouted}
     consumer.highwater = {orders: 10, unrouted: 99}.get
     consumer._read_offset[orders] = 3  # offsets 4 … 9 wait
+    consumer._active_partitions = {orders}
     now = [1000.0]
     sg.liveness = Liveness(stall_after_s=60.0, clock=lambda: now[0])
     assert sg.health() == Health(stalled=False, lag=6, seconds_since_progress=0.0)
@@ -226,6 +227,9 @@ async def test_health_turns_stalled_when_input_waits_and_no_batch_is_written_for
     assert sg.health().stalled and REGISTRY.get_sample_value("salesguard_consumer_stalled") == 1
     stalls = [r.getMessage() for r in caplog.records if "consumer stalled" in r.getMessage()]
     assert len(stalls) == 1 and "in test_health_turns_stalled" in stalls[0]  # what each task waits on
+    # and where fetching stands: the routed partitions only, Faust's view beside the client's
+    assert "orders[0]: active True, paused False, read 3, committed None, highwater 10; not assigned" in stalls[0]
+    assert "changelog[0]" not in stalls[0]
     sg.health()
     assert sum("consumer stalled" in r.getMessage() for r in caplog.records) == 1  # once per stall
     await sg.handle([raw(ev.customer("C-LIVE"))])  # a batch written is progress
