@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 
 import aiohttp
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from detectors.risk_models import RiskModels
 from streams.app import pipeline_config
@@ -143,3 +145,59 @@ async def changelog_versions(settings: Settings, customers: set[str]) -> dict[st
     finally:
         await consumer.stop()
     return versions
+
+
+async def group_offsets(settings: Settings, name: str) -> dict[int, tuple[int | None, int]]:
+    """``partition -> (offset committed by the workers' group or None, end offset)`` of the topic
+    ``name`` (to tell records skipped, committed past, from records not read yet)."""
+    topic = settings.topic(name)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap or "", group_id=settings.app_id,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        ends = await consumer.end_offsets(partitions)
+        return {tp.partition: (await consumer.committed(tp), ends[tp]) for tp in partitions}
+    finally:
+        await consumer.stop()
+
+
+async def latest_states(settings: Settings, customers: set[str]) -> dict[str, CustomerState]:
+    """The state in the last changelog record of each of ``customers``."""
+    consumer = reader(settings.kafka_bootstrap or "", f"{settings.app_id}-customer-state-changelog")
+    await consumer.start()
+    latest: dict[str, CustomerState] = {}
+    try:
+        while batches := await consumer.getmany(timeout_ms=2000, max_records=10_000):
+            for records in batches.values():
+                for record in records:
+                    if record.key and record.value and (customer := orjson.loads(record.key)) in customers:
+                        latest[customer] = CustomerState.from_json(record.value)
+    finally:
+        await consumer.stop()
+    return latest
+
+
+def lost_events(settings: Settings, phases: list[list[GeneratedMessage]], customer: str,
+                worker: CustomerState) -> list[str]:
+    """Which of ``customer``'s events a clean replay must leave out to end where ``worker`` ended
+    (events applied, exposure, receivables): ``kind topic[partition]@offset`` of each, the offset
+    counted in the order the phases were produced (one producer per topic, from offset 0)."""
+    partitioner, partitions = DefaultPartitioner(), list(range(settings.partitions))
+    offsets: dict[int, str] = {}
+    produced: Counter[tuple[str, int]] = Counter()
+    for phase in phases:
+        for message in phase:
+            partition = partitioner(message.key, partitions, partitions)
+            if message.key == customer.encode():
+                at = produced[message.topic, partition]
+                offsets[id(message)] = f"{message.kind} {message.topic}[{partition}]@{at}"
+            produced[message.topic, partition] += 1
+    mine = [[m for m in phase if m.key == customer.encode()] for phase in phases]
+    wanted = (worker.events_applied, worker.exposure(), worker.receivables())
+    found = []
+    for left_out in (m for phase in mine for m in phase):
+        state = replay(settings, [[m for m in phase if m is not left_out] for phase in mine]).states.get(customer)
+        if state is not None and (state.events_applied, state.exposure(), state.receivables()) == wanted:
+            found.append(offsets[id(left_out)])
+    return found

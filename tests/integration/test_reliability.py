@@ -34,7 +34,10 @@ from tests.integration.streams_under_test import (
     consumed,
     counter,
     following,
+    group_offsets,
     isolated,
+    latest_states,
+    lost_events,
     replay,
     until,
 )
@@ -59,6 +62,7 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
     decided: dict[str, list[str]] = defaultdict(list)  # source event id -> decision id of every copy
     outcomes: dict[str, str] = {}
     reasons: dict[str, list[str]] = {}  # source event id -> reason codes of its last copy
+    exposures: dict[str, tuple[float, float | None]] = {}  # source event id -> exposure before, limit
     phases: dict[str, float] = {"master data": time.time()}  # when each phase began
     copies_in: dict[str, str] = {}  # source event id -> the phase its last redelivered copy came in
     dead: dict[tuple[str, int, int], dict] = {}  # by source topic, partition, offset
@@ -69,6 +73,7 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
             copies_in[source] = next(reversed(phases))
         decided[source].append(record["decision_id"])
         outcomes[source], reasons[source] = record["outcome"], [reason["code"] for reason in record["reasons"]]
+        exposures[source] = record["exposure_before"], record["credit_limit"]
 
     workers = [Worker(run, tmp_path / f"worker-{i}") for i in range(3)]
     for w in workers:
@@ -98,7 +103,14 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
 
             await until(restarted_worker_deciding, "the restarted worker's partitions and its first decision")
             crash_recovery_s = time.monotonic() - killed_at
-            await until(lambda: decided.keys() >= ref.decisions.keys(), "every order decided")
+            try:
+                await until(lambda: decided.keys() >= ref.decisions.keys(), "every order decided")
+            except AssertionError as failure:
+                undecided = {ref.decisions[source].customer_id for source in ref.decisions.keys() - decided.keys()}
+                raise AssertionError(
+                    f"{failure}: {len(ref.decisions.keys() - decided.keys())} orders of {len(undecided)} customers "
+                    f"undecided; the orders topic's partitions (committed by the workers, end): "
+                    f"{await group_offsets(run, 'orders')}; worker logs in {tmp_path}") from None
 
             # rebalance: a third worker joins, takes partitions while the ledger flows, then leaves
             phases["third worker started"] = time.time()
@@ -126,8 +138,13 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
                             f"differ (mirrored, expected events applied), e.g. {list(behind.items())[:5]}")
             except AssertionError as failure:
                 logged = await changelog_versions(run, set(list(behind)[:5]))
+                finals = await latest_states(run, set(list(behind)[:3]))
+                lost = {customer: lost_events(run, [customers, orders, ledger], customer, state)
+                        for customer, state in finals.items()}
                 raise AssertionError(f"{failure}; their changelog records (events applied@offset, produced at UTC): "
-                                     f"{logged}; worker logs in {tmp_path}") from None
+                                     f"{logged}; the events whose loss explains their last records: {lost}; "
+                                     f"the ledger topic's partitions (committed by the workers, end): "
+                                     f"{await group_offsets(run, 'ledger')}; worker logs in {tmp_path}") from None
             rebalance_drain_s = time.monotonic() - left_at
             await until(lambda: len(dead) >= ref.dead_letters, "every dead letter", timeout=30)
     finally:
@@ -139,14 +156,18 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
     assert decided.keys() == ref.decisions.keys()
     assert {source: set(ids) for source, ids in decided.items()} == {
         source: {d.decision_id} for source, d in ref.decisions.items()}
-    differing = {source: (outcomes[source], reasons[source], d.outcome.value, [r.code for r in d.reasons],
-                          copies_in.get(source)) for source, d in ref.decisions.items()
-                 if outcomes[source] != d.outcome.value}
-    began = ", ".join(f"{phase} {datetime.fromtimestamp(at, UTC):%H:%M:%S}" for phase, at in phases.items())
-    assert not differing, (
-        f"{len(differing)} decisions differ from the clean run's (the workers' last copy: outcome, reasons; the "
-        f"clean run's; the phase of the redelivered copy, None: none), e.g. {list(differing.items())[:8]}; "
-        f"phases began (UTC): {began} (the workers' rebalance steps are in the report below)")
+    differing = {source: (outcomes[source], reasons[source], exposures[source], d.outcome.value,
+                          [r.code for r in d.reasons], (d.exposure_before, d.credit_limit), copies_in.get(source))
+                 for source, d in ref.decisions.items() if outcomes[source] != d.outcome.value}
+    if differing:
+        began = ", ".join(f"{phase} {datetime.fromtimestamp(at, UTC):%H:%M:%S}" for phase, at in phases.items())
+        first = sorted({ref.decisions[source].customer_id for source in differing})[:3]
+        raise AssertionError(
+            f"{len(differing)} decisions differ from the clean run's (the workers' last copy: outcome, reasons, "
+            f"(exposure before, credit limit); the clean run's; the phase of the redelivered copy, None: none), e.g. "
+            f"{list(differing.items())[:8]}; phases began (UTC): {began}; changelog records of customers "
+            f"{first} (events applied@offset, produced at UTC): {await changelog_versions(run, set(first))} (the "
+            f"workers' rebalance steps are in the report below; worker logs in {tmp_path})")
     # every bad message dead-lettered, once per message
     unexpected = Counter(letter["raw_b64"] for letter in dead.values()) - ref.dead_letter_payloads
     assert len(dead) == ref.dead_letters, [(key, letter["code"], letter["reason"][:100])
