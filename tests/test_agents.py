@@ -421,6 +421,17 @@ async def test_the_overdue_refresh_labels_every_owing_customer_a_slice_at_a_time
     assert await sg.refresh_overdue() == (0, 5)
 
 
+async def test_the_overdue_refresh_waits_out_a_rebalance_whose_recovery_may_be_filling_states_in(sg):
+    outbox = captured(sg)
+    await put_all(sg, ev.customer("C1", days=-10), ev.invoice("C1", "I-1", None, 100.0, days=0, due_in_days=10),
+                  ev.customer("C9", days=90))
+    sg.app.rebalancing = True
+    assert await sg.refresh_overdue() == (0, 0)
+    assert outbox.examples() == [] and [c for _, c, _ in outbox.changelog()] == ["C1", "C1", "C9"]
+    sg.app.rebalancing = False
+    assert await sg.refresh_overdue() == (1, 1)
+
+
 class ChangelogEvent:
     """What Faust's recovery hands the store: a record's key and value, and its message."""
 
