@@ -228,11 +228,13 @@ class BatchConsumer(Consumer):
         dropped: dict[TP, int] = {}  # partition -> offset of the first record not handed on
         to_message, buffered = self._to_message, self._buffered_partitions
         for tp, record in self.scheduler.iterate(records):
-            if tp not in dropped and self.flow_active and generation == self.app.consumer_generation_id and (
+            if tp in dropped:
+                continue
+            if self.flow_active and generation == self.app.consumer_generation_id and (
                     active is None or tp in active or tp in buffered):
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 yield tp, to_message(tp, record)
-            elif tp not in dropped:
+            else:
                 dropped[tp] = record.offset
         if dropped:
             await self._read_again(dropped)
@@ -348,7 +350,7 @@ class BatchConsumer(Consumer):
                  f"{len(self._unacked_messages)} messages in flight, fetches in flight to nodes "
                  f"{sorted(getattr(fetcher, '_in_flight', ()))}"]
         try:
-            tps = sorted((tp for tp in self.assignment() if tp.topic in self.routes), key=lambda tp: tp[:2])
+            tps = sorted(tp for tp in self.assignment() if tp.topic in self.routes)
         except ConsumerNotStarted:
             tps = []
         active = self._active_partitions or set()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from detectors.risk_models import RiskModels
@@ -127,23 +127,29 @@ async def assigned(worker: Worker) -> bool:
         return (await response.json())["lag"] is not None
 
 
-async def changelog_versions(settings: Settings, customers: set[str]) -> dict[str, list[str]]:
-    """``events_applied@offset produced-at`` of every changelog record of ``customers``, oldest
-    first (to tell a state that was lost from one that was not mirrored when a test fails, and
-    to match a write to the worker logs by its time)."""
+async def changelog_records(settings: Settings, customers: set[str]) -> AsyncIterator[tuple[str, ConsumerRecord]]:
+    """Every changelog record of ``customers`` with its customer, oldest first."""
     consumer = reader(settings.kafka_bootstrap or "", f"{settings.app_id}-customer-state-changelog")
     await consumer.start()
-    versions: dict[str, list[str]] = {}
     try:
         while batches := await consumer.getmany(timeout_ms=2000, max_records=10_000):
             for records in batches.values():
                 for record in records:
                     if record.key and record.value and (customer := orjson.loads(record.key)) in customers:
-                        produced = datetime.fromtimestamp(record.timestamp / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
-                        versions.setdefault(customer, []).append(
-                            f"{CustomerState.from_json(record.value).events_applied}@{record.offset} {produced}")
+                        yield customer, record
     finally:
         await consumer.stop()
+
+
+async def changelog_versions(settings: Settings, customers: set[str]) -> dict[str, list[str]]:
+    """``events_applied@offset produced-at`` of every changelog record of ``customers``, oldest
+    first (to tell a state that was lost from one that was not mirrored when a test fails, and
+    to match a write to the worker logs by its time)."""
+    versions: dict[str, list[str]] = {}
+    async for customer, record in changelog_records(settings, customers):
+        produced = datetime.fromtimestamp(record.timestamp / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
+        versions.setdefault(customer, []).append(
+            f"{CustomerState.from_json(record.value).events_applied}@{record.offset} {produced}")
     return versions
 
 
@@ -166,18 +172,8 @@ async def group_offsets(settings: Settings, name: str) -> dict[int, tuple[int | 
 
 async def latest_states(settings: Settings, customers: set[str]) -> dict[str, CustomerState]:
     """The state in the last changelog record of each of ``customers``."""
-    consumer = reader(settings.kafka_bootstrap or "", f"{settings.app_id}-customer-state-changelog")
-    await consumer.start()
-    latest: dict[str, CustomerState] = {}
-    try:
-        while batches := await consumer.getmany(timeout_ms=2000, max_records=10_000):
-            for records in batches.values():
-                for record in records:
-                    if record.key and record.value and (customer := orjson.loads(record.key)) in customers:
-                        latest[customer] = CustomerState.from_json(record.value)
-    finally:
-        await consumer.stop()
-    return latest
+    return {customer: CustomerState.from_json(record.value)
+            async for customer, record in changelog_records(settings, customers)}
 
 
 def lost_events(settings: Settings, phases: list[list[GeneratedMessage]], customer: str,

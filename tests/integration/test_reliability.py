@@ -106,9 +106,10 @@ async def test_a_worker_killed_mid_stream_and_one_joining_and_leaving_lose_nothi
             try:
                 await until(lambda: decided.keys() >= ref.decisions.keys(), "every order decided")
             except AssertionError as failure:
-                undecided = {ref.decisions[source].customer_id for source in ref.decisions.keys() - decided.keys()}
+                undecided = ref.decisions.keys() - decided.keys()
                 raise AssertionError(
-                    f"{failure}: {len(ref.decisions.keys() - decided.keys())} orders of {len(undecided)} customers "
+                    f"{failure}: {len(undecided)} orders of "
+                    f"{len({ref.decisions[source].customer_id for source in undecided})} customers "
                     f"undecided; the orders topic's partitions (committed by the workers, end): "
                     f"{await group_offsets(run, 'orders')}; worker logs in {tmp_path}") from None
 
