@@ -37,6 +37,9 @@ from the same scrapes (``process_cpu_seconds_total``), peak RSS from ``VmHWM`` i
 ``/proc/<pid>/status`` (Linux). When the broker is embedded (its process id is given), its CPU
 seconds per 1,000 events are measured over the same windows: on a small machine the broker
 competes with the workers for the same cores.
+
+On a configured Kafka the run's topics (every phase's, and its consumer groups' changelog and
+assignor topics: all named with the run's id) are deleted when it ends, also when it fails.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -56,6 +60,8 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import numpy as np
 import orjson
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from detectors.risk_models import RiskModels
 from monitoring.scrape import Samples, read_page, sample_values
@@ -122,6 +128,10 @@ class BenchConfig:
     #: pairs' ratios was below both of the first two's, and not in one with Redis emptied before
     #: each pair (5 Dec 09:37).
     own_redis: bool = False
+    #: The broker was started for this run (not configured): the run's topics go with it. On a
+    #: configured Kafka they are deleted when the run ends (each phase's backlog and outputs:
+    #: ~100 MB per 100,000 events).
+    own_kafka: bool = False
 
     @property
     def customer_count(self) -> int:
@@ -494,6 +504,17 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
     on now, ``log`` each phase's result; ``broker_pid``: the embedded broker's process, whose CPU
     is measured too."""
     run_id = f"{int(time.time())}"
+    try:
+        return await _run_phases(settings, config, run_dir, run_id, progress, log, broker_pid)
+    finally:
+        if not config.own_kafka:
+            deleted = await delete_run_topics(settings.kafka_bootstrap or "", run_id)
+            log(f"cleanup: {len(deleted)} topics of run {run_id} deleted")
+
+
+async def _run_phases(settings: Settings, config: BenchConfig, run_dir: Path, run_id: str,
+                      progress: Callable[[str], None], log: Callable[[str], None],
+                      broker_pid: int | None) -> dict[str, Any]:
     traffic = simulator(config)
     backlog = list(interleave(list(itertools.islice(traffic, config.events)), config.malformed, config.seed))
     main = phase_settings(settings, run_id, "bench", "pipeline", 1)
@@ -542,7 +563,7 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         peak = workers.peak_rss_mb()
     await done_with_redis(main, config)
     result: dict[str, Any] = {
-        "events": len(backlog), "malformed": config.malformed, "customers": config.customer_count,
+        "run_id": run_id, "events": len(backlog), "malformed": config.malformed, "customers": config.customer_count,
         "workers": config.workers, "partitions": settings.partitions, "batch_window_ms": settings.batch_window_ms,
         "baseline_eps": baseline.eps, "pipeline_eps": pipeline.eps, "ratio": round(pipeline.eps / baseline.eps, 3),
         "latency_ms": percentiles_ms(list(latency_ms.values())),
@@ -559,15 +580,17 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
         "training_tail_s": pipeline.training_tail_s,
     }
     if one_worker is not None:
-        pairs = [(one_worker.eps, pipeline.eps)]
+        pairs = [(one_worker, pipeline)]
         for pair in range(1, config.repeat):
             pairs.append(await scaling_pair(settings, run_id, pair, backlog, checkpoint, config, run_dir,
                                             progress, log))
-        scaling = [round(many / one, 3) for one, many in pairs]
+        scaling = [round(many.eps / one.eps, 3) for one, many in pairs]
         result.update(one_worker_eps=one_worker.eps, scaling=round(float(np.median(scaling)), 3),
+                      one_worker_cpu_s_per_1k=one_worker.cpu_s_per_1k,
                       one_worker_training_tail_s=one_worker.training_tail_s)
         if len(pairs) > 1:
-            result.update(scaling_by_pair=scaling, eps_by_pair=[list(eps) for eps in pairs])
+            result.update(scaling_by_pair=scaling, eps_by_pair=[[one.eps, many.eps] for one, many in pairs],
+                          cpu_s_per_1k_by_pair=[[one.cpu_s_per_1k, many.cpu_s_per_1k] for one, many in pairs])
     elif config.repeat > 1:
         measured = [(baseline, pipeline)]
         for pair in range(1, config.repeat):
@@ -579,6 +602,34 @@ async def run_bench(settings: Settings, config: BenchConfig, run_dir: Path, prog
                       baseline_pipeline_cpu_s_per_1k_by_pair=[[base.cpu_s_per_1k, piped.cpu_s_per_1k]
                                                               for base, piped in measured])
     return result
+
+
+async def delete_run_topics(bootstrap: str, run_id: str) -> list[str]:
+    """Delete the topics of bench run ``run_id`` (its phases' topics and its consumer groups'
+    changelog and assignor topics all name it); returns their names. A broker that cannot be
+    reached or refuses is logged, not raised: the run's figures stand."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    try:
+        await admin.start()
+        ours = sorted(name for name in await admin.list_topics() if run_topic(name, run_id))
+        if ours:
+            await admin.delete_topics(ours)
+        return ours
+    except KafkaError as exc:
+        logging.getLogger(__name__).warning("could not delete the topics of bench run %s: %r", run_id, exc)
+        return []
+    finally:
+        await admin.close()
+
+
+def run_topic(name: str, run_id: str) -> bool:
+    """Whether topic ``name`` belongs to bench run ``run_id`` (see :func:`phase_settings`).
+
+    >>> [run_topic(name, "1765000000") for name in ("bench-1765000000.orders",
+    ...     "pipeline-1765000000-customer-states-changelog", "orders", "bench-17650000001.orders")]
+    [True, True, False, False]
+    """
+    return f"-{run_id}." in name or f"-{run_id}-" in name
 
 
 async def drained_baseline(settings: Settings, total: int, config: BenchConfig, run_dir: Path, name: str,
@@ -615,11 +666,11 @@ async def done_with_redis(settings: Settings, config: BenchConfig) -> None:
 
 async def scaling_pair(settings: Settings, run_id: str, pair: int, backlog: list[GeneratedMessage],
                        checkpoint: Checkpoint, config: BenchConfig, run_dir: Path,
-                       progress: Callable[[str], None], log: Callable[[str], None]) -> tuple[float, float]:
+                       progress: Callable[[str], None], log: Callable[[str], None]) -> tuple[Throughput, Throughput]:
     """One more pair of phases for the scaling (``pair`` from 1): one worker and ``config.workers``
     workers on the backlog, the many first in odd pairs (a VM that speeds up or slows down during
-    the run then favours neither); their events/s, one worker's first."""
-    eps: dict[int, float] = {}
+    the run then favours neither); their throughputs, one worker's first."""
+    measured: dict[int, Throughput] = {}
     for count in (config.workers, 1) if pair % 2 else (1, config.workers):
         name = f"pair{pair + 1}-{count}w"
         redis_db = 16 - 2 * pair + (count == 1)  # from the last of Redis's 16 down: 15 and 14, 13 and 12, ...
@@ -628,10 +679,10 @@ async def scaling_pair(settings: Settings, run_id: str, pair: int, backlog: list
         await load_backlog(phase, backlog)
         throughput = await drained_pipeline(phase, len(backlog), checkpoint, config, run_dir, f"pipeline-{name}",
                                             count, partial(prefixed, progress, f"{name}: "))
-        eps[count] = throughput.eps
+        measured[count] = throughput
         log(f"pair {pair + 1}, {count} worker{'s' if count > 1 else ''}: {throughput.eps:,.0f} events/s"
             f"{tail_note(throughput)}")
-    return eps[1], eps[config.workers]
+    return measured[1], measured[config.workers]
 
 
 async def ratio_pair(settings: Settings, run_id: str, pair: int, backlog: list[GeneratedMessage],

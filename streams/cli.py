@@ -173,7 +173,7 @@ def bench(
     settings = load_settings().with_defaults(SIMULATION_SETTINGS)
     config = BenchConfig(events=events, customers=customers, workers=workers, rate=rate, duration_s=duration,
                          seed=seed, timeout_s=timeout, malformed=malformed, repeat=repeat,
-                         own_redis=not settings.redis_url)
+                         own_redis=not settings.redis_url, own_kafka=not settings.kafka_bootstrap)
     run_dir = Path(tempfile.mkdtemp(prefix="salesguard-bench-"))
     err.log(f"logs of the broker, Redis and every worker in {run_dir}")
     try:

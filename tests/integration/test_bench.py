@@ -6,12 +6,23 @@ import json
 
 import pytest
 import redis
+from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner
 
-from streams.bench import BenchConfig, run_bench
+from streams.bench import BenchConfig, run_bench, run_topic
 from streams.cli import cli
 
 pytestmark = pytest.mark.integration
+
+
+async def topics_named(bootstrap: str, run_id: str) -> list[str]:
+    """The broker's topics that name bench run ``run_id``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return [name for name in await admin.list_topics() if run_topic(name, run_id)]
+    finally:
+        await admin.close()
 
 
 def test_bench_runs_baseline_pipeline_and_latency_phases(settings, stack, tmp_path):
@@ -19,7 +30,11 @@ def test_bench_runs_baseline_pipeline_and_latency_phases(settings, stack, tmp_pa
     config = BenchConfig(events=8000, rate=150, duration_s=7, malformed=400)
     result = asyncio.run(run_bench(settings, config, tmp_path, lambda text: None, logged.append,
                                    broker_pid=stack.broker.pid))
-    assert [line.split(":")[0] for line in logged] == ["load", "baseline", "models", "pipeline", "latency"]
+    assert [line.split(":")[0] for line in logged] == ["load", "baseline", "models", "pipeline", "latency", "cleanup"]
+    # the broker is not the run's own (as a configured Kafka): the run's topics are deleted
+    deleted = int(logged[-1].split()[1])
+    assert deleted >= 11 + 2  # the input and output topics, and both groups' own
+    assert asyncio.run(topics_named(settings.kafka_bootstrap, result["run_id"])) == []
     assert (result["events"], result["malformed"]) == (8400, 400)
     assert result["baseline_eps"] > 0 and result["pipeline_eps"] > 0
     assert result["ratio"] == round(result["pipeline_eps"] / result["baseline_eps"], 3)
@@ -53,11 +68,14 @@ def test_bench_measures_the_scaling_over_pairs_of_phases(settings, stack, tmp_pa
     result = asyncio.run(run_bench(settings, config, tmp_path, lambda text: None, logged.append))
     assert [line.split(":")[0] for line in logged] == [
         "load", "baseline", "one worker", "models", "pipeline", "latency",
-        "pair 2, 2 workers", "pair 2, 1 worker"]  # the second pair in the other order
+        "pair 2, 2 workers", "pair 2, 1 worker", "cleanup"]  # the second pair in the other order
     (one, two), (one_again, two_again) = result["eps_by_pair"]
     assert (one, two) == (result["one_worker_eps"], result["pipeline_eps"])
     assert result["scaling_by_pair"] == [round(two / one, 3), round(two_again / one_again, 3)]
     assert result["scaling"] == round(sum(result["scaling_by_pair"]) / 2, 3)  # the median of two
+    (one_cpu, two_cpu), (one_cpu_again, two_cpu_again) = result["cpu_s_per_1k_by_pair"]
+    assert (one_cpu, two_cpu) == (result["one_worker_cpu_s_per_1k"], result["cpu_s_per_1k"])
+    assert min(one_cpu, two_cpu, one_cpu_again, two_cpu_again) > 0
     assert result["workers"] == 2 and result["one_worker_training_tail_s"] >= 0
 
 
@@ -67,10 +85,15 @@ def test_bench_measures_the_ratio_over_pairs_of_phases(settings, stack, tmp_path
     result = asyncio.run(run_bench(settings, config, tmp_path, lambda text: None, logged.append))
     # each pipeline phase's Redis database (1; the pairs' 15 and 14) was emptied when it was done
     server = settings.redis_url.rsplit("/", 1)[0]
-    assert [redis.Redis.from_url(f"{server}/{db}").dbsize() for db in (1, 15, 14)] == [0, 0, 0]
+    sizes = []
+    for db in (1, 15, 14):
+        with redis.Redis.from_url(f"{server}/{db}") as client:
+            sizes.append(client.dbsize())
+    assert sizes == [0, 0, 0]
     assert [line.split(":")[0] for line in logged] == [
         "load", "baseline", "models", "pipeline", "latency",
-        "pair 2, pipeline", "pair 2, baseline", "pair 3, baseline", "pair 3, pipeline"]  # alternating order
+        "pair 2, pipeline", "pair 2, baseline", "pair 3, baseline", "pair 3, pipeline",  # alternating order
+        "cleanup"]
     pairs = result["baseline_pipeline_eps_by_pair"]
     assert len(pairs) == 3 and pairs[0] == [result["baseline_eps"], result["pipeline_eps"]]
     assert all(base > 0 and piped > 0 for base, piped in pairs)
