@@ -93,10 +93,9 @@ TRAINING_QUEUE = 64
 #: see :data:`CHECKPOINT_EXAMPLES`).
 LEARN_SLICE = 500
 #: Examples learned since the last model version after which a trainer saves one without
-#: waiting for its timer. Until saved, each is kept (~1.9 KB) to be relearned if another trainer
-#: saved first: a trainer catching up on 100,000 examples between two timer ticks grew its
-#: worker by ~190 MB (300k-event bench, 100,000 customers). A worker may hold both trainers: at
-#: 10,000 each its peak grew from 256 to 282 MB in that bench, so each saves after half as many.
+#: waiting for its timer: what a trainer that restarts reads back and learns again is at most
+#: this many (and the timer's worth). Examples not yet saved are not kept in memory (until 6 Dec
+#: 2026 they were, ~2 KB each, up to this many per trainer; see :class:`streams.trainer.Unsaved`).
 CHECKPOINT_EXAMPLES = 5_000
 #: Customers per slice of a timer's pass over every state (the stream runs between slices).
 STATES_PER_SLICE = 1000
@@ -403,7 +402,7 @@ class SalesguardApp:
         """Learn ``batch`` of examples of ``kind`` in its trainer."""
         trainer = self.trainers[kind]
         drifts = await trainer.learn(batch)
-        if len(trainer.unsaved) >= CHECKPOINT_EXAMPLES:  # catching up on a backlog
+        if trainer.unsaved.count >= CHECKPOINT_EXAMPLES:  # catching up on a backlog
             await self.checkpoint_models(kind)
         credit_quality = trainer.credit_quality
         if credit_quality.outcomes and not self.quality_exported:  # computed when scraped

@@ -14,7 +14,8 @@ for a checkpoint); a trainer that starts after a crash first replays the example
 checkpoint's record to where its consumer resumes, so nothing learned is lost, and ids
 already in the checkpoint are skipped; a trainer that gets the partition back likewise replays
 the examples another trainer took in between and did not save (it crashed). If another trainer
-saved first (during a rebalance), it takes that version and relearns its unsaved examples on top.
+saved first (during a rebalance), it takes that version and relearns its unsaved examples on top,
+reading them back from the partition (they are not kept in memory).
 
 >>> import asyncio
 >>> from streams.contracts import TrainingExample
@@ -37,6 +38,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
@@ -134,6 +136,41 @@ class RecentIds:
         return ids
 
 
+@dataclass
+class Unsaved:
+    """Examples a trainer learned since its last saved version: how many, and the offsets of the
+    first and the last record holding them. Not the examples themselves (~2 KB each as objects; a
+    trainer catching up holds up to :data:`streams.app.CHECKPOINT_EXAMPLES`): to relearn them on
+    top of another trainer's version, they are read back from the partition.
+
+    >>> unsaved = Unsaved()
+    >>> unsaved.add([("x", 7), ("y", 7), ("z", 8)])
+    >>> unsaved.merged(Unsaved(1, 3, 3)), bool(Unsaved())
+    (Unsaved(count=4, first=3, last=8), False)
+    """
+
+    count: int = 0
+    first: int = -1
+    last: int = -1
+
+    def add(self, examples: Sequence[tuple[object, int]]) -> None:
+        """Count ``examples`` (each with its record's offset) in."""
+        if examples:
+            offsets = [offset for _, offset in examples]
+            self.first = min(offsets) if not self.count else min(self.first, *offsets)
+            self.last = max(self.last, *offsets)
+            self.count += len(examples)
+
+    def merged(self, other: Unsaved) -> Unsaved:
+        """Both, as one."""
+        if not self.count or not other.count:
+            return other if not self.count else self
+        return Unsaved(self.count + other.count, min(self.first, other.first), max(self.last, other.last))
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
 #: Examples with their offset on the ``model-examples`` partition.
 Batch = Sequence[tuple[TrainingExample, int]]
 #: Reads the examples at offsets ``[start, end)`` of the trainer's ``model-examples`` partition.
@@ -159,14 +196,21 @@ class Trainer:
         self.offset = -1
         #: The offset after the last example given to this trainer (None before the first).
         self.next_offset: int | None = None
-        self.unsaved: list[tuple[TrainingExample, int]] = []
+        #: The examples learned since the last version saved (read back to relearn them).
+        self.unsaved = Unsaved()
+        #: Held while learning or saving: a timer's checkpoint must not run in the middle of a
+        #: batch's restore and read-back (each awaits the store or the broker).
+        self._busy = asyncio.Lock()
         #: The late-payment model's quality on the latest outcomes, each predicted before it was
         #: learned (this trainer's, since it started; not part of the checkpoint).
         self.credit_quality = CreditQuality()
 
     async def restore(self) -> None:
         """Take the newest checkpoint (or fresh models when there is none)."""
-        checkpoint = await self.store.load()
+        self._take(await self.store.load())
+
+    def _take(self, checkpoint: Checkpoint | None) -> None:
+        """Learn on from ``checkpoint`` (fresh models when None)."""
         if checkpoint is None:
             self.models, self.learned, self.offset = self.make_models(), RecentIds(), -1
             return
@@ -186,22 +230,35 @@ class Trainer:
         """Learn each example not learned yet; returns the drifts detected. With the store out
         of reach, learning goes on (from fresh models if none were restored yet): the next
         checkpoint finds out whether a newer version exists and relearns on top of it."""
+        async with self._busy:
+            return await self._learn_on_newest(batch)
+
+    async def _learn_on_newest(self, batch: Batch) -> list[Drift]:
         try:
             # examples after the last one given to this trainer and before this batch were taken
             # (and acked) by another trainer; if it saved no newer version, they are replayed
             replay_from, missed_what = self.next_offset, "another trainer took without saving them"
-            restored = self.models is None or await self.store.version() > self.models.version
-            if restored:
-                await self.restore()  # first batch, or another trainer saved a newer version
-                # from the checkpoint's last record: it may cover only the examples of that record
-                # learned before the save (see _learn); the ids remembered skip those
-                replay_from, missed_what = max(self.offset, 0), "from the checkpoint's last record on"
-            if batch and self.replay is not None and replay_from is not None and batch[0][1] > replay_from:
-                missed = await self.replay(replay_from, batch[0][1])
+            replay_to = batch[0][1] if batch else None
+            restored, newest = self.models is None or await self.store.version() > self.models.version, None
+            if restored:  # first batch, or another trainer saved a newer version: take it
+                newest = await self.store.load()
+                # from the checkpoint's last record: it may cover only part of that record's
+                # examples (a caller may cut a record across batches); the ids remembered skip those
+                replay_from = max(newest.offset if newest else -1, 0)
+                missed_what = "from the checkpoint's last record on"
+                if self.unsaved:  # learned here, not in that version: relearned on top of it
+                    replay_from = min(replay_from, self.unsaved.first)
+                    replay_to = max(replay_to or 0, self.next_offset or 0)
+                    missed_what += ", with this trainer's unsaved ones"
+            missed: Batch = []
+            if self.replay is not None and replay_from is not None and replay_to is not None \
+                    and replay_to > replay_from:
+                missed = await self.replay(replay_from, replay_to)  # before anything changes: it may fail
                 log.info("%s trainer replays %d examples %s", self.kind, len(missed), missed_what)
-                batch = [*missed, *batch]
             if restored:
-                batch, self.unsaved = [*self.unsaved, *batch], []
+                self._take(newest)
+                self.unsaved = Unsaved()
+            batch = [*missed, *batch]
         except ModelStoreError as exc:
             log.warning("%s model store unavailable (%s); learning on without it", self.kind, exc)
             if self.models is None:
@@ -209,8 +266,8 @@ class Trainer:
         return await self._learn(batch)
 
     async def _learn(self, batch: Batch) -> list[Drift]:
-        """Learn ``batch``, letting the event loop run other work every :data:`LEARN_CHUNK` examples
-        (a checkpoint may then cover part of a record's examples)."""
+        """Learn ``batch``, letting the event loop run other work (the stream) every
+        :data:`LEARN_CHUNK` examples; a checkpoint waits for the whole batch."""
         models = self.models
         assert models is not None
         drifts = []
@@ -218,7 +275,7 @@ class Trainer:
             if start:
                 await asyncio.sleep(0)
             chunk = batch[start:start + LEARN_CHUNK]
-            self.unsaved.extend(chunk)
+            self.unsaved.add(chunk)
             for (example, _), new in zip(chunk, self.learned.add_many([e.example_id for e, _ in chunk]), strict=True):
                 if not new:
                     continue
@@ -236,28 +293,36 @@ class Trainer:
         examples it covers: 0 when there was nothing to save or another trainer saved first
         (then its version is taken and ours relearned on top). Store errors propagate; nothing
         is lost, the next call tries again."""
+        async with self._busy:
+            return await self._checkpoint()
+
+    async def _checkpoint(self) -> int:
         models = self.models
         if models is None or not self.unsaved:
             return 0
-        covered, self.unsaved = self.unsaved, []
+        covered, self.unsaved = self.unsaved, Unsaved()
         previous = models.version
         models.version = previous + 1
-        offset = max(self.offset, *(o for _, o in covered))
+        offset = max(self.offset, covered.last)
         checkpoint = Checkpoint(models.version, models.to_bytes(), self.learned.to_bytes(), offset)
         try:
             saved = await self.store.save(checkpoint, previous)
         except BaseException:
             models.version = previous
-            self.unsaved = [*covered, *self.unsaved]
+            self.unsaved = covered.merged(self.unsaved)
             raise
         if saved:
             self.offset = offset
-            return len(covered)
-        log.warning("%s model version %d was saved by another trainer; relearning %d examples on top",
-                    self.kind, previous + 1, len(covered) + len(self.unsaved))
-        pending, self.unsaved = [*covered, *self.unsaved], []
-        await self.restore()
-        await self._learn(pending)
+            return covered.count
+        models.version = previous  # older than the store's: the next batch takes the newer version
+        self.unsaved = covered.merged(self.unsaved)
+        log.warning("%s model version %d was saved by another trainer; relearning %d examples on top of it",
+                    self.kind, previous + 1, self.unsaved.count)
+        try:
+            await self._learn_on_newest([])
+        except Exception as exc:  # reading them back failed: the next batch tries again (nothing changed)
+            log.warning("%s trainer could not read its unsaved examples back (%r); retrying with the next batch",
+                        self.kind, exc)
         return 0
 
 

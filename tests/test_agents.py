@@ -368,7 +368,7 @@ async def test_a_trainer_catching_up_saves_a_model_version_every_checkpoint_exam
     for start in range(0, len(examples), 100):  # no timer tick in between
         await sg.train([example_record((start + i) // 10, *examples[start + i:start + i + 10])  # 10 a record
                         for i in range(0, 100, 10)])
-        unsaved.append(len(trainer.unsaved))
+        unsaved.append(trainer.unsaved.count)
     assert max(unsaved) < 250 and trainer.models.version == 3  # saved after 300, 600 and 900
     assert sg.pipeline.models.version == 3 and trainer.models.order_examples == 1000
 

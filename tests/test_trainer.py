@@ -111,19 +111,36 @@ def test_a_checkpoint_covering_part_of_a_record_loses_none_of_the_rest_of_it():
 
     async def run():
         store = MemoryModelStore()
-        first = Trainer(store, make_models)
-        learning = asyncio.ensure_future(first.learn(in_records[:450]))  # records 0-2, acked when taken
-        await asyncio.sleep(0)  # the first chunk of record 0 is learned, then the timer saves
-        assert await first.checkpoint() == LEARN_CHUNK and (await store.load()).offset == 0
-        learning.cancel()  # crash
+        first = Trainer(store, make_models, replay)
+        await first.learn(in_records[:225])  # records 0 and half of 1 (a caller may cut a record)
+        assert await first.checkpoint() == 225 and (await store.load()).offset == 1
+        learning = asyncio.ensure_future(first.learn(in_records[225:450]))  # acked when taken
+        await asyncio.sleep(0)  # a chunk is learned, then a crash
+        learning.cancel()
         restarted = Trainer(store, make_models, replay)
         await restarted.learn(in_records[450:])  # the consumer resumes at record 3
         return restarted.models
 
     replayed: list[tuple[int, int]] = []
     models = asyncio.run(run())
-    assert replayed == [(0, 3)]
+    assert replayed == [(1, 3)]  # from the checkpoint's last record: its first half is skipped
     assert (models.order_examples, models.credit_examples) == kinds(examples)  # each once
+
+
+def test_a_checkpoint_asked_for_while_a_batch_is_learned_waits_for_the_batch():
+    examples = simulated_examples()[:450]
+
+    async def run():
+        store = MemoryModelStore()
+        trainer = Trainer(store, make_models)
+        learning = asyncio.ensure_future(trainer.learn(at_offsets(examples)))
+        await asyncio.sleep(0)  # the batch's first chunk is learned; the timer asks for a checkpoint
+        covered = await trainer.checkpoint()
+        assert learning.done()
+        return covered, await store.load()
+
+    covered, saved = asyncio.run(run())
+    assert covered == 450 and saved.offset == 449 and LEARN_CHUNK < 450
 
 
 def test_a_trainer_that_loses_the_race_takes_the_newer_version_and_relearns_its_examples():
@@ -131,17 +148,48 @@ def test_a_trainer_that_loses_the_race_takes_the_newer_version_and_relearns_its_
 
     async def run():
         store = MemoryModelStore()
-        old_owner, new_owner = Trainer(store, make_models), Trainer(store, make_models)
+        old_owner = Trainer(store, make_models, replay)
+        new_owner = Trainer(store, make_models)  # learns only what it is given: 100-399
         await old_owner.learn(at_offsets(examples, 0, 200))
         await new_owner.learn(at_offsets(examples, 100, 400))
         assert await new_owner.checkpoint() == 300
         assert await old_owner.checkpoint() == 0  # lost: version 1 exists now
-        assert old_owner.models.version == 1 and await old_owner.checkpoint() == 200
+        # it took version 1 and read its 200 unsaved examples back (not kept in memory)
+        assert replayed[-1] == (0, 200) and old_owner.models.version == 1
+        assert await old_owner.checkpoint() == 200
         return store, old_owner.models
 
+    replay, replayed = recording_replay(examples)
     store, models = asyncio.run(run())
     assert asyncio.run(store.version()) == 2
     assert models.order_examples + models.credit_examples == 400  # each of the 400 once
+
+
+def test_unsaved_examples_that_cannot_be_read_back_yet_are_relearned_with_the_next_batch():
+    examples = simulated_examples()[:400]
+    replay, replayed = recording_replay(examples)
+    broker_down = [True]
+
+    async def flaky_replay(start, end):
+        if broker_down[0]:
+            raise ConnectionError("broker unreachable")
+        return await replay(start, end)
+
+    async def run():
+        store = MemoryModelStore()
+        old_owner, new_owner = Trainer(store, make_models, flaky_replay), Trainer(store, make_models)
+        await old_owner.learn(at_offsets(examples, 0, 200))
+        await new_owner.learn(at_offsets(examples, 100, 300))
+        await new_owner.checkpoint()
+        assert await old_owner.checkpoint() == 0  # lost the race, and cannot read its examples back
+        assert old_owner.models.version == 0 and old_owner.unsaved.count == 200  # nothing changed
+        broker_down[0] = False
+        await old_owner.learn(at_offsets(examples, 300, 400))  # takes version 1, reads 0-299 back
+        assert old_owner.models.version == 1 and replayed == [(0, 300)]
+        return old_owner.models
+
+    models = asyncio.run(run())
+    assert (models.order_examples, models.credit_examples) == kinds(examples)  # each once
 
 
 def test_a_damaged_snapshot_is_refused():
