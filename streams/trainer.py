@@ -256,6 +256,9 @@ class Trainer:
                 missed = await self.replay(replay_from, replay_to)  # before anything changes: it may fail
                 log.info("%s trainer replays %d examples %s", self.kind, len(missed), missed_what)
             if restored:
+                if self.unsaved and self.replay is None:
+                    log.warning("%s trainer cannot read back its %d unsaved examples (no replay): not relearned",
+                                self.kind, self.unsaved.count)
                 self._take(newest)
                 self.unsaved = Unsaved()
             batch = [*missed, *batch]
