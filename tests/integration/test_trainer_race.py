@@ -1,0 +1,65 @@
+"""Two trainers of one kind during a rebalance, on the real broker and Redis: the one that saves
+second takes the other's version and reads its unsaved examples back from the broker (they are
+not kept in memory), so each example is learned once."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from streams.app import build_app
+from streams.contracts.learning import read_example_record
+from streams.kafka_clients import producer
+from streams.model_store import RedisModelStore
+from streams.topics import ensure_topics
+from streams.trainer import Trainer
+
+pytestmark = pytest.mark.integration
+
+#: A Redis database of this test's own (the session's worker uses 0).
+REDIS_DB = 7
+
+
+def order_example(i: int) -> bytes:
+    return orjson.dumps({"example_id": f"order:race-{i}", "kind": "order", "customer_id": f"C{i % 7}",
+                         "features": {"amount_ratio": 1.0 + i % 5}, "event_time": "2026-03-01T00:00:00Z"})
+
+
+async def test_a_trainer_that_loses_the_race_reads_its_unsaved_examples_back_from_the_broker(settings, tmp_path,
+                                                                                             caplog):
+    own = settings.model_copy(update={"topic_prefix": "trainer-race.", "data_dir": str(tmp_path),
+                                      "redis_url": settings.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"})
+    await ensure_topics(own)
+    kafka = producer(own.kafka_bootstrap)
+    await kafka.start()
+    try:  # 30 records of 10 order examples on the order examples' partition
+        values = [b"[" + b",".join(order_example(10 * r + i) for i in range(10)) + b"]" for r in range(30)]
+        sent = [await (await kafka.send(own.topic("model-examples"), value=v, partition=0)) for v in values]
+    finally:
+        await kafka.stop()
+    batches = [[(x, meta.offset) for x in read_example_record(v, 0)[0]] for v, meta in zip(values, sent, strict=True)]
+
+    sg = build_app(own)
+    old_owner = sg.trainers["order"]  # reads back through the broker
+    new_store = RedisModelStore(own.redis_url, "order")
+    new_owner = Trainer(new_store, old_owner.make_models)  # learns only what it is given
+    try:
+        await old_owner.learn([x for batch in batches[:20] for x in batch])  # examples 0-199, acked, unsaved
+        await new_owner.learn([x for batch in batches[10:] for x in batch])  # 100-299: the partition moved
+        assert await new_owner.checkpoint() == 200
+        caplog.set_level("INFO", logger="streams.trainer")
+        assert await old_owner.checkpoint() == 0  # lost: version 1 exists
+        assert "order trainer replays 200 examples" in caplog.text  # records 0-19, from the broker
+        models = old_owner.models
+        assert models.version == 1 and models.order_examples == 300  # 100-299 from it, 0-99 read back
+        assert await old_owner.checkpoint() == 200  # the 200 read back: 0-99 learned, 100-199 known
+        saved = await new_store.load()  # its offset never goes back: version 1 covered record 29
+        assert saved is not None and saved.version == 2 and saved.offset == sent[29].offset
+    finally:
+        await new_store.close()
+        for store in sg.model_stores.values():
+            await store.close()
+        client = aioredis.from_url(own.redis_url)
+        await client.flushdb()
+        await client.aclose()
