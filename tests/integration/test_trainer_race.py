@@ -4,9 +4,11 @@ not kept in memory), so each example is learned once."""
 
 from __future__ import annotations
 
+import uuid
+from functools import partial
+
 import orjson
 import pytest
-import redis.asyncio as aioredis
 
 from streams.app import build_app
 from streams.contracts.learning import read_example_record
@@ -17,9 +19,6 @@ from streams.trainer import Trainer
 
 pytestmark = pytest.mark.integration
 
-#: A Redis database of this test's own (the session's worker uses 0).
-REDIS_DB = 7
-
 
 def order_example(i: int) -> bytes:
     return orjson.dumps({"example_id": f"order:race-{i}", "kind": "order", "customer_id": f"C{i % 7}",
@@ -28,8 +27,8 @@ def order_example(i: int) -> bytes:
 
 async def test_a_trainer_that_loses_the_race_reads_its_unsaved_examples_back_from_the_broker(settings, tmp_path,
                                                                                              caplog):
-    own = settings.model_copy(update={"topic_prefix": "trainer-race.", "data_dir": str(tmp_path),
-                                      "redis_url": settings.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"})
+    run = uuid.uuid4().hex[:8]  # topics and model versions of this test's own
+    own = settings.model_copy(update={"topic_prefix": f"trainer-race-{run}.", "data_dir": str(tmp_path)})
     await ensure_topics(own)
     kafka = producer(own.kafka_bootstrap)
     await kafka.start()
@@ -41,9 +40,10 @@ async def test_a_trainer_that_loses_the_race_reads_its_unsaved_examples_back_fro
     batches = [[(x, meta.offset) for x in read_example_record(v, 0)[0]] for v, meta in zip(values, sent, strict=True)]
 
     sg = build_app(own)
-    old_owner = sg.trainers["order"]  # reads back through the broker
-    new_store = RedisModelStore(own.redis_url, "order")
-    new_owner = Trainer(new_store, old_owner.make_models)  # learns only what it is given
+    make_models = sg.trainers["order"].make_models
+    old_store, new_store = (RedisModelStore(own.redis_url, "order", prefix=f"race-{run}:") for _ in range(2))
+    old_owner = Trainer(old_store, make_models, partial(sg.replay_examples, "order"), kind="order")  # via the broker
+    new_owner = Trainer(new_store, make_models)  # learns only what it is given
     try:
         await old_owner.learn([x for batch in batches[:20] for x in batch])  # examples 0-199, acked, unsaved
         await new_owner.learn([x for batch in batches[10:] for x in batch])  # 100-299: the partition moved
@@ -57,9 +57,6 @@ async def test_a_trainer_that_loses_the_race_reads_its_unsaved_examples_back_fro
         saved = await new_store.load()  # its offset never goes back: version 1 covered record 29
         assert saved is not None and saved.version == 2 and saved.offset == sent[29].offset
     finally:
-        await new_store.close()
-        for store in sg.model_stores.values():
+        await new_store.client.delete(new_store.key)
+        for store in (old_store, new_store, *sg.model_stores.values()):
             await store.close()
-        client = aioredis.from_url(own.redis_url)
-        await client.flushdb()
-        await client.aclose()
