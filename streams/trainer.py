@@ -205,11 +205,7 @@ class Trainer:
         #: learned (this trainer's, since it started; not part of the checkpoint).
         self.credit_quality = CreditQuality()
 
-    async def restore(self) -> None:
-        """Take the newest checkpoint (or fresh models when there is none)."""
-        self._take(await self.store.load())
-
-    def _take(self, checkpoint: Checkpoint | None) -> None:
+    def _restore(self, checkpoint: Checkpoint | None) -> None:
         """Learn on from ``checkpoint`` (fresh models when None)."""
         if checkpoint is None:
             self.models, self.learned, self.offset = self.make_models(), RecentIds(), -1
@@ -239,9 +235,10 @@ class Trainer:
             # (and acked) by another trainer; if it saved no newer version, they are replayed
             replay_from, missed_what = self.next_offset, "another trainer took without saving them"
             replay_to = batch[0][1] if batch else None
-            restored, newest = self.models is None or await self.store.version() > self.models.version, None
-            if restored:  # first batch, or another trainer saved a newer version: take it
-                newest = await self.store.load()
+            # first batch, or another trainer saved a newer version: take it
+            restored = self.models is None or await self.store.version() > self.models.version
+            newest = await self.store.load() if restored else None
+            if restored:
                 # from the checkpoint's last record: it may cover only part of that record's
                 # examples (a caller may cut a record across batches); the ids remembered skip those
                 replay_from = max(newest.offset if newest else -1, 0)
@@ -259,7 +256,7 @@ class Trainer:
                 if self.unsaved and self.replay is None:
                     log.warning("%s trainer cannot read back its %d unsaved examples (no replay): not relearned",
                                 self.kind, self.unsaved.count)
-                self._take(newest)
+                self._restore(newest)
                 self.unsaved = Unsaved()
             batch = [*missed, *batch]
         except ModelStoreError as exc:

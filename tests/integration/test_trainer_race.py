@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from functools import partial
 
-import orjson
 import pytest
 
 from streams.app import build_app
@@ -16,13 +15,9 @@ from streams.kafka_clients import producer
 from streams.model_store import RedisModelStore
 from streams.topics import ensure_topics
 from streams.trainer import Trainer
+from tests.test_agents import order_example
 
 pytestmark = pytest.mark.integration
-
-
-def order_example(i: int) -> bytes:
-    return orjson.dumps({"example_id": f"order:race-{i}", "kind": "order", "customer_id": f"C{i % 7}",
-                         "features": {"amount_ratio": 1.0 + i % 5}, "event_time": "2026-03-01T00:00:00Z"})
 
 
 async def test_a_trainer_that_loses_the_race_reads_its_unsaved_examples_back_from_the_broker(settings, tmp_path,
@@ -33,7 +28,7 @@ async def test_a_trainer_that_loses_the_race_reads_its_unsaved_examples_back_fro
     kafka = producer(own.kafka_bootstrap)
     await kafka.start()
     try:  # 30 records of 10 order examples on the order examples' partition
-        values = [b"[" + b",".join(order_example(10 * r + i) for i in range(10)) + b"]" for r in range(30)]
+        values = [b"[" + b",".join(order_example(10 * r + i, 1.0 + i % 5) for i in range(10)) + b"]" for r in range(30)]
         sent = [await (await kafka.send(own.topic("model-examples"), value=v, partition=0)) for v in values]
     finally:
         await kafka.stop()
