@@ -44,7 +44,8 @@ INPUT_LAG = Gauge("salesguard_input_lag_messages", "Input messages on this worke
 REDIS_ERRORS = Counter("salesguard_redis_errors_total", "Failed writes to the Redis mirror (retried later).")
 MODEL_VERSION = Gauge("salesguard_model_version", "Model version this worker scores with, by the kind of example "
                       "its trainer learns (order: the anomaly detector; credit: the late-payment model).", ["kind"])
-MODEL_EXAMPLES = Counter("salesguard_model_examples_total", "Training examples learned by this worker, by kind.",
+MODEL_EXAMPLES = Counter("salesguard_model_examples_total",
+                         "Training examples learned by this process (a worker that trains, or the trainer), by kind.",
                          ["kind"])
 MODEL_EXAMPLES_PUBLISHED = Counter("salesguard_model_examples_published_total",
                                    "Training examples this worker published for the trainers, by kind.", ["kind"])

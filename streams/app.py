@@ -1,4 +1,4 @@
-"""The Faust app: input topics, the customer-state table, the trainer, timers and web pages.
+"""The worker's Faust app: input topics, the customer-state table, timers and web pages.
 
 The input topics (``customers``, ``orders``, ``ledger``, ``risk-commands``) and the state table
 are co-partitioned by customer id, so one worker owns all of a customer's events and state.
@@ -8,8 +8,11 @@ once the broker has them, each changed customer is written once, then the Redis 
 audit entries are staged for a background task (:mod:`streams.write_behind`). The next batch
 is processed while a batch is being written (see ``SalesguardApp.begin``). Offsets are acked
 after the batch is written (at-least-once); state changes are idempotent per event, so a
-redelivered batch changes nothing twice. Training examples go to the trainer task: a trainer
-per kind of example (one per ``model-examples`` partition), so that two workers can train.
+redelivered batch changes nothing twice. Training examples go to the ``model-examples`` topic;
+with ``SALESGUARD_TRAINING=in-worker`` the worker's trainer task learns those of the partitions
+it owns (a trainer per kind of example, see :mod:`streams.training`), otherwise the trainer
+process does (:mod:`streams.trainer_app`). Either way the worker scores with the newest saved
+model versions.
 
 Kafka orders events within a topic-partition only: a payment may be processed before the
 order it pays for was, when the ``ledger`` topic runs ahead of ``orders``. Decisions use the
@@ -19,22 +22,18 @@ state known when the order is processed, as a live system must.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import faust
-from aiokafka import TopicPartition
 from faust.types import Message
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from detectors.drift import Drift
 from detectors.risk_models import ModelSnapshotError, RiskModels
 from monitoring import metrics
 from monitoring.batch_metrics import count_batch
@@ -45,17 +44,14 @@ from rules import CompiledRulebook, Outcome, load_rulebook
 from streams import rulebook_control
 from streams.audit import AuditTrail, decision_record, desk_record
 from streams.batch_consumer import BatchConsumer, BatchHandler, use_batch_consumer
-from streams.contracts import DeadLetter, InputEvent, ModelAlert, TrainingExample, dumps
-from streams.contracts.common import utc_from_timestamp
-from streams.contracts.decisions import decision_id_for
-from streams.contracts.learning import EXAMPLE_KINDS, EXAMPLE_PARTITIONS, example_records, read_example_record
+from streams.contracts import InputEvent, dumps
+from streams.contracts.learning import EXAMPLE_KINDS, example_records
 from streams.heap import FREEZE_EVERY_S, HeapKeeper
-from streams.kafka_clients import reader
 from streams.liveness import Health, Liveness
 from streams.mirror import MirrorUpdate, RedisMirror
-from streams.model_store import MemoryModelStore, ModelStore, ModelStoreError, RedisModelStore
+from streams.model_store import ModelStore, ModelStoreError
 from streams.money import Converter
-from streams.outbox import Outbox, Record
+from streams.outbox import Outbox, Record, faust_producer
 from streams.pipeline import BatchResult, Pipeline, PipelineConfig, RawMessage
 from streams.redis_commands import connect
 from streams.settings import Settings
@@ -64,7 +60,7 @@ from streams.state_table import STORE_URL as STATE_STORE_URL
 from streams.state_table import CustomerStates
 from streams.task_dump import describe_tasks
 from streams.topics import INPUT_TOPICS
-from streams.trainer import Trainer
+from streams.training import Training, model_stores, untrained_models
 from streams.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -83,20 +79,6 @@ HEALTH_CHECK_S = 5.0
 #: Half a MB holds several batches' records per partition and stays below the 1 MB record-batch
 #: limit (``message.max.bytes``) of Kafka brokers by default.
 PRODUCER_BATCH_BYTES = 512 * 1024
-#: ``model-examples`` records the trainers may fall behind before consuming them waits. A record
-#: holds a batch's examples of a kind (up to 250, ~60 KB in a backlog's batch of 500 events), so
-#: a queue of 20 *fetched batches* could hold ~20 MB: with it a worker peaked at 282.8 and 290.4 MB
-#: with 100,000 customers, queueing records at 275.0, 275.0 and 285.7 (``bench --events 300000
-#: --customers 100000``, 5 Dec; the peak moves by ~10 MB from run to run).
-TRAINING_QUEUE = 64
-#: Examples decoded and then learned at a time (a trainer's checkpoint falls due in between,
-#: see :data:`CHECKPOINT_EXAMPLES`).
-LEARN_SLICE = 500
-#: Examples learned since the last model version after which a trainer saves one without
-#: waiting for its timer: what a trainer that restarts reads back and learns again is at most
-#: this many (and the timer's worth). Examples not yet saved are not kept in memory (until 6 Dec
-#: 2026 they were, ~2 KB each, up to this many per trainer; see :class:`streams.trainer.Unsaved`).
-CHECKPOINT_EXAMPLES = 5_000
 #: Customers per slice of a timer's pass over every state (the stream runs between slices).
 STATES_PER_SLICE = 1000
 #: Decisions and customers staged for Redis beyond which the next batch waits for the writer
@@ -131,13 +113,12 @@ class SalesguardApp:
     states: CustomerStates
     mirror: RedisMirror | None
     audit: AuditTrail | None
-    #: The model store and the trainer of each kind of example (see :data:`EXAMPLE_PARTITIONS`).
+    #: The model store of each kind of example (see :data:`EXAMPLE_PARTITIONS`): scored from.
     model_stores: dict[str, ModelStore]
-    trainers: dict[str, Trainer]
+    #: The trainers, when they learn in this worker (see :mod:`streams.training`).
+    training: Training | None = None
     #: Whether the newest model version was asked for before the first batch.
     models_loaded: bool = False
-    #: Whether the trainer's model quality is on /metrics (once it has outcomes).
-    quality_exported: bool = False
     #: Whether the current stall was logged (once per stall).
     stall_logged: bool = False
     watermark: float = 0.0
@@ -157,8 +138,6 @@ class SalesguardApp:
     redis_writes: WriteBehind = field(init=False)
     #: Whether the consumer makes progress (``/health``).
     liveness: Liveness = field(init=False)
-    #: ``model-examples`` records waiting for the trainer task.
-    training: asyncio.Queue[Message] = field(default_factory=lambda: asyncio.Queue(TRAINING_QUEUE))
     #: Hands output records to the producer (see :meth:`submit`).
     outbox: Outbox = field(default_factory=Outbox)
 
@@ -312,8 +291,7 @@ class SalesguardApp:
     async def submit(self, records: Sequence[Record]) -> Awaitable[object]:
         """Hand ``records`` to the producer (see :mod:`streams.outbox`); what it returns completes
         once the broker has them all."""
-        # Faust's producer wraps aiokafka's; records already serialized go to aiokafka's directly
-        return await self.outbox.submit(cast(Any, self.app.producer)._ensure_producer(), records)
+        return await self.outbox.submit(faust_producer(self.app), records)
 
     async def send(self, records: Sequence[Record]) -> None:
         """Produce ``records`` and wait until the broker has them all."""
@@ -372,107 +350,7 @@ class SalesguardApp:
     async def _saved_models(self, kind: str) -> RiskModels:
         """The newest models the trainer of ``kind`` saved (untrained ones before its first)."""
         checkpoint = await self.model_stores[kind].load()
-        return RiskModels.from_bytes(checkpoint.models) if checkpoint else self.trainers[kind].make_models()
-
-    async def queue_training(self, messages: Sequence[Message]) -> None:
-        """Hand fetched ``model-examples`` records to the trainer task (waits while it is
-        :data:`TRAINING_QUEUE` records behind). They count as consumed then: a trainer that
-        restarts replays what its last checkpoint does not cover."""
-        for message in messages:
-            await self.training.put(message)
-
-    async def queued_training(self) -> list[Message]:
-        """The records waiting for the trainer task (at least one: waits for it)."""
-        records = [await self.training.get()]
-        while not self.training.empty():
-            records.append(self.training.get_nowait())
-        return records
-
-    async def train(self, messages: Sequence[Message]) -> None:
-        """Learn ``model-examples`` records, each partition's examples in the trainer of its kind,
-        about :data:`LEARN_SLICE` at a time; what cannot be learned is dead-lettered first."""
-        for examples, bad in decoded_in_slices(messages):
-            if bad:
-                await self.send([Record(self.settings.topic("dead-letters"), None, dumps(x)) for x in bad])
-            for kind, batch in examples.items():
-                await self._learn(kind, batch)
-        metrics.LAST_BATCH.labels("examples").set_to_current_time()
-
-    async def _learn(self, kind: str, batch: Sequence[tuple[TrainingExample, int]]) -> None:
-        """Learn ``batch`` of examples of ``kind`` in its trainer."""
-        trainer = self.trainers[kind]
-        drifts = await trainer.learn(batch)
-        if trainer.unsaved.count >= CHECKPOINT_EXAMPLES:  # catching up on a backlog
-            await self.checkpoint_models(kind)
-        credit_quality = trainer.credit_quality
-        if credit_quality.outcomes and not self.quality_exported:  # computed when scraped
-            self.quality_exported = True
-            quality = metrics.MODEL_QUALITY
-            quality.labels("late_payment", "roc_auc").set_function(lambda: credit_quality.roc_auc)
-            quality.labels("late_payment", "log_loss").set_function(lambda: credit_quality.log_loss)
-        metrics.MODEL_EXAMPLES.labels(kind).inc(len(batch))
-        if drifts:
-            await self._alert(trainer, drifts)
-
-    async def _alert(self, trainer: Trainer, drifts: Sequence[Drift]) -> None:
-        models = trainer.models
-        label = models.label if models else "none"
-        alerts = [ModelAlert(
-            alert_id=decision_id_for(f"drift:{label}:{d.model}:{d.signal}:{d.examples_seen}"),
-            model=d.model, signal=d.signal, mean_before=d.mean_before, mean_after=d.mean_after,
-            examples_seen=d.examples_seen, model_version=label, detected_at=utc_from_timestamp(time.time()),
-        ) for d in drifts]
-        for alert in alerts:
-            metrics.MODEL_DRIFTS.labels(alert.model, alert.signal).inc()
-            log.warning("model drift: %s %s mean %.3f -> %.3f", alert.model, alert.signal,
-                        alert.mean_before, alert.mean_after)
-        await self.send([Record(self.settings.topic("model-alerts"), a.model.encode(), dumps(a)) for a in alerts])
-
-    async def checkpoint_models(self, *kinds: str) -> int:
-        """Save what the trainers of ``kinds`` (all by default) learned as new model versions
-        (timer). Returns how many examples the checkpoints covered."""
-        covered = 0
-        for kind in kinds or EXAMPLE_KINDS:
-            trainer = self.trainers[kind]
-            try:
-                saved = await trainer.checkpoint()
-            except ModelStoreError as exc:
-                metrics.MODEL_STORE_ERRORS.inc()
-                log.warning("%s model checkpoint failed (%s); retrying later", kind, type(exc).__name__)
-                continue
-            if saved:
-                log.info("saved %s model version %d (%d examples)", kind,
-                         trainer.models.version if trainer.models else 0, saved)
-            covered += saved
-        if covered:
-            await self.refresh_models()
-        return covered
-
-    async def replay_examples(self, kind: str, start: int, end: int) -> list[tuple[TrainingExample, int]]:
-        """The valid training examples in the records at offsets ``[start, end)`` of the partition of
-        ``kind``, each with its record's offset, read directly from the broker (the trainer's
-        consumer has moved past them)."""
-        topic = self.settings.topic("model-examples")
-        consumer = reader(self.settings.kafka_bootstrap or "")
-        partition = TopicPartition(topic, EXAMPLE_PARTITIONS[kind])
-        examples: list[tuple[TrainingExample, int]] = []
-        await consumer.start()
-        try:
-            consumer.assign([partition])
-            consumer.seek(partition, start)
-            position = start
-            while position < end:
-                records = (await consumer.getmany(partition, timeout_ms=2000)).get(partition, [])
-                if not records:
-                    break  # nothing more to read (e.g. the end was compacted away)
-                for record in records:
-                    position = record.offset + 1
-                    if record.offset < end:
-                        valid, _ = read_example_record(record.value or b"", partition.partition)
-                        examples += [(example, record.offset) for example in valid]
-        finally:
-            await consumer.stop()
-        return examples
+        return RiskModels.from_bytes(checkpoint.models) if checkpoint else untrained_models(self.settings)
 
     async def refresh_overdue(self) -> tuple[int, int]:
         """Move the business clock on without events (timer, as of the newest event time this
@@ -513,31 +391,6 @@ class SalesguardApp:
             self.mirror.stage(MirrorUpdate(customers=owing))
             self.redis_writes.wake()
         return labels, len(owing)
-
-
-def decoded_in_slices(messages: Sequence[Message]) -> Iterator[tuple[dict[str, list[tuple[TrainingExample, int]]],
-                                                                     list[DeadLetter]]]:
-    """The examples of ``model-examples`` records by kind, each with its record's offset, and
-    what cannot be learned (see :func:`read_example_record`) as dead letters, about
-    :data:`LEARN_SLICE` examples at a time (whole records)."""
-    examples: dict[str, list[tuple[TrainingExample, int]]] = {}
-    bad: list[DeadLetter] = []
-    pending = 0
-    for message in messages:
-        offset = message.offset
-        valid, rejected = read_example_record(message.value or b"", message.partition)
-        for example in valid:
-            examples.setdefault(example.kind, []).append((example, offset))
-        bad += [DeadLetter(code="invalid_event", reason=reason[:500], source_topic="model-examples",
-                           partition=message.partition, offset=offset, key_b64=None,
-                           raw_b64=base64.b64encode(raw).decode(), received_at=utc_from_timestamp(time.time()))
-                for raw, reason in rejected]
-        pending += len(valid)
-        if pending >= LEARN_SLICE:
-            yield examples, bad
-            examples, bad, pending = {}, [], 0
-    if examples or bad:
-        yield examples, bad
 
 
 async def in_slices(items: list[T], size: int) -> AsyncIterator[list[T]]:
@@ -605,6 +458,23 @@ def faust_app(settings: Settings) -> faust.App:
     return app
 
 
+def train_in(app: faust.App, training: Training) -> None:
+    """Run ``training``'s trainer task in ``app``, checkpoint every ``model_publish_s`` and once
+    more when the app stops."""
+
+    @app.task
+    async def trainer() -> None:
+        await training.run()
+
+    @app.timer(training.settings.model_publish_s, on_leader=False)
+    async def model_checkpoint() -> None:
+        await training.checkpoint()
+
+    @app.on_before_shutdown.connect
+    async def final_checkpoint(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await training.checkpoint()
+
+
 def build_app(settings: Settings) -> SalesguardApp:
     """Declare the Faust app, its table, batch consumer, tasks, timers and pages from ``settings``."""
     app = faust_app(settings)
@@ -616,26 +486,21 @@ def build_app(settings: Settings) -> SalesguardApp:
                           deleting=False, acks=False, internal=True, maxsize=131_072, allow_empty=True)
     table: Any = app.Table("customer-state", partitions=settings.partitions, changelog_topic=changelog,
                            store=STATE_STORE_URL)
-    stores: dict[str, ModelStore] = {
-        kind: RedisModelStore(settings.redis_url, kind) if settings.redis_url else MemoryModelStore()
-        for kind in EXAMPLE_KINDS}
-
-    def make_models() -> RiskModels:
-        return RiskModels(seed=settings.model_seed, anomaly_min_examples=settings.anomaly_min_examples,
-                          credit_min_labels=settings.credit_min_labels)
-
-    sg = SalesguardApp(app=app, settings=settings, pipeline=Pipeline(pipeline_config(settings), models=make_models()),
-                       states=CustomerStates(table, changelog), mirror=None, audit=None, model_stores=stores,
-                       trainers={kind: Trainer(store, make_models, kind=kind) for kind, store in stores.items()})
-    for kind in EXAMPLE_KINDS:
-        sg.trainers[kind].replay = partial(sg.replay_examples, kind)
+    sg = SalesguardApp(app=app, settings=settings,
+                       pipeline=Pipeline(pipeline_config(settings), models=untrained_models(settings)),
+                       states=CustomerStates(table, changelog), mirror=None, audit=None,
+                       model_stores=model_stores(settings))
+    if settings.training == "in-worker":
+        sg.training = Training(settings, sg.model_stores, sg.send, on_saved=sg.refresh_models)
     announce_rulebook(sg.pipeline.config.rules)
     if settings.redis_url:
         sg.mirror = RedisMirror(settings.redis_url, sg.snapshot)
         sg.audit = AuditTrail(settings.redis_url)
     # Input topics and training examples are consumed a fetch at a time (not through agents).
     routes: dict[str, BatchHandler] = {name: sg.consume for name in sg.input_topics}
-    routes[settings.topic("model-examples")] = sg.queue_training
+    if sg.training is not None:
+        routes[settings.topic("model-examples")] = sg.training.enqueue
+        train_in(app, sg.training)
     use_batch_consumer(app, routes, settings.batch_size, settings.batch_window_ms / 1000)
     mount_desk(app, sg)
 
@@ -650,18 +515,9 @@ def build_app(settings: Settings) -> SalesguardApp:
     async def overdue_refresh() -> None:
         await sg.refresh_overdue()
 
-    @app.timer(settings.model_publish_s, on_leader=False)
-    async def model_checkpoint() -> None:
-        await sg.checkpoint_models()
-
     @app.task
     async def redis_writer() -> None:
         await sg.redis_writes.run()
-
-    @app.task
-    async def trainer() -> None:
-        while True:
-            await sg.train(await sg.queued_training())
 
     @app.on_partitions_revoked.connect
     async def mirror_before_giving_partitions_away(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -680,9 +536,8 @@ def build_app(settings: Settings) -> SalesguardApp:
             sg.redis_writes.wake()
 
     @app.on_before_shutdown.connect
-    async def final_checkpoint(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    async def final_redis_writes(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await sg.flush_redis()
-        await sg.checkpoint_models()
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

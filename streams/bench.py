@@ -8,7 +8,9 @@ One run, on the embedded stack (or the configured Kafka and Redis), in phases:
 3. **pipeline** — ``workers`` salesguard workers read the same backlog in another group (own
    Redis database, fresh state, a model version trained beforehand on other simulated traffic,
    so both detectors score from the first order): validation, state, both detectors, the
-   rulebook, decisions, holds, state writes, Redis mirror, audit trail, trainer;
+   rulebook, decisions, holds, state writes, Redis mirror, audit trail, trainer — in a trainer
+   process beside the workers with ``SALESGUARD_TRAINING=separate`` (what ``salesguard bench``
+   runs unless told otherwise, as docker-compose.yml deploys it), else in the workers;
 4. **latency** — the same workers then get a steady load of ``rate`` events/s (default: half
    the pipeline's measured throughput) for ``duration`` seconds; latency runs from each order's
    produce timestamp to its decision's publish timestamp (the Kafka timestamps of both records),
@@ -27,9 +29,10 @@ One run, on the embedded stack (or the configured Kafka and Redis), in phases:
 
 Throughput is counted from the workers' ``/metrics``, from the scrape at which they had processed
 :data:`START_SHARE` of the backlog (every worker under way; start-up excluded) to when they had
-processed all of it — for the pipeline, also learned every training example it produced (the
-trainer runs in a worker too, and falls behind while the backlog lasts: how long it went on
-learning after the last batch of input is reported as ``training_tail_s``). That end is the last
+processed all of it — for the pipeline, also learned every training example it produced (a
+trainer in a worker falls behind while the backlog lasts: how long it went on learning after the
+last batch of input is reported as ``training_tail_s``; a trainer process's CPU is counted with
+the workers'). That end is the last
 progress the workers report (``salesguard_last_batch_timestamp_seconds``, the baseline's
 too), not the scrape that saw it: scrapes are
 :data:`SCRAPE_EVERY_S` apart, which would add up to that much to a run. CPU seconds come
@@ -149,14 +152,17 @@ class Throughput:
     broker_cpu_s_per_1k: float | None = None
     #: Seconds the trainer went on learning after the last input batch (None: not measured).
     training_tail_s: float | None = None
+    #: The trainer process's share of ``cpu_s_per_1k``, and its peak RSS (None: no trainer process).
+    trainer_cpu_s_per_1k: float | None = None
+    trainer_peak_rss_mb: float | None = None
 
 
 @dataclass
 class Sample:
-    """One scrape of every worker: when (Unix time), processed events, CPU seconds, training
-    examples learned and published, per worker; the broker's CPU seconds (0 when not measured); and when the
-    workers last made progress, and last finished a batch of input events (Unix time; 0 when
-    they do not say)."""
+    """One scrape of every worker: when (Unix time), processed events (per worker), CPU seconds,
+    training examples learned and published (per process: the workers', then the trainer's); the
+    broker's CPU seconds (0 when not measured); and when the processes last made progress, and
+    the workers last finished a batch of input events (Unix time; 0 when they do not say)."""
 
     at: float
     events: list[float]
@@ -256,12 +262,17 @@ def percentiles_ms(latencies_ms: list[float]) -> dict[str, float]:
 
 
 class Workers:
-    """``count`` worker child processes (``salesguard <command>``) in one consumer group."""
+    """``count`` worker child processes (``salesguard <command>``) in one consumer group, and for
+    the pipeline with ``SALESGUARD_TRAINING=separate`` a ``salesguard trainer`` process (counted
+    with them: CPU, examples learned, progress)."""
 
     def __init__(self, settings: Settings, run_dir: Path, name: str, count: int, command: str, counter: str,
                  broker_pid: int | None = None) -> None:
         self.counter, self.broker_pid = counter, broker_pid
-        self.services = [worker_service(settings, run_dir, f"{name}-{i}", command) for i in range(1, count + 1)]
+        self.workers = [worker_service(settings, run_dir, f"{name}-{i}", command) for i in range(1, count + 1)]
+        self.trainers = [worker_service(settings, run_dir, f"{name}-trainer", "trainer")] \
+            if command == "worker" and settings.training == "separate" else []
+        self.services = self.workers + self.trainers
 
     async def __aenter__(self) -> Workers:
         for service in self.services:
@@ -276,7 +287,7 @@ class Workers:
     async def sample(self) -> Sample:
         """Processed events and CPU seconds of every worker now (0 for one not serving yet)."""
         pages = await asyncio.gather(*(self._scrape(service) for service in self.services))
-        return Sample(time.time(), [sum(sample_values(page, self.counter)) for page in pages],
+        return Sample(time.time(), [sum(sample_values(page, self.counter)) for page in pages[:len(self.workers)]],
                       [sum(sample_values(page, "process_cpu_seconds_total")) for page in pages],
                       [sum(sample_values(page, "salesguard_model_examples_total")) for page in pages],
                       [sum(sample_values(page, "salesguard_model_examples_published_total")) for page in pages],
@@ -296,7 +307,11 @@ class Workers:
 
     def peak_rss_mb(self) -> float:
         """The largest peak RSS of any worker."""
-        return round(max(peak_rss_mb(service.pid) for service in self.services), 1)
+        return round(max(peak_rss_mb(service.pid) for service in self.workers), 1)
+
+    def trainer_peak_rss_mb(self) -> float | None:
+        """The trainer process's peak RSS (None without one)."""
+        return round(max(peak_rss_mb(service.pid) for service in self.trainers), 1) if self.trainers else None
 
     async def drain(self, total: int, timeout_s: float, progress: Callable[[str], None],
                     learning: bool = False) -> Throughput:
@@ -323,8 +338,13 @@ class Workers:
         tail = None
         if learning and last.input_done_at:
             tail = round(max(0.0, last.work_done_at - last.input_done_at), 2)
+        trainer_cpu = None
+        if self.trainers:
+            workers = len(self.workers)
+            trainer_cpu = round((sum(last.cpu_s[workers:]) - sum(first.cpu_s[workers:])) / events * 1000, 4)
         return Throughput(eps=round(events / seconds, 1), cpu_s_per_1k=last.cpu_s_per_1k(first),
-                          peak_rss_mb=self.peak_rss_mb(), broker_cpu_s_per_1k=broker_cpu, training_tail_s=tail)
+                          peak_rss_mb=self.peak_rss_mb(), broker_cpu_s_per_1k=broker_cpu, training_tail_s=tail,
+                          trainer_cpu_s_per_1k=trainer_cpu, trainer_peak_rss_mb=self.trainer_peak_rss_mb())
 
     async def processed(self, total: int, timeout_s: float, progress: Callable[[str], None]) -> Sample:
         """Wait until the workers have processed ``total`` events; the scrape that saw it."""
@@ -562,7 +582,7 @@ async def _run_phases(settings: Settings, config: BenchConfig, run_dir: Path, ru
                       if source in published_ms}
         decided = [read.decided_after_ms[source] for source in latency_ms]  # read with its publish time
         to_broker = [acked_ms[source] - at for source, at in produced_ms.items() if source in acked_ms]
-        peak = workers.peak_rss_mb()
+        peak, trainer_peak = workers.peak_rss_mb(), workers.trainer_peak_rss_mb()
     await done_with_redis(main, config)
     result: dict[str, Any] = {
         "run_id": run_id, "events": len(backlog), "malformed": config.malformed, "customers": config.customer_count,
@@ -579,7 +599,8 @@ async def _run_phases(settings: Settings, config: BenchConfig, run_dir: Path, ru
         "baseline_broker_cpu_s_per_1k": baseline.broker_cpu_s_per_1k,
         "latency_slice_s": SLICE_S, "latency_p99_ms_by_slice": p99_by_slice(produced_ms, latency_ms, SLICE_S),
         "broker_cores_by_slice": broker_cores, "latency_cpu_s_per_1k": after.cpu_s_per_1k(before),
-        "training_tail_s": pipeline.training_tail_s,
+        "training_tail_s": pipeline.training_tail_s, "training": settings.training,
+        "trainer_cpu_s_per_1k": pipeline.trainer_cpu_s_per_1k, "trainer_peak_rss_mb": trainer_peak,
     }
     if one_worker is not None:
         pairs = [(one_worker, pipeline)]

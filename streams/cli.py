@@ -61,6 +61,18 @@ def worker(web_port: int | None = typer.Option(None, help="Web port (default SAL
     run_faust_worker(lambda settings: build_app(settings).app, load_settings(web_port=web_port), "a worker")
 
 
+@cli.command()
+def trainer(web_port: int | None = typer.Option(None, help="Web port (default SALESGUARD_WEB_PORT or 6066).")) -> None:
+    """Run the model trainer in a process of its own (with SALESGUARD_TRAINING=separate)."""
+    from streams.trainer_app import build_trainer_app
+
+    settings = load_settings(web_port=web_port)
+    if settings.training != "separate":
+        fail(f"SALESGUARD_TRAINING is {settings.training!r}: the workers train. Set SALESGUARD_TRAINING=separate "
+             "for the workers and the trainer alike.")
+    run_faust_worker(lambda settings: build_trainer_app(settings).app, settings, "the trainer")
+
+
 @cli.command("baseline-worker", hidden=True)
 def baseline_worker() -> None:
     """Run the benchmark's baseline worker (plain per-event Faust agents; see `salesguard bench`)."""
@@ -163,14 +175,15 @@ def bench(
     """Measure the full pipeline against a plain per-event Faust agent on the same backlog:
     events/s of each, decision latency at a steady load, peak RSS and CPU per 1,000 events.
     Uses the embedded broker and Redis unless SALESGUARD_KAFKA_BOOTSTRAP / SALESGUARD_REDIS_URL
-    are set. Prints one JSON line."""
+    are set; the models learn in a trainer process unless SALESGUARD_TRAINING=in-worker is set.
+    Prints one JSON line."""
     from datetime import UTC, datetime
 
     from streams.bench import BenchConfig, BenchError, run_bench
     from streams.demo import SIMULATION_SETTINGS, services
     from streams.embedded import ServiceStartError
 
-    settings = load_settings().with_defaults(SIMULATION_SETTINGS)
+    settings = load_settings().with_defaults({**SIMULATION_SETTINGS, "training": "separate"})
     config = BenchConfig(events=events, customers=customers, workers=workers, rate=rate, duration_s=duration,
                          seed=seed, timeout_s=timeout, malformed=malformed, repeat=repeat,
                          own_redis=not settings.redis_url, own_kafka=not settings.kafka_bootstrap)

@@ -1,4 +1,5 @@
-"""``salesguard demo``: the embedded stack, a worker, generated traffic, live progress.
+"""``salesguard demo``: the embedded stack, a worker (and a trainer with
+``SALESGUARD_TRAINING=separate``), generated traffic, live progress.
 
 The demo watches the output topics like any downstream consumer would: it counts distinct
 decision ids (so a redelivered decision is not counted twice), holds and dead letters; and it
@@ -228,14 +229,19 @@ def worker_service(settings: Settings, run_dir: Path, name: str = "worker", comm
 
 @contextlib.asynccontextmanager
 async def worker_process(settings: Settings, run_dir: Path) -> AsyncIterator[ChildService]:
-    """A running ``salesguard worker`` child process; stopped on exit."""
+    """A running ``salesguard worker`` child process, and with ``SALESGUARD_TRAINING=separate`` a
+    ``salesguard trainer`` beside it; stopped on exit."""
     worker = worker_service(settings, run_dir)
-    worker.spawn()
+    children = [worker]
+    if settings.training == "separate":
+        children.append(worker_service(settings, run_dir, "trainer", "trainer"))
+    for child in children:
+        child.spawn()
     try:
-        await asyncio.to_thread(worker.wait_ready, 60.0)
+        await asyncio.gather(*(asyncio.to_thread(child.wait_ready, 60.0) for child in children))
         yield worker
     finally:
-        await asyncio.to_thread(worker.stop, 15.0)
+        await asyncio.gather(*(asyncio.to_thread(child.stop, 15.0) for child in children))
 
 
 #: The demo keeps at most this many orders undecided, so the worker sees traffic the way a

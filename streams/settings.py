@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -128,6 +128,10 @@ class Settings(BaseSettings):
         30.0, gt=0, description="How often each trainer checkpoints a new model version to Redis (and acks what "
         "it learned); while it catches up on a backlog, also after every 5,000 of its examples.")
     model_refresh_s: float = Field(5.0, gt=0, description="How often workers look for a newer model version.")
+    training: Literal["in-worker", "separate"] = Field(
+        "in-worker", description="Where the models learn: 'in-worker' - in the workers (a worker that owns a kind's "
+        "model-examples partition trains it between batches); 'separate' - in `salesguard trainer`, a process of "
+        "its own (its own consumer group), and the workers only score (see README, Models and Performance).")
     model_seed: int = Field(0, description="Random seed of the models (half-space trees).")
 
     # --- the risk desk ----------------------------------------------------------------------

@@ -1,12 +1,12 @@
 """The one place models learn: a trainer per partition of the ``model-examples`` topic, one
 per kind of example (orders train the anomaly detector, invoice outcomes the late-payment model;
-see :data:`streams.contracts.learning.EXAMPLE_PARTITIONS`), so two workers can train.
+see :data:`streams.contracts.learning.EXAMPLE_PARTITIONS`), so two processes can train.
 
-Scoring workers never learn; they score with the newest checkpoints (see
-:mod:`streams.model_store` and :meth:`RiskModels.combine`). Whichever worker owns a kind's
-partition trains that kind: it restores
+Scoring never learns; workers score with the newest checkpoints (see
+:mod:`streams.model_store` and :meth:`RiskModels.combine`). Whichever process owns a kind's
+partition (a worker, or the trainer process: see :mod:`streams.training`) trains that kind: it restores
 the newest checkpoint, learns each example once (ids remembered in the checkpoint), and every
-``model_publish_s`` (and every ``CHECKPOINT_EXAMPLES`` while catching up, see :mod:`streams.app`)
+``model_publish_s`` (and every ``CHECKPOINT_EXAMPLES`` while catching up, see :mod:`streams.training`)
 saves a new version with the offset of the record of the last example it covers (a record holds
 a batch's examples of a kind).
 Examples are acknowledged as soon as they are handed to the trainer (a rebalance never waits
@@ -140,7 +140,7 @@ class RecentIds:
 class Unsaved:
     """Examples a trainer learned since its last saved version: how many, and the offsets of the
     first and the last record holding them. Not the examples themselves (~2 KB each as objects; a
-    trainer catching up holds up to :data:`streams.app.CHECKPOINT_EXAMPLES`): to relearn them on
+    trainer catching up holds up to :data:`streams.training.CHECKPOINT_EXAMPLES`): to relearn them on
     top of another trainer's version, they are read back from the partition.
 
     >>> unsaved = Unsaved()

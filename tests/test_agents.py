@@ -12,7 +12,7 @@ import pytest
 from faust.types import TP, Message
 from prometheus_client import REGISTRY
 
-from streams import app as app_module
+from streams import training as training_module
 from streams.app import build_app
 from streams.batch_consumer import POLL_BATCHES, BatchConsumer
 from streams.contracts import TrainingExample
@@ -285,21 +285,21 @@ async def test_trainer_learns_examples_publishes_a_drift_alert_and_dead_letters_
     stream = [credit(i, False) for i in range(800)] + [credit(800 + i, True) for i in range(300)]
     events = [example_record(i, *stream[start:start + 10], partition=1) for i, start in enumerate(range(0, 1100, 10))]
     for start in range(0, len(events), 10):
-        await sg.train(events[start:start + 10])
-    await sg.train([example_record(len(events), b'{"example_id": "x"}', partition=1)])
+        await sg.training.train(events[start:start + 10])
+    await sg.training.train([example_record(len(events), b'{"example_id": "x"}', partition=1)])
 
     alerts = [value for _, value in outbox.sent("model-alerts")]
     assert alerts and alerts[0]["model"] == "credit" and alerts[0]["signal"] == "error"
     assert alerts[0]["mean_after"] > alerts[0]["mean_before"] and alerts[0]["type"] == "model.drift"
-    trainer = sg.trainers["credit"]
-    assert trainer.models.credit_examples == 1100 and sg.trainers["order"].models is None  # nothing to learn
+    trainer = sg.training.trainers["credit"]
+    assert trainer.models.credit_examples == 1100 and sg.training.trainers["order"].models is None  # nothing to learn
     exported = {sample.labels["metric"]: sample.value for family in REGISTRY.collect() for sample in family.samples
                 if sample.name == "salesguard_model_quality"}  # computed when scraped
     assert exported == {"roc_auc": trainer.credit_quality.roc_auc, "log_loss": trainer.credit_quality.log_loss}
     assert 0.0 < exported["log_loss"] < 5.0
     (bad,) = [value for _, value in outbox.sent("dead-letters")]
     assert bad["code"] == "invalid_event" and bad["source_topic"] == "model-examples"
-    assert await sg.checkpoint_models() == 1100  # the scorer took it, with untrained order models:
+    assert await sg.training.checkpoint() == 1100  # the scorer took it, with untrained order models:
     assert sg.pipeline.models.label == "models-0.1" and sg.pipeline.models.credit_examples == 1100
 
 
@@ -312,24 +312,24 @@ async def test_each_kind_of_example_goes_to_its_partition_and_its_trainer_and_th
     examples = [r for r in outbox.records if r.topic == "model-examples"]
     kinds = {x["kind"]: (r.partition, r.key) for r in examples for x in orjson.loads(r.value)}
     assert kinds == {"order": (0, b"order"), "credit": (1, b"credit")} and len(examples) == 2
-    await sg.train([example_message(0, r.value, r.partition) for r in examples])  # each first on its partition
-    assert {kind: (t.models.order_examples, t.models.credit_examples) for kind, t in sg.trainers.items()} == {
+    await sg.training.train([example_message(0, r.value, r.partition) for r in examples])  # each first on its partition
+    assert {kind: (t.models.order_examples, t.models.credit_examples) for kind, t in sg.training.trainers.items()} == {
         "order": (1, 0), "credit": (0, 1)}
-    await sg.checkpoint_models("order")
+    await sg.training.checkpoint("order")
     assert sg.pipeline.models.label == "models-1.0"
-    await sg.checkpoint_models()  # the credit trainer's first version; the order trainer has nothing new
+    await sg.training.checkpoint()  # the credit trainer's first version; the order trainer has nothing new
     models = sg.pipeline.models
     assert models.label == "models-1.1" and (models.order_examples, models.credit_examples) == (1, 1)
-    assert models.anomaly is not sg.trainers["order"].models.anomaly  # a copy: the trainer learns on
+    assert models.anomaly is not sg.training.trainers["order"].models.anomaly  # a copy: the trainer learns on
 
 
 async def test_an_example_on_the_partition_of_another_kind_is_dead_lettered_not_learned(tmp_path):
     sg = build_app(Settings(data_dir=str(tmp_path)))
     outbox = captured(sg)
-    await sg.train([example_record(0, order_example(1), partition=1)])
+    await sg.training.train([example_record(0, order_example(1), partition=1)])
     (bad,) = [value for _, value in outbox.sent("dead-letters")]
     assert bad["partition"] == 1 and "of kind 'order' on the partition of 'credit' examples" in bad["reason"]
-    assert sg.trainers["credit"].models is None and sg.trainers["order"].models is None
+    assert sg.training.trainers["credit"].models is None and sg.training.trainers["order"].models is None
 
 
 async def test_a_batchs_examples_of_a_kind_share_records_of_at_most_examples_per_record(sg, monkeypatch):
@@ -346,7 +346,7 @@ async def test_what_cannot_be_learned_in_a_record_is_dead_lettered_and_the_rest_
     outbox = captured(sg)
     credit = orjson.dumps({"example_id": "credit:C1:I-1", "kind": "credit", "customer_id": "C1", "features": {},
                            "late": True, "event_time": "2026-03-01T00:00:00Z"})
-    await sg.train([example_record(0, order_example(0), b'{"example_id": "x"}', order_example(1), credit),
+    await sg.training.train([example_record(0, order_example(0), b'{"example_id": "x"}', order_example(1), credit),
                     example_message(1, b'"order:e2"'), example_message(2, b"[{"), example_record(3, order_example(3)),
                     example_message(4, order_example(4))])  # one example, not in an array (the records before 5 Dec)
     bad = {(x["offset"], base64.b64decode(x["raw_b64"])): x["reason"] for _, x in outbox.sent("dead-letters")}
@@ -355,18 +355,18 @@ async def test_what_cannot_be_learned_in_a_record_is_dead_lettered_and_the_rest_
     assert bad[0, b'{"example_id":"x"}'].startswith("example 1 of the record is not valid")
     assert "of kind 'credit' on the partition of 'order' examples" in bad[0, credit_as_read]
     assert bad[1, b'"order:e2"'] == "not a JSON array of training examples" and bad[2, b"[{"].startswith("not JSON")
-    assert sg.trainers["order"].models.order_examples == 4 and sg.trainers["credit"].models is None
+    assert sg.training.trainers["order"].models.order_examples == 4 and sg.training.trainers["credit"].models is None
 
 
 async def test_a_trainer_catching_up_saves_a_model_version_every_checkpoint_examples(tmp_path, monkeypatch):
-    monkeypatch.setattr(app_module, "CHECKPOINT_EXAMPLES", 250)
+    monkeypatch.setattr(training_module, "CHECKPOINT_EXAMPLES", 250)
     sg = build_app(Settings(data_dir=str(tmp_path)))
     captured(sg)
     examples = [order_example(i, 1.0 + i % 7) for i in range(1000)]
     unsaved = []
-    trainer = sg.trainers["order"]
+    trainer = sg.training.trainers["order"]
     for start in range(0, len(examples), 100):  # no timer tick in between
-        await sg.train([example_record((start + i) // 10, *examples[start + i:start + i + 10])  # 10 a record
+        await sg.training.train([example_record((start + i) // 10, *examples[start + i:start + i + 10])  # 10 a record
                         for i in range(0, 100, 10)])
         unsaved.append(trainer.unsaved.count)
     assert max(unsaved) < 250 and trainer.models.version == 3  # saved after 300, 600 and 900
@@ -374,17 +374,17 @@ async def test_a_trainer_catching_up_saves_a_model_version_every_checkpoint_exam
 
 
 async def test_queued_records_are_learned_a_slice_of_examples_at_a_time(tmp_path, monkeypatch):
-    monkeypatch.setattr(app_module, "CHECKPOINT_EXAMPLES", 250)
-    monkeypatch.setattr(app_module, "LEARN_SLICE", 100)
+    monkeypatch.setattr(training_module, "CHECKPOINT_EXAMPLES", 250)
+    monkeypatch.setattr(training_module, "LEARN_SLICE", 100)
     sg = build_app(Settings(data_dir=str(tmp_path)))
     captured(sg)
     examples = [order_example(i, 1.0 + i % 7) for i in range(1000)]
     records = [example_record(i, *examples[20 * i:20 * i + 20]) for i in range(50)]
     for start in range(0, 50, 20):  # fetched batches, each queued a record at a time
-        await sg.queue_training(records[start:start + 20])
-    queued = await sg.queued_training()
-    assert queued == records and sg.training.empty()
-    trainer = sg.trainers["order"]
+        await sg.training.enqueue(records[start:start + 20])
+    queued = await sg.training.queued()
+    assert queued == records and sg.training.queue.empty()
+    trainer = sg.training.trainers["order"]
     learn, slices = trainer.learn, []
 
     async def learning(batch):
@@ -392,7 +392,7 @@ async def test_queued_records_are_learned_a_slice_of_examples_at_a_time(tmp_path
         return await learn(batch)
 
     trainer.learn = learning
-    await sg.train(queued)
+    await sg.training.train(queued)
     assert slices == [100] * 10 and trainer.models.order_examples == 1000  # 5 records each
     assert trainer.models.version == 3  # saved after 300, 600 and 900: never more than 350 unsaved
 

@@ -78,6 +78,15 @@ def test_worker_without_a_broker_says_what_to_set(monkeypatch):
     assert result.exit_code == 2 and "SALESGUARD_KAFKA_BOOTSTRAP" in result.stderr
 
 
+def test_a_trainer_refuses_to_start_while_the_workers_train(monkeypatch):
+    monkeypatch.delenv("SALESGUARD_TRAINING", raising=False)
+    result = runner.invoke(cli, ["trainer"])
+    assert result.exit_code == 2 and "SALESGUARD_TRAINING=separate" in result.stderr
+    monkeypatch.setenv("SALESGUARD_TRAINING", "elsewhere")
+    result = runner.invoke(cli, ["trainer"])
+    assert result.exit_code == 2 and "SALESGUARD_TRAINING" in result.stderr and "in-worker" in result.stderr
+
+
 def test_evaluate_prints_one_json_line_per_seed_and_the_mean():
     result = runner.invoke(cli, ["evaluate", "--dataset", "german-credit", "--seed", "0", "--seed", "1"])
     assert result.exit_code == 0, result.stderr

@@ -28,7 +28,8 @@ async def topics_named(bootstrap: str, run_id: str) -> list[str]:
 def test_bench_runs_baseline_pipeline_and_latency_phases(settings, stack, tmp_path):
     logged: list[str] = []
     config = BenchConfig(events=8000, rate=150, duration_s=7, malformed=400)
-    result = asyncio.run(run_bench(settings, config, tmp_path, lambda text: None, logged.append,
+    separate = settings.model_copy(update={"training": "separate"})  # as the command runs it by default
+    result = asyncio.run(run_bench(separate, config, tmp_path, lambda text: None, logged.append,
                                    broker_pid=stack.broker.pid))
     assert [line.split(":")[0] for line in logged] == ["load", "baseline", "models", "pipeline", "latency", "cleanup"]
     # the broker is not the run's own (as a configured Kafka): the run's topics are deleted
@@ -49,8 +50,11 @@ def test_bench_runs_baseline_pipeline_and_latency_phases(settings, stack, tmp_pa
     assert until_acked["p50"] < until_decided["p50"] <= latency["p50"] + 1
     assert until_decided["p99"] <= latency["p99"] + 1
     assert result["latency_cpu_s_per_1k"] > 0
-    # the trainer learns the backlog's examples while and after the input is processed
+    # the trainer process learns the backlog's examples while and after the input is processed;
+    # its CPU counts with the worker's
     assert 0 <= result["training_tail_s"] <= result["events"] / result["pipeline_eps"]
+    assert result["training"] == "separate" and 0 < result["trainer_cpu_s_per_1k"] < result["cpu_s_per_1k"]
+    assert result["trainer_peak_rss_mb"] > 50
     assert "one_worker_training_tail_s" not in result and "scaling" not in result  # one worker: no scaling
     assert result["peak_rss_mb"] > result["baseline_peak_rss_mb"] > 50 and result["cpu_s_per_1k"] > 0
     assert result["broker_cpu_s_per_1k"] > 0 and result["baseline_broker_cpu_s_per_1k"] >= 0  # ticks of 10 ms
@@ -77,6 +81,7 @@ def test_bench_measures_the_scaling_over_pairs_of_phases(settings, stack, tmp_pa
     assert (one_cpu, two_cpu) == (result["one_worker_cpu_s_per_1k"], result["cpu_s_per_1k"])
     assert min(one_cpu, two_cpu, one_cpu_again, two_cpu_again) > 0
     assert result["workers"] == 2 and result["one_worker_training_tail_s"] >= 0
+    assert result["training"] == "in-worker" and result["trainer_cpu_s_per_1k"] is None  # the workers train
 
 
 def test_bench_measures_the_ratio_over_pairs_of_phases(settings, stack, tmp_path):

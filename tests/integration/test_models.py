@@ -117,6 +117,6 @@ async def test_the_trainer_can_replay_examples_it_acked_but_never_checkpointed(c
 
     examples = orders(await client.collect("model-examples", lambda rs: len({r["_offset"] for r in orders(rs)}) >= 3))
     sg = build_app(settings.model_copy(update={"data_dir": str(tmp_path)}))
-    replayed = await sg.replay_examples("order", 1, 3)  # the examples of records 1 and 2, with their offsets
+    replayed = await sg.training.replay("order", 1, 3)  # the examples of records 1 and 2, with their offsets
     expected = [(r["example_id"], r["_offset"]) for r in examples if 1 <= r["_offset"] < 3]
     assert [(x.example_id, offset) for x, offset in replayed] == expected and {o for _, o in expected} == {1, 2}

@@ -35,9 +35,9 @@ async def test_a_trainer_that_loses_the_race_reads_its_unsaved_examples_back_fro
     batches = [[(x, meta.offset) for x in read_example_record(v, 0)[0]] for v, meta in zip(values, sent, strict=True)]
 
     sg = build_app(own)
-    make_models = sg.trainers["order"].make_models
+    make_models = sg.training.trainers["order"].make_models
     old_store, new_store = (RedisModelStore(own.redis_url, "order", prefix=f"race-{run}:") for _ in range(2))
-    old_owner = Trainer(old_store, make_models, partial(sg.replay_examples, "order"), kind="order")  # via the broker
+    old_owner = Trainer(old_store, make_models, partial(sg.training.replay, "order"), kind="order")  # via the broker
     new_owner = Trainer(new_store, make_models)  # learns only what it is given
     try:
         await old_owner.learn([x for batch in batches[:20] for x in batch])  # examples 0-199, acked, unsaved
