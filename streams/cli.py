@@ -53,12 +53,22 @@ def require_broker(settings: Settings, who: str) -> None:
              "(`salesguard demo` starts an embedded one).")
 
 
+def require_shared_models(settings: Settings, who: str) -> None:
+    """Exit 2 when the models learn in a process of their own but no Redis is configured: the
+    workers read the trainer's model versions from Redis."""
+    if settings.training == "separate" and not settings.redis_url:
+        fail(f"SALESGUARD_REDIS_URL is not set: with SALESGUARD_TRAINING=separate {who} shares model versions "
+             "through Redis (or set SALESGUARD_TRAINING=in-worker).")
+
+
 @cli.command()
 def worker(web_port: int | None = typer.Option(None, help="Web port (default SALESGUARD_WEB_PORT or 6066).")) -> None:
     """Run one stream-processing worker (join the consumer group, decide orders)."""
     from streams.app import build_app
 
-    run_faust_worker(lambda settings: build_app(settings).app, load_settings(web_port=web_port), "a worker")
+    settings = load_settings(web_port=web_port)
+    require_shared_models(settings, "a worker")
+    run_faust_worker(lambda settings: build_app(settings).app, settings, "a worker")
 
 
 @cli.command()
@@ -70,6 +80,7 @@ def trainer(web_port: int | None = typer.Option(None, help="Web port (default SA
     if settings.training != "separate":
         fail(f"SALESGUARD_TRAINING is {settings.training!r}: the workers train. Set SALESGUARD_TRAINING=separate "
              "for the workers and the trainer alike.")
+    require_shared_models(settings, "the trainer")
     run_faust_worker(lambda settings: build_trainer_app(settings).app, settings, "the trainer")
 
 

@@ -87,6 +87,15 @@ def test_a_trainer_refuses_to_start_while_the_workers_train(monkeypatch):
     assert result.exit_code == 2 and "SALESGUARD_TRAINING" in result.stderr and "in-worker" in result.stderr
 
 
+def test_a_separate_trainer_and_its_workers_refuse_to_start_without_redis(monkeypatch):
+    monkeypatch.setenv("SALESGUARD_TRAINING", "separate")
+    monkeypatch.setenv("SALESGUARD_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    monkeypatch.delenv("SALESGUARD_REDIS_URL", raising=False)
+    for command in ("trainer", "worker"):
+        result = runner.invoke(cli, [command])
+        assert result.exit_code == 2 and "SALESGUARD_REDIS_URL is not set" in result.stderr
+
+
 def test_evaluate_prints_one_json_line_per_seed_and_the_mean():
     result = runner.invoke(cli, ["evaluate", "--dataset", "german-credit", "--seed", "0", "--seed", "1"])
     assert result.exit_code == 0, result.stderr
