@@ -25,7 +25,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -458,6 +458,20 @@ def faust_app(settings: Settings) -> faust.App:
     return app
 
 
+def serve_health(app: faust.App, check: Callable[[], Health]) -> None:
+    """Serve ``check()`` on ``/health`` (503 when stalled), and run it every
+    :data:`HEALTH_CHECK_S` for the liveness metrics."""
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        now = check()
+        return web.json(now.as_dict(), status=503 if now.stalled else 200)
+
+    @app.timer(HEALTH_CHECK_S, on_leader=False)
+    async def health_metrics() -> None:
+        check()
+
+
 def train_in(app: faust.App, training: Training) -> None:
     """Run ``training``'s trainer task in ``app``, checkpoint every ``model_publish_s`` and once
     more when the app stops."""
@@ -539,15 +553,7 @@ def build_app(settings: Settings) -> SalesguardApp:
     async def final_redis_writes(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await sg.flush_redis()
 
-    @app.page("/health")
-    async def health(web: Any, request: Any) -> Any:
-        now = sg.health()
-        return web.json(now.as_dict(), status=503 if now.stalled else 200)
-
-    @app.timer(HEALTH_CHECK_S, on_leader=False)
-    async def health_metrics() -> None:
-        sg.health()
-
+    serve_health(app, sg.health)
     heap = HeapKeeper()
 
     @app.timer(FREEZE_EVERY_S, on_leader=False)

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import faust
 from faust.types import Message
 
 from monitoring import metrics
-from streams.app import HEALTH_CHECK_S, faust_app, train_in
+from streams.app import faust_app, serve_health, train_in
 from streams.batch_consumer import BatchConsumer, use_batch_consumer
 from streams.liveness import Health, Liveness
 from streams.outbox import Outbox, Record, faust_producer
@@ -60,14 +59,5 @@ def build_trainer_app(settings: Settings) -> TrainerApp:
     use_batch_consumer(app, {settings.topic("model-examples"): trainer.consume}, settings.batch_size,
                        settings.batch_window_ms / 1000)
     train_in(app, trainer.training)
-
-    @app.page("/health")
-    async def health(web: Any, request: Any) -> Any:
-        now = trainer.health()
-        return web.json(now.as_dict(), status=503 if now.stalled else 200)
-
-    @app.timer(HEALTH_CHECK_S, on_leader=False)
-    async def health_metrics() -> None:
-        trainer.health()
-
+    serve_health(app, trainer.health)
     return trainer

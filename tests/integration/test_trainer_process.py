@@ -4,6 +4,7 @@ model versions, the worker decides with them, and the worker learns nothing itse
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from streams.demo import worker_service
@@ -41,6 +42,9 @@ async def test_a_trainer_process_learns_what_the_scoring_worker_publishes(settin
         assert total(worker_page, "salesguard_model_examples_published_total", kind="order") == ORDERS
         assert total(worker_page, "salesguard_model_examples_total") == 0  # the worker only scores
         assert await learned() == ORDERS  # each example once
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{trainer.port}/health") as response:
+            health = await response.json()
+        assert response.status == 200 and health["status"] == "ok" and health["lag"] == 0  # owns both partitions
 
         # the worker takes the saved version (its refresh timer) and decides the next order with it
         version = await stores[0].version()
