@@ -20,13 +20,13 @@ from typing import Any
 
 import orjson
 
-from detectors.risk_models import RiskModels
 from rules import CompiledRulebook, DecisionContext, Outcome, Verdict
 from streams.app import pipeline_config
 from streams.exposure import DAY, CustomerState
 from streams.pipeline import Pipeline, RawMessage
 from streams.settings import Settings
 from streams.trainer import learn_example
+from streams.training import untrained_models
 
 #: Messages processed together, as a worker's batch.
 BATCH = 500
@@ -74,8 +74,7 @@ def backtest(messages: Iterable[RawMessage], rulebook: CompiledRulebook, setting
     """Replay ``messages`` in order through a fresh pipeline deciding with ``rulebook``."""
     started = time.perf_counter()
     pipeline = Pipeline(dataclasses.replace(pipeline_config(settings), rules=rulebook), clock=lambda: 0.0)
-    models = RiskModels(seed=settings.model_seed, anomaly_min_examples=settings.anomaly_min_examples,
-                        credit_min_labels=settings.credit_min_labels)
+    models = untrained_models(settings)
     pipeline.models = models
     report = BacktestReport(rulebook.version)
     states: dict[str, CustomerState] = {}

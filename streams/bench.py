@@ -65,7 +65,6 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from detectors.risk_models import RiskModels
 from monitoring.scrape import Samples, read_page, sample_values
 from streams.contracts.learning import EXAMPLE_KINDS
 from streams.demo import worker_service
@@ -79,6 +78,7 @@ from streams.redis_commands import connect
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.trainer import RecentIds, learn_example
+from streams.training import untrained_models
 
 #: Share of the backlog processed before throughput is measured (start-up excluded).
 START_SHARE = 0.1
@@ -262,16 +262,15 @@ def percentiles_ms(latencies_ms: list[float]) -> dict[str, float]:
 
 
 class Workers:
-    """``count`` worker child processes (``salesguard <command>``) in one consumer group, and for
-    the pipeline with ``SALESGUARD_TRAINING=separate`` a ``salesguard trainer`` process (counted
-    with them: CPU, examples learned, progress)."""
+    """``count`` worker child processes (``salesguard <command>``) in one consumer group, and
+    with ``trainer`` a ``salesguard trainer`` process (counted with them: CPU, examples learned,
+    progress)."""
 
     def __init__(self, settings: Settings, run_dir: Path, name: str, count: int, command: str, counter: str,
-                 broker_pid: int | None = None) -> None:
+                 broker_pid: int | None = None, trainer: bool = False) -> None:
         self.counter, self.broker_pid = counter, broker_pid
         self.workers = [worker_service(settings, run_dir, f"{name}-{i}", command) for i in range(1, count + 1)]
-        self.trainers = [worker_service(settings, run_dir, f"{name}-trainer", "trainer")] \
-            if command == "worker" and settings.training == "separate" else []
+        self.trainers = [worker_service(settings, run_dir, f"{name}-trainer", "trainer")] if trainer else []
         self.services = self.workers + self.trainers
 
     async def __aenter__(self) -> Workers:
@@ -486,8 +485,7 @@ def trained_checkpoint(settings: Settings, seed: int) -> tuple[Checkpoint, int]:
     the benchmark's), so that the pipeline scores every order with both models from its first
     batch, as a worker joining a running system does; with how many examples it learned."""
     examples = simulated_examples(seed + 1000, PRETRAIN_EVENTS, settings.late_payment_days)
-    models = RiskModels(seed=settings.model_seed, anomaly_min_examples=settings.anomaly_min_examples,
-                        credit_min_labels=settings.credit_min_labels)
+    models = untrained_models(settings)
     for example in examples:
         learn_example(models, example)
     learned = RecentIds()
@@ -560,7 +558,7 @@ async def _run_phases(settings: Settings, config: BenchConfig, run_dir: Path, ru
 
     await save_checkpoint(main, checkpoint)
     log(f"models: version 1 trained on {pretrained:,} examples")
-    async with Workers(main, run_dir, "pipeline", config.workers, "worker", PIPELINE_COUNTER, broker_pid) as workers:
+    async with pipeline_workers(main, run_dir, "pipeline", config.workers, broker_pid) as workers:
         pipeline = await workers.drain(len(backlog), config.timeout_s, lambda s: progress(f"pipeline: {s}"),
                                        learning=True)
         log(f"pipeline: {pipeline.eps:,.0f} events/s{tail_note(pipeline)}")
@@ -651,6 +649,14 @@ def run_topic(name: str, run_id: str) -> bool:
     return f"-{run_id}." in name or f"-{run_id}-" in name
 
 
+def pipeline_workers(settings: Settings, run_dir: Path, name: str, count: int,
+                     broker_pid: int | None = None) -> Workers:
+    """``count`` salesguard workers, and a trainer process beside them with
+    ``SALESGUARD_TRAINING=separate``."""
+    return Workers(settings, run_dir, name, count, "worker", PIPELINE_COUNTER, broker_pid,
+                   trainer=settings.training == "separate")
+
+
 async def drained_baseline(settings: Settings, total: int, config: BenchConfig, run_dir: Path, name: str,
                            progress: Callable[[str], None], broker_pid: int | None = None) -> Throughput:
     """``config.workers`` baseline workers read the ``total`` events on ``settings``' input topics in
@@ -666,7 +672,7 @@ async def drained_pipeline(settings: Settings, total: int, checkpoint: Checkpoin
     """``count`` salesguard workers read the ``total`` events on ``settings``' input topics,
     starting from ``checkpoint``; their throughput, up to the last training example learned."""
     await save_checkpoint(settings, checkpoint)
-    async with Workers(settings, run_dir, name, count, "worker", PIPELINE_COUNTER) as workers:
+    async with pipeline_workers(settings, run_dir, name, count) as workers:
         throughput = await workers.drain(total, config.timeout_s, progress, learning=True)
     await done_with_redis(settings, config)
     return throughput

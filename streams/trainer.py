@@ -145,8 +145,8 @@ class Unsaved:
 
     >>> unsaved = Unsaved()
     >>> unsaved.add([("x", 7), ("y", 7), ("z", 8)])
-    >>> unsaved.merged(Unsaved(1, 3, 3)), bool(Unsaved())
-    (Unsaved(count=4, first=3, last=8), False)
+    >>> unsaved, bool(Unsaved())
+    (Unsaved(count=3, first=7, last=8), False)
     """
 
     count: int = 0
@@ -160,12 +160,6 @@ class Unsaved:
             self.first = min(offsets) if not self.count else min(self.first, *offsets)
             self.last = max(self.last, *offsets)
             self.count += len(examples)
-
-    def merged(self, other: Unsaved) -> Unsaved:
-        """Both, as one."""
-        if not self.count or not other.count:
-            return other if not self.count else self
-        return Unsaved(self.count + other.count, min(self.first, other.first), max(self.last, other.last))
 
     def __bool__(self) -> bool:
         return self.count > 0
@@ -309,13 +303,13 @@ class Trainer:
             saved = await self.store.save(checkpoint, previous)
         except BaseException:
             models.version = previous
-            self.unsaved = covered.merged(self.unsaved)
+            self.unsaved = covered  # nothing was learned meanwhile (the lock)
             raise
         if saved:
             self.offset = offset
             return covered.count
         models.version = previous  # older than the store's: the next batch takes the newer version
-        self.unsaved = covered.merged(self.unsaved)
+        self.unsaved = covered
         log.warning("%s model version %d was saved by another trainer; relearning %d examples on top of it",
                     self.kind, previous + 1, self.unsaved.count)
         try:

@@ -18,7 +18,6 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from detectors.risk_models import RiskModels
 from streams.app import pipeline_config
 from streams.bench import phase_settings
 from streams.contracts import Decision
@@ -27,6 +26,7 @@ from streams.generator import GeneratedMessage
 from streams.kafka_clients import reader
 from streams.pipeline import Pipeline, RawMessage
 from streams.settings import Settings
+from streams.training import untrained_models
 from tests.integration.conftest import Worker
 from tests.integration.metrics_page import scrape, total
 
@@ -43,9 +43,7 @@ class Reference:
 
 def replay(settings: Settings, phases: list[list[GeneratedMessage]]) -> Reference:
     """Process ``phases`` one after the other in one in-process pipeline, once each."""
-    pipeline = Pipeline(pipeline_config(settings), models=RiskModels(
-        seed=settings.model_seed, anomaly_min_examples=settings.anomaly_min_examples,
-        credit_min_labels=settings.credit_min_labels))
+    pipeline = Pipeline(pipeline_config(settings), models=untrained_models(settings))
     ref, offsets = Reference(), itertools.count()
     for phase in phases:
         for start in range(0, len(phase), 500):
