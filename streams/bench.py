@@ -17,8 +17,10 @@ One run, on the embedded stack (or the configured Kafka and Redis), in phases:
    also reported per :data:`SLICE_S` seconds of the load (its p99, and the cores the embedded
    broker used meanwhile), to show whether it drifts as the load goes on; also up to the broker's
    acknowledgement of the order (the part spent before a worker can read it) and up to the
-   decision (the latency each decision records: the part spent before publishing), and the
-   workers' CPU seconds per 1,000 events of the steady load (against the backlog's);
+   decision (the latency each decision records: the part spent before publishing), the
+   workers' CPU seconds per 1,000 events of the steady load (against the backlog's), and how
+   contended the machine's cores were meanwhile (:class:`Contention`: on a small machine the
+   workers, the broker, Redis and the benchmark's own producer share them);
 5. **scaling** (``workers`` > 1) — one salesguard worker reads the backlog again (from topics of
    its own), before the pipeline phase; with ``repeat`` > 1, further pairs of a one-worker and a
    ``workers``-worker phase follow the latency phase, and the scaling is the median of the pairs'
@@ -210,6 +212,31 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_wait_s(pid: int) -> float:
+    """Seconds the process's threads (those alive now) have spent ready to run but waiting for a
+    core (Linux ``schedstat``): on a machine whose cores are all busy, the time a worker or the
+    broker could have worked and did not.
+
+    >>> cpu_wait_s(os.getpid()) >= 0
+    True
+    """
+    waited_ns = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            waited_ns += int(stat.read_text().split()[1])
+    return waited_ns / 1e9
+
+
+def cpu_pressure_s() -> float | None:
+    """Seconds in which some task of the machine waited for a core, so far (Linux pressure stall
+    information; None where the kernel does not report it)."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except OSError:
+        return None
+    return int(some.rsplit("total=", 1)[1]) / 1e6
+
+
 async def cores_used(pid: int | None, slice_s: float, work: Awaitable[T]) -> tuple[T, list[float] | None]:
     """Run ``work``; meanwhile measure how many cores the process ``pid`` used in each ``slice_s``
     seconds (the last slice may be shorter; one under a second is left out). None without a pid."""
@@ -366,6 +393,42 @@ class Workers:
                                  + ", ".join(str(s.log_path) for s in self.services))
             progress(f"{done:,.0f} / {total:,} events")
             await asyncio.sleep(SCRAPE_EVERY_S if done >= total * START_SHARE else START_SCRAPE_EVERY_S)
+
+
+@dataclass(frozen=True)
+class Contention:
+    """How contended the cores were over a stretch of time: the share of it in which some task
+    waited for a core (``pressure``), and how many cores' worth of time the workers, the trainer
+    process and the broker spent waiting for one (None: not measured)."""
+
+    pressure: float | None
+    workers_waiting: float
+    trainer_waiting: float | None
+    broker_waiting: float | None
+
+
+class ContentionMeter:
+    """Measures :class:`Contention` from its creation to :meth:`stop`."""
+
+    def __init__(self, workers: Workers, broker_pid: int | None) -> None:
+        self.workers, self.broker_pid = workers, broker_pid
+        self.began, self.pressure, self.waits = time.monotonic(), cpu_pressure_s(), self._waits()
+
+    def _waits(self) -> list[float]:
+        pids = [s.pid for s in self.workers.workers], [s.pid for s in self.workers.trainers]
+        return [sum(map(cpu_wait_s, pids[0])), sum(map(cpu_wait_s, pids[1])),
+                cpu_wait_s(self.broker_pid) if self.broker_pid else 0.0]
+
+    def stop(self) -> Contention:
+        seconds = time.monotonic() - self.began
+        workers, trainer, broker = (round((now - then) / seconds, 2)
+                                    for now, then in zip(self._waits(), self.waits, strict=True))
+        pressure, began_at = cpu_pressure_s(), self.pressure
+        return Contention(
+            pressure=round((pressure - began_at) / seconds, 2) if pressure is not None and began_at is not None
+            else None,
+            workers_waiting=workers, trainer_waiting=trainer if self.workers.trainers else None,
+            broker_waiting=broker if self.broker_pid else None)
 
 
 def tail_note(throughput: Throughput) -> str:
@@ -567,9 +630,10 @@ async def _run_phases(settings: Settings, config: BenchConfig, run_dir: Path, ru
         acked_ms: dict[str, int] = {}
         async with decision_times(main) as read:
             progress(f"latency: {rate:,.0f} events/s for {config.duration_s:.0f} s")
-            before = await workers.sample()
+            before, meter = await workers.sample(), ContentionMeter(workers, broker_pid)
             sent, broker_cores = await cores_used(
                 broker_pid, SLICE_S, steady_load(main, traffic, rate, config.duration_s, produced_ms, acked_ms))
+            contention = meter.stop()
             after = await workers.processed(len(backlog) + sent, config.timeout_s, lambda s: progress(f"latency: {s}"))
             await settled(read.published_ms)
         published_ms = read.published_ms
@@ -597,6 +661,9 @@ async def _run_phases(settings: Settings, config: BenchConfig, run_dir: Path, ru
         "baseline_broker_cpu_s_per_1k": baseline.broker_cpu_s_per_1k,
         "latency_slice_s": SLICE_S, "latency_p99_ms_by_slice": p99_by_slice(produced_ms, latency_ms, SLICE_S),
         "broker_cores_by_slice": broker_cores, "latency_cpu_s_per_1k": after.cpu_s_per_1k(before),
+        "latency_cpu_pressure": contention.pressure, "latency_workers_waiting_cores": contention.workers_waiting,
+        "latency_trainer_waiting_cores": contention.trainer_waiting,
+        "latency_broker_waiting_cores": contention.broker_waiting,
         "training_tail_s": pipeline.training_tail_s, "training": settings.training,
         "trainer_cpu_s_per_1k": pipeline.trainer_cpu_s_per_1k, "trainer_peak_rss_mb": trainer_peak,
     }

@@ -2,9 +2,11 @@
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 
-from streams.bench import cores_used
+from streams.bench import cores_used, cpu_pressure_s, cpu_wait_s
 
 
 def spin(seconds: float) -> None:
@@ -29,3 +31,21 @@ def test_cores_used_without_a_process_only_runs_the_work():
         return 7
 
     assert asyncio.run(cores_used(None, 0.5, work())) == (7, None)
+
+
+def test_cpu_wait_counts_the_time_a_process_waited_for_a_core():
+    """Two processes spinning on one core each wait for it about half the time."""
+    core = min(os.sched_getaffinity(0))
+    spin_for_2_s = "import time\nuntil = time.monotonic() + 2\nwhile time.monotonic() < until: pass"
+    pressure_before = cpu_pressure_s()
+    spinners = [subprocess.Popen([sys.executable, "-c", spin_for_2_s]) for _ in range(2)]
+    for spinner in spinners:
+        os.sched_setaffinity(spinner.pid, {core})
+    time.sleep(1.5)
+    waited = [cpu_wait_s(spinner.pid) for spinner in spinners]
+    for spinner in spinners:
+        spinner.wait()
+    assert all(0.3 < seconds < 1.5 for seconds in waited), waited
+    pressure_after = cpu_pressure_s()
+    if pressure_before is not None and pressure_after is not None:  # the kernel reports pressure
+        assert pressure_after - pressure_before > 0.3

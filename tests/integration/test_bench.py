@@ -3,6 +3,7 @@
 
 import asyncio
 import json
+import os
 
 import pytest
 import redis
@@ -63,6 +64,10 @@ def test_bench_runs_baseline_pipeline_and_latency_phases(settings, stack, tmp_pa
     assert result["latency_slice_s"] == 5 and len(slices) == 2
     assert min(slices) - 1 <= latency["p99"] <= max(slices) + 1  # the p99 of both lies between theirs
     assert len(result["broker_cores_by_slice"]) == 2 and all(0 < cores < 2 for cores in result["broker_cores_by_slice"])
+    # how contended the cores were during the load: shares of the load's time, and cores' worth of waiting
+    assert result["latency_cpu_pressure"] is None or 0 <= result["latency_cpu_pressure"] <= 1
+    for waiting in ("workers", "trainer", "broker"):
+        assert 0 <= result[f"latency_{waiting}_waiting_cores"] < os.cpu_count()
 
 
 def test_bench_measures_the_scaling_over_pairs_of_phases(settings, stack, tmp_path):
@@ -82,6 +87,7 @@ def test_bench_measures_the_scaling_over_pairs_of_phases(settings, stack, tmp_pa
     assert min(one_cpu, two_cpu, one_cpu_again, two_cpu_again) > 0
     assert result["workers"] == 2 and result["one_worker_training_tail_s"] >= 0
     assert result["training"] == "in-worker" and result["trainer_cpu_s_per_1k"] is None  # the workers train
+    assert result["latency_trainer_waiting_cores"] is None and result["latency_workers_waiting_cores"] >= 0
 
 
 def test_bench_measures_the_ratio_over_pairs_of_phases(settings, stack, tmp_path):
