@@ -415,8 +415,9 @@ class ContentionMeter:
         self.began, self.pressure, self.waits = time.monotonic(), cpu_pressure_s(), self._waits()
 
     def _waits(self) -> list[float]:
-        pids = [s.pid for s in self.workers.workers], [s.pid for s in self.workers.trainers]
-        return [sum(map(cpu_wait_s, pids[0])), sum(map(cpu_wait_s, pids[1])),
+        """Seconds waited for a core so far: by the workers, the trainer process, the broker."""
+        return [sum(cpu_wait_s(service.pid) for service in self.workers.workers),
+                sum(cpu_wait_s(service.pid) for service in self.workers.trainers),
                 cpu_wait_s(self.broker_pid) if self.broker_pid else 0.0]
 
     def stop(self) -> Contention:
