@@ -62,6 +62,10 @@ class Outbox:
         self._queued = queued
         return asyncio.ensure_future(self._send(producer, batches, previous, queued))
 
+    async def send(self, producer: AIOKafkaProducer, records: Iterable[Record]) -> None:
+        """Hand ``records`` to ``producer`` and wait until the broker has acknowledged them all."""
+        await (await self.submit(producer, records))
+
     async def _fill(self, producer: AIOKafkaProducer, records: Iterable[Record]) -> list[Batch]:
         """The records in filled batches, in the order each topic-partition first appears."""
         batches: list[Batch] = []

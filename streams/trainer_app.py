@@ -53,7 +53,7 @@ def build_trainer_app(settings: Settings) -> TrainerApp:
     outbox = Outbox()
 
     async def send(records: Sequence[Record]) -> None:
-        await (await outbox.submit(faust_producer(app), records))
+        await outbox.send(faust_producer(app), records)
 
     trainer = TrainerApp(app, Training(settings, model_stores(settings), send), Liveness(settings.stall_after_s))
     use_batch_consumer(app, {settings.topic("model-examples"): trainer.consume}, settings.batch_size,
