@@ -408,28 +408,30 @@ class Contention:
 
 
 class ContentionMeter:
-    """Measures :class:`Contention` from its creation to :meth:`stop`."""
+    """Measures :class:`Contention` of ``workers`` (and their broker) from its creation to
+    :meth:`stop`."""
 
-    def __init__(self, workers: Workers, broker_pid: int | None) -> None:
-        self.workers, self.broker_pid = workers, broker_pid
+    def __init__(self, workers: Workers) -> None:
+        self.workers = workers
         self.began, self.pressure, self.waits = time.monotonic(), cpu_pressure_s(), self._waits()
 
     def _waits(self) -> list[float]:
         """Seconds waited for a core so far: by the workers, the trainer process, the broker."""
+        broker_pid = self.workers.broker_pid
         return [sum(cpu_wait_s(service.pid) for service in self.workers.workers),
                 sum(cpu_wait_s(service.pid) for service in self.workers.trainers),
-                cpu_wait_s(self.broker_pid) if self.broker_pid else 0.0]
+                cpu_wait_s(broker_pid) if broker_pid else 0.0]
 
     def stop(self) -> Contention:
         seconds = time.monotonic() - self.began
         workers, trainer, broker = (round((now - then) / seconds, 2)
                                     for now, then in zip(self._waits(), self.waits, strict=True))
-        pressure, began_at = cpu_pressure_s(), self.pressure
+        pressure = cpu_pressure_s()
         return Contention(
-            pressure=round((pressure - began_at) / seconds, 2) if pressure is not None and began_at is not None
-            else None,
+            pressure=None if pressure is None or self.pressure is None
+            else round((pressure - self.pressure) / seconds, 2),
             workers_waiting=workers, trainer_waiting=trainer if self.workers.trainers else None,
-            broker_waiting=broker if self.broker_pid else None)
+            broker_waiting=broker if self.workers.broker_pid else None)
 
 
 def tail_note(throughput: Throughput) -> str:
@@ -631,7 +633,7 @@ async def _run_phases(settings: Settings, config: BenchConfig, run_dir: Path, ru
         acked_ms: dict[str, int] = {}
         async with decision_times(main) as read:
             progress(f"latency: {rate:,.0f} events/s for {config.duration_s:.0f} s")
-            before, meter = await workers.sample(), ContentionMeter(workers, broker_pid)
+            before, meter = await workers.sample(), ContentionMeter(workers)
             sent, broker_cores = await cores_used(
                 broker_pid, SLICE_S, steady_load(main, traffic, rate, config.duration_s, produced_ms, acked_ms))
             contention = meter.stop()
